@@ -1,0 +1,130 @@
+"""The disk memo: every finished run remembered, keyed explicitly.
+
+A key is the SHA-256 of a JSON document holding the cache version, the kind
+of result, the image's content hash, the full config (device resolved) and
+the weights identity (seed, trained file name or checkpoint content hash).
+Values are bytes (npz + JSON, see ``Result.to_bytes``), never pickles, so a
+damaged entry is detected on read, dropped and recomputed.
+
+:meth:`Memo.get_or_compute` also makes concurrent identical requests in one
+process (several dashboard sessions) compute once: the first caller computes,
+the others wait for it and read its result.  ``computations`` counts the runs
+actually computed, so this can be seen and tested.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Callable, Optional, TypeVar
+
+import diskcache
+
+CACHE_VERSION = 1
+DEFAULT_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vitrep"
+SIZE_LIMIT = 4 * 2**30
+
+T = TypeVar("T")
+
+
+def cache_dir(explicit: Optional[str | os.PathLike] = None) -> Path:
+    """``explicit``, else ``$VITREP_CACHE_DIR``, else ``~/.cache/vitrep``."""
+    return Path(explicit or os.environ.get("VITREP_CACHE_DIR") or DEFAULT_DIR).expanduser()
+
+
+def make_key(kind: str, **parts) -> str:
+    """An explicit, stable key: the hash of sorted JSON of everything that determines the result."""
+    doc = json.dumps({"cache_version": CACHE_VERSION, "kind": kind, **parts}, sort_keys=True, default=str)
+    return f"{kind}:{hashlib.sha256(doc.encode()).hexdigest()}"
+
+
+class Memo:
+    """A diskcache-backed memo of result bytes with single-flight computation."""
+
+    def __init__(self, directory: Optional[str | os.PathLike] = None) -> None:
+        self.directory = cache_dir(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._cache = diskcache.Cache(str(self.directory), size_limit=SIZE_LIMIT)
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self.computations = 0
+        self.hits = 0
+
+    def get(self, key: str, decode: Callable[[bytes], T]) -> Optional[T]:
+        """The decoded value, or None when absent or unreadable (a damaged entry is deleted)."""
+        try:
+            data = self._cache.get(key)
+        except Exception:
+            data = None
+            self._discard(key)
+        if data is None:
+            return None
+        try:
+            value = decode(data)
+        except Exception:
+            self._discard(key)
+            return None
+        self.hits += 1
+        return value
+
+    def put(self, key: str, data: bytes) -> None:
+        try:
+            self._cache.set(key, data)
+        except Exception:  # a full or read-only disk loses the memo, not the result
+            pass
+
+    def _discard(self, key: str) -> None:
+        try:
+            self._cache.delete(key)
+        except Exception:
+            pass
+
+    def get_or_compute(self, key: str, compute: Callable[[], T], encode: Callable[[T], bytes],
+                       decode: Callable[[bytes], T], keep: Callable[[T], bool] = lambda v: True) -> T:
+        """Return the memoised value or compute it once, even when asked for concurrently."""
+        hit = self.get(key, decode)
+        if hit is not None:
+            return hit
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            hit = self.get(key, decode)  # another caller may have finished while we waited
+            if hit is not None:
+                return hit
+            self.computations += 1
+            value = compute()
+            if keep(value):
+                self.put(key, encode(value))
+            return value
+
+    def volume(self) -> int:
+        """Bytes on disk."""
+        try:
+            return int(self._cache.volume())
+        except Exception:
+            return 0
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    def close(self) -> None:
+        self._cache.close()
+
+
+_MEMOS: dict[Path, Memo] = {}
+_MEMOS_LOCK = threading.Lock()
+
+
+def get_memo(directory: Optional[str | os.PathLike] = None) -> Memo:
+    """One shared :class:`Memo` per directory per process."""
+    d = cache_dir(directory)
+    with _MEMOS_LOCK:
+        if d not in _MEMOS:
+            _MEMOS[d] = Memo(d)
+        return _MEMOS[d]

@@ -1,0 +1,524 @@
+"""The model registry: named specs, weights, local checkpoints, swaps.
+
+A :class:`ModelSpec` carries what a model needs besides its weights: family
+(which taps and surgery apply), input size, normalisation, an untrained
+builder and where its trained weights come from.  A :class:`ModelRef` is the
+hashable choice a config makes (name, weights, seed, architecture overrides,
+swaps); :func:`load_model` turns it into a shared, read-only
+:class:`LoadedModel` (eval mode, ``requires_grad`` off), cached per process.
+
+Trained weights go through the standard download-and-cache paths
+(torch.hub's ``checkpoints/`` folder for torchvision, the Hugging Face cache
+for timm).  Offline, a missing file raises :class:`WeightsUnavailable` naming
+the file and the folder it belongs in.  Local checkpoints are read with
+safetensors or ``torch.load(weights_only=True)``; never an unrestricted
+unpickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError, ConfigError, WeightsUnavailable
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+HALF = (0.5, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class TrainedSource:
+    """Where trained weights come from: a torchvision weights enum or a timm/HF file."""
+
+    kind: str  # "torchvision" | "timm"
+    ident: str  # "ViT_B_32_Weights.IMAGENET1K_V1" or "timm/mixer_b16_224.goog_in21k_ft_in1k"
+    filename: str  # the file as it is cached
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: str  # vit | resnet | mixer | ffvit
+    size: int
+    description: str
+    builder: Callable[..., nn.Module] = field(repr=False, compare=False)
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+    trained: Optional[TrainedSource] = None
+    arch_defaults: tuple = ()  # configurable architectures: (("patch", 16), ("width", 1024), ...)
+    depth: int = 12  # encoders / blocks (ResNet: 4 stages)
+
+    @property
+    def configurable(self) -> bool:
+        return bool(self.arch_defaults)
+
+
+def _tv(fn_name: str, **fixed):
+    def build(**kw):
+        import torchvision.models as tvm
+
+        return getattr(tvm, fn_name)(weights=None, **fixed, **kw)
+
+    return build
+
+
+def _custom_vit(patch, width, depth, heads, size, mlp_ratio=4):
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    return VisionTransformer(image_size=size, patch_size=patch, num_layers=depth, num_heads=heads,
+                             hidden_dim=width, mlp_dim=width * mlp_ratio)
+
+
+def _custom_mixer(patch, width, depth, size, **_):
+    from timm.models.mlp_mixer import MlpMixer
+
+    return MlpMixer(img_size=size, patch_size=patch, num_blocks=depth, embed_dim=width)
+
+
+def _mixer_b16(**_):
+    import timm
+
+    return timm.create_model("mixer_b16_224", pretrained=False)
+
+
+def _ffvit(patch, width, depth, size, **_):
+    from .ffvit import FeedForwardViT
+
+    return FeedForwardViT(image_size=size, patch_size=patch, hidden_dim=width, depth=depth)
+
+
+def _tvw(enum_name: str, filename: str) -> TrainedSource:
+    return TrainedSource("torchvision", enum_name, filename)
+
+
+SPECS: dict[str, ModelSpec] = {s.name: s for s in [
+    ModelSpec("vit_b_32", "vit", 224, "ViT-B/32, 12 encoders of width 768 (torchvision)", _tv("vit_b_32"),
+              trained=_tvw("ViT_B_32_Weights.IMAGENET1K_V1", "vit_b_32-d86f8d99.pth")),
+    ModelSpec("vit_b_16", "vit", 224, "ViT-B/16, 12 encoders of width 768 (torchvision)", _tv("vit_b_16"),
+              trained=_tvw("ViT_B_16_Weights.IMAGENET1K_V1", "vit_b_16-c867db91.pth")),
+    ModelSpec("vit_l_16", "vit", 224, "ViT-L/16, 24 encoders of width 1024 (torchvision)", _tv("vit_l_16"),
+              depth=24, trained=_tvw("ViT_L_16_Weights.IMAGENET1K_V1", "vit_l_16-852ce7e3.pth")),
+    ModelSpec("vit_l_16_512", "vit", 512, "ViT-L/16 at 512 px with SWAG end-to-end weights (the page's)",
+              _tv("vit_l_16", image_size=512),
+              depth=24, trained=_tvw("ViT_L_16_Weights.IMAGENET1K_SWAG_E2E_V1", "vit_l_16_swag-4f3808c9.pth")),
+    ModelSpec("vit_l_32", "vit", 224, "ViT-L/32, 24 encoders of width 1024 (torchvision)", _tv("vit_l_32"),
+              depth=24, trained=_tvw("ViT_L_32_Weights.IMAGENET1K_V1", "vit_l_32-c7638314.pth")),
+    ModelSpec("vit_h_14", "vit", 224, "ViT-H/14, 32 encoders of width 1280, SWAG linear-probe weights",
+              _tv("vit_h_14"),
+              depth=32, trained=_tvw("ViT_H_14_Weights.IMAGENET1K_SWAG_LINEAR_V1", "vit_h_14_lc_swag-c1eb923e.pth")),
+    ModelSpec("vit_h_14_518", "vit", 518, "ViT-H/14 at 518 px with SWAG end-to-end weights",
+              _tv("vit_h_14", image_size=518),
+              depth=32, trained=_tvw("ViT_H_14_Weights.IMAGENET1K_SWAG_E2E_V1", "vit_h_14_swag-80465313.pth")),
+    ModelSpec("resnet50", "resnet", 224, "ResNet-50 (torchvision); 299 px also works", _tv("resnet50"),
+              depth=4, trained=_tvw("ResNet50_Weights.IMAGENET1K_V1", "resnet50-0676ba61.pth")),
+    ModelSpec("mixer_b16", "mixer", 224, "MLP-Mixer B/16 (timm mixer_b16_224, Tolstikhin et al.)", _mixer_b16,
+              mean=HALF, std=HALF,
+              trained=TrainedSource("timm", "timm/mixer_b16_224.goog_in21k_ft_in1k", "model.safetensors")),
+    ModelSpec("mixer", "mixer", 224, "MLP-Mixer of any patch, width and depth (untrained; page: patch 16 or 8, width 1024)",
+              _custom_mixer, mean=HALF, std=HALF,
+              arch_defaults=(("patch", 16), ("width", 1024), ("depth", 8), ("size", 224))),
+    ModelSpec("ffvit", "ffvit", 224, "Attention-free feed-forward ViT (Melas-Kyriazi), untrained", _ffvit,
+              arch_defaults=(("patch", 16), ("width", 768), ("depth", 12), ("size", 224))),
+    ModelSpec("vit_custom", "vit", 64, "A ViT of any size, for teaching and fast tests", _custom_vit,
+              arch_defaults=(("patch", 8), ("width", 96), ("depth", 4), ("heads", 4), ("size", 64))),
+]}
+
+ARCH_KEYS = ("patch", "width", "depth", "heads", "size")
+
+# Friendly names for swaps; anything else is taken as a state_dict prefix.
+SWAP_ALIASES = {
+    "vit": {"stem": "conv_proj", "pos_embedding": "encoder.pos_embedding", "class_token": "class_token",
+            "ln_1": "encoder.layers.encoder_layer_0.ln_1", "final_norm": "encoder.ln", "head": "heads"},
+    "ffvit": {"stem": "conv_proj", "pos_embedding": "encoder.pos_embedding", "class_token": "class_token",
+              "ln_1": "encoder.layers.encoder_layer_0.ln_1", "final_norm": "encoder.ln", "head": "heads"},
+    "mixer": {"stem": "stem", "ln_1": "blocks.0.norm1", "final_norm": "norm", "head": "head"},
+    "resnet": {"stem": "conv1", "head": "fc"},
+}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A hashable choice of model: name, weights, init seed, architecture, swaps.
+
+    ``weights`` is ``"untrained"`` (built from ``seed``), ``"trained"`` (the
+    spec's standard weights) or a path to a checkpoint file.  ``swaps`` names
+    state_dict entries (or aliases such as ``stem``) copied from
+    ``swap_from`` (``"trained"``, ``"untrained"`` or a file) after loading.
+    """
+
+    name: str
+    weights: str = "untrained"
+    seed: int = 0
+    patch: Optional[int] = None
+    width: Optional[int] = None
+    depth: Optional[int] = None
+    heads: Optional[int] = None
+    size: Optional[int] = None
+    swaps: tuple[str, ...] = ()
+    swap_from: str = "trained"
+
+    @property
+    def spec(self) -> ModelSpec:
+        return get_spec(self.name)
+
+    def arch(self) -> dict:
+        """The resolved architecture options of a configurable model (empty for fixed ones)."""
+        out = dict(self.spec.arch_defaults)
+        for k in out:
+            if getattr(self, k) is not None:
+                out[k] = getattr(self, k)
+        return out
+
+    @property
+    def num_blocks(self) -> int:
+        """Encoders / blocks (ResNet: stages) of the resolved architecture."""
+        return self.arch().get("depth", self.spec.depth)
+
+    @property
+    def input_size(self) -> int:
+        if self.size is not None:
+            return self.size
+        return self.arch().get("size", self.spec.size)
+
+    def label(self) -> str:
+        arch = self.arch()
+        extra = "" if not arch else "(" + ",".join(f"{k}={v}" for k, v in arch.items()) + ")"
+        w = self.weights if self.weights in ("trained", "untrained") else Path(self.weights).name
+        s = f"{self.name}{extra} {w}"
+        if self.swaps:
+            s += f" + {','.join(self.swaps)} from {self.swap_from if self.swap_from in ('trained', 'untrained') else Path(self.swap_from).name}"
+        return s
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise ConfigError(f"There is no model called {name!r}; choose one of {', '.join(SPECS)}.") from None
+
+
+def make_ref(name: str, weights: str = "untrained", seed: int = 0, swaps=(), swap_from: str = "trained",
+             **arch) -> ModelRef:
+    """Validated :class:`ModelRef`; architecture options only where the spec takes them."""
+    spec = get_spec(name)
+    arch = {k: v for k, v in arch.items() if v is not None}
+    bad = [k for k in arch if k not in ARCH_KEYS]
+    if bad:
+        raise ConfigError(f"Unknown architecture option {bad[0]!r}.")
+    allowed = dict(spec.arch_defaults)
+    for k, v in arch.items():
+        if k == "size" and spec.family == "resnet":
+            continue  # ResNet takes any input size
+        if k not in allowed:
+            raise ConfigError(f"{name} has a fixed architecture; --{k} applies only to {', '.join(n for n, s in SPECS.items() if s.configurable)}.")
+        if int(v) < 1:
+            raise ConfigError(f"--{k} must be a positive number, not {v}.")
+    if weights not in ("trained", "untrained"):
+        weights = str(Path(weights).expanduser())
+        if not Path(weights).is_file():
+            raise ConfigError(f"Weights must be 'trained', 'untrained' or a checkpoint file, and {weights!r} is no file.")
+    if isinstance(swaps, str):
+        swaps = tuple(s for s in swaps.replace(" ", "").split(",") if s)
+    if swap_from not in ("trained", "untrained"):
+        swap_from = str(Path(swap_from).expanduser())
+        if not Path(swap_from).is_file():
+            raise ConfigError(f"--swap-from must be 'trained', 'untrained' or a checkpoint file, and {swap_from!r} is no file.")
+    ref = ModelRef(name, weights, int(seed), swaps=tuple(swaps), swap_from=swap_from,
+                   **{k: int(v) for k, v in arch.items()})
+    a = ref.arch()
+    if a and a["size"] % a["patch"]:
+        raise ConfigError(f"Input size {a['size']} is not a multiple of the patch size {a['patch']}.")
+    if "heads" in a and a["width"] % a["heads"]:
+        raise ConfigError(f"Width {a['width']} is not divisible by {a['heads']} heads.")
+    return ref
+
+
+# --- weights files --------------------------------------------------------------------------------
+
+def hub_checkpoint_dir() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def _hf_cached(repo: str, filename: str) -> Optional[str]:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        p = try_to_load_from_cache(repo, filename)
+        return p if isinstance(p, str) else None
+    except Exception:
+        return None
+
+
+def trained_file_local(spec: ModelSpec) -> Optional[Path]:
+    """The trained weights file if it is already on disk, else ``None`` (never downloads)."""
+    src = spec.trained
+    if src is None:
+        return None
+    if src.kind == "torchvision":
+        p = hub_checkpoint_dir() / src.filename
+        return p if p.is_file() else None
+    p = _hf_cached(src.ident, src.filename)
+    return Path(p) if p else None
+
+
+def _missing_sentence(spec: ModelSpec) -> str:
+    src = spec.trained
+    if src.kind == "torchvision":
+        where = f"put it in {hub_checkpoint_dir()}/"
+        what = src.filename
+    else:
+        where = "put it in the Hugging Face cache (~/.cache/huggingface/hub)"
+        what = f"{src.filename} of {src.ident}"
+    return (f"Trained weights for {spec.name} need the file {what}, which is not on this machine and could not be "
+            f"downloaded: {where}, or load it as a local checkpoint with --weights FILE.")
+
+
+def trained_file(spec: ModelSpec, progress: bool = False) -> Path:
+    """Path of the trained weights, downloading through the standard cache if needed."""
+    if spec.trained is None:
+        raise ConfigError(f"{spec.name} has no published trained weights; use untrained or a checkpoint file.")
+    local = trained_file_local(spec)
+    if local is not None:
+        return local
+    if os.environ.get("VITREP_OFFLINE"):
+        raise WeightsUnavailable(_missing_sentence(spec))
+    src = spec.trained
+    try:
+        if src.kind == "torchvision":
+            from torchvision.models import get_weight
+
+            url = get_weight(src.ident).url
+            dst = hub_checkpoint_dir() / src.filename
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(url, str(dst), hash_prefix=src.filename.rsplit("-", 1)[-1].split(".")[0],
+                                           progress=progress)
+            return dst
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(src.ident, src.filename))
+    except Exception as exc:  # network errors come in many types; any failure means "not available"
+        raise WeightsUnavailable(_missing_sentence(spec)) from exc
+
+
+_HASHES: dict[tuple, str] = {}
+
+
+def file_identity(path: str | Path) -> str:
+    """Content hash of a weights file (memoised by path, size and mtime)."""
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _HASHES[key] = h.hexdigest()[:24]
+    return _HASHES[key]
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a checkpoint safely: safetensors, or ``torch.load(weights_only=True)``."""
+    p = Path(path)
+    name = p.name
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            sd = load_file(str(p))
+        else:
+            sd = torch.load(str(p), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"The checkpoint file {str(p)!r} does not exist.") from None
+    except Exception as exc:
+        raise CheckpointError(
+            f"{name} is not a readable checkpoint (a safetensors file or a plain tensor state_dict saved with torch.save).") from exc
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
+            sd = sd[key]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointError(f"{name} does not hold a state_dict of named tensors.")
+    if sd and all(k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    return sd
+
+
+def load_into(model: nn.Module, sd: dict[str, torch.Tensor], what: str, model_name: str) -> None:
+    """``load_state_dict`` with shape and key mismatches told in one sentence."""
+    own = model.state_dict()
+    shapes = [f"{k} (file {tuple(v.shape)}, model {tuple(own[k].shape)})"
+              for k, v in sd.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    if shapes:
+        raise CheckpointError(f"{what} does not fit {model_name}: {len(shapes)} tensor shape mismatch(es), e.g. {shapes[0]}.")
+    result = model.load_state_dict(sd, strict=False)
+    missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing key(s) such as {missing[0]!r}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s) such as {unexpected[0]!r}")
+        raise CheckpointError(f"{what} does not fit {model_name}: {' and '.join(parts)}.")
+
+
+# --- building and loading -------------------------------------------------------------------------
+
+@dataclass
+class LoadedModel:
+    """A ready model: eval mode, no parameter gradients, shared read-only between callers."""
+
+    ref: ModelRef
+    module: nn.Module
+    identity: str  # weights identity, part of every cache key
+    device: torch.device
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.ref.spec
+
+    @property
+    def family(self) -> str:
+        return self.spec.family
+
+    @property
+    def size(self) -> int:
+        return self.ref.input_size
+
+    @property
+    def depth(self) -> int:
+        m = self.module
+        if self.family in ("vit", "ffvit"):
+            return len(m.encoder.layers)
+        if self.family == "mixer":
+            return len(m.blocks)
+        return 4  # resnet stages
+
+
+def build_untrained(ref: ModelRef) -> nn.Module:
+    """The architecture with the seed's initialisation; does not touch the global RNG."""
+    spec = ref.spec
+    kwargs = ref.arch()
+    if spec.family == "resnet":
+        kwargs = {}
+    elif not spec.configurable and ref.size not in (None, spec.size):
+        kwargs = {"image_size": ref.size}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(ref.seed)
+        return spec.builder(**kwargs)
+
+
+def _source_identity(ref: ModelRef, weights: str) -> str:
+    if weights == "untrained":
+        return f"untrained-seed{ref.seed}"
+    if weights == "trained":
+        return f"trained:{ref.spec.trained.filename}" if ref.spec.trained else "trained:none"
+    return f"file:{file_identity(weights)}"
+
+
+def weights_identity(ref: ModelRef) -> str:
+    """What the weights are, for cache keys, without building the model: seed, trained file or file hash."""
+    identity = _source_identity(ref, ref.weights)
+    if ref.swaps:
+        identity += f"+swap[{','.join(ref.swaps)}]<-{_source_identity(ref, ref.swap_from)}"
+    arch = ref.arch()
+    if arch:
+        identity += "|" + ",".join(f"{k}={v}" for k, v in arch.items())
+    elif ref.size not in (None, ref.spec.size):
+        identity += f"|size={ref.size}"
+    return identity
+
+
+def _state_dict_for(ref: ModelRef, weights: str, progress: bool) -> dict:
+    if weights == "untrained":
+        return build_untrained(ref).state_dict()
+    if weights == "trained":
+        return read_state_dict(trained_file(ref.spec, progress))
+    return read_state_dict(weights)
+
+
+def _resolve_swap(family: str, name: str, keys: list[str]) -> list[str]:
+    prefix = SWAP_ALIASES.get(family, {}).get(name, name)
+    hit = [k for k in keys if k == prefix or k.startswith(prefix + ".")]
+    if not hit:
+        raise ConfigError(f"Nothing in this model is called {name!r}; swap one of {', '.join(SWAP_ALIASES.get(family, {}))} or a state_dict name such as {keys[0]!r}.")
+    return hit
+
+
+def swap_keys(ref: ModelRef, module: nn.Module) -> list[str]:
+    """The state_dict names that ``ref.swaps`` copies."""
+    keys = list(module.state_dict())
+    return [k for name in ref.swaps for k in _resolve_swap(ref.spec.family, name, keys)]
+
+
+def build_model(ref: ModelRef, progress: bool = False) -> tuple[nn.Module, str]:
+    """A fresh module for ``ref`` and its weights identity (no caching)."""
+    spec = ref.spec
+    module = build_untrained(ref)
+    if ref.weights != "untrained":
+        sd = _state_dict_for(ref, ref.weights, progress)
+        what = "The trained weights" if ref.weights == "trained" else Path(ref.weights).name
+        load_into(module, sd, what, spec.name)
+    if ref.swaps:
+        keys = swap_keys(ref, module)
+        donor = _state_dict_for(ref, ref.swap_from, progress)
+        own = module.state_dict()
+        for k in keys:
+            if k not in donor:
+                raise CheckpointError(f"The swap source has no tensor {k!r}.")
+            if donor[k].shape != own[k].shape:
+                raise CheckpointError(f"Cannot swap {k}: source shape {tuple(donor[k].shape)}, model {tuple(own[k].shape)}.")
+        with torch.no_grad():
+            for k in keys:
+                own[k].copy_(donor[k])
+    return module, weights_identity(ref)
+
+
+_MODELS: dict[tuple, LoadedModel] = {}
+_LOCK = threading.Lock()
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device in ("auto", "", None):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("A CUDA device was asked for, but this machine has no usable GPU; use --device cpu.")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"{device!r} is not a device name; use auto, cpu or cuda.") from None
+
+
+def load_model(ref: ModelRef, device: str | torch.device = "auto", progress: bool = False) -> LoadedModel:
+    """The shared, frozen model for ``ref`` on ``device`` (built once per process)."""
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    key = (ref, str(dev))
+    with _LOCK:
+        if key not in _MODELS:
+            module, identity = build_model(ref, progress)
+            module.eval().requires_grad_(False).to(dev)
+            _MODELS[key] = LoadedModel(ref, module, identity, dev)
+        return _MODELS[key]
+
+
+def clear_models() -> None:
+    with _LOCK:
+        _MODELS.clear()
+
+
+def imagenet_classes() -> list[str]:
+    """The 1,000 ImageNet class names, as shipped with torchvision (no download)."""
+    from torchvision.models import ViT_B_32_Weights
+
+    return list(ViT_B_32_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def with_weights(ref: ModelRef, weights: str) -> ModelRef:
+    return replace(ref, weights=weights)

@@ -1,0 +1,392 @@
+"""Reconstruct an input from a layer's output by gradient descent (the page's method).
+
+Given an image ``a`` and a layer ``O_l``, start from ``a_0 ~ N(0.7, 1/20)`` and
+iterate ``a_{n+1} = blur_{sigma_n}(a_n - lr_n * grad loss(O_l(a_n), O_l(a)))``
+with lr and sigma decaying linearly.  Every ``report_every`` steps the curves
+record the embedding distance ``m_g = ||O(a) - O(a_n)||``, the input distance
+``||a - a_n||`` and PSNR; the baseline ``m_r = ||O(a) - O(a')||`` for
+``a' = a + N(0, 1/18)`` is the page's bar: ``m_g < m_r`` is success.
+
+:func:`reconstruct_many` runs several configs that share a model as one batch
+(rows never interact, so each row equals its lone run); :func:`reconstruct` is
+the single-config case.  Progress goes to a callback, which may return True
+to stop.  Results are plain numpy/JSON, cacheable by :mod:`vitrep.cache`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import __version__
+from .errors import ConfigError
+from .images import to_uint8
+from .cache import Memo, make_key
+from .images import content_hash
+from .models import LoadedModel, ModelRef, load_model, make_ref, resolve_device, weights_identity
+from .surgery import Surgery, make_surgery
+from .taps import parse_tap, run_paths, tap_path
+
+LOSSES = ("l1", "l2")
+MAX_SNAPSHOTS = 24
+
+
+@dataclass(frozen=True)
+class ReconstructConfig:
+    """Everything that determines a reconstruction (frozen, hashable, a cache key).
+
+    ``loss``: ``l1`` is the page's ``scale * sum|t - O(a_n)|``; ``l2`` is
+    ``scale * sum (t - O(a_n))^2``.  ``blur_start``/``blur_end`` are the 3x3
+    Gaussian's sigma, decaying linearly (0 turns blurring off).
+    ``normalize`` feeds the model ``(a - mean) / std`` (the page fed raw [0,1]
+    pixels); ``clamp`` keeps the image in [0,1] after every step (the page did
+    not).  ``pos_embed`` adds a ViT's positional embedding as the model does
+    (False = the page's figures).
+    """
+
+    model: ModelRef
+    tap: str = "encoder-1"
+    surgery: Surgery = Surgery()
+    pos_embed: bool = True
+    steps: int = 300
+    lr_start: float = 1.0
+    lr_end: float = 0.05
+    loss: str = "l1"
+    loss_scale: float = 0.05
+    blur_start: float = 2.4
+    blur_end: float = 0.4
+    clamp: bool = False
+    normalize: bool = False
+    init_mean: float = 0.7
+    init_std: float = 0.05
+    seed: int = 0
+    report_every: int = 10
+    device: str = "auto"
+    resize: str = "crop"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["surgery"] = {"remove": list(self.surgery.remove),
+                        "blocks": None if self.surgery.blocks is None else list(self.surgery.blocks)}
+        d["model"]["swaps"] = list(self.model.swaps)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ReconstructConfig":
+        d = dict(d)
+        m = dict(d.pop("model"))
+        m["swaps"] = tuple(m.get("swaps", ()))
+        s = d.pop("surgery", None) or {}
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"The config has unknown field(s) {', '.join(sorted(unknown))}.")
+        blocks = s.get("blocks")
+        return cls(model=ModelRef(**m),
+                   surgery=Surgery(tuple(s.get("remove", ())), None if blocks is None else tuple(blocks)), **d)
+
+
+def make_config(model: str | ModelRef = "vit_b_32", layer: str | int = 1, *, weights: str = "untrained",
+                remove=(), blocks=None, **kw) -> ReconstructConfig:
+    """Build and validate a config from user-level values (model name, layer text, component names)."""
+    ref = model if isinstance(model, ModelRef) else make_ref(model, weights, seed=kw.pop("model_seed", 0),
+                                                             **{k: kw.pop(k) for k in ("patch", "width", "depth", "heads", "size", "swaps", "swap_from") if k in kw})
+    family, depth = ref.spec.family, ref.num_blocks
+    tap = parse_tap(layer, family, depth)
+    surgery = make_surgery(family, remove, blocks, depth if family != "resnet" else 16)
+    return validate(ReconstructConfig(model=ref, tap=tap, surgery=surgery, **kw))
+
+
+def validate(c: ReconstructConfig) -> ReconstructConfig:
+    if c.steps < 1:
+        raise ConfigError(f"Steps must be at least 1, not {c.steps}.")
+    if c.loss not in LOSSES:
+        raise ConfigError(f"Loss {c.loss!r} is not known; use l1 or l2.")
+    if c.report_every < 1:
+        raise ConfigError("The report interval must be at least 1 step.")
+    for name in ("lr_start", "lr_end", "loss_scale", "init_std", "blur_start", "blur_end"):
+        v = getattr(c, name)
+        if not math.isfinite(v) or v < 0:
+            raise ConfigError(f"{name.replace('_', ' ')} must be a finite number >= 0, not {v}.")
+    resolve_device(c.device)
+    return c
+
+
+@dataclass
+class Progress:
+    """What a progress callback sees at each report step."""
+
+    step: int
+    total: int
+    seconds: float
+    rows: list[dict]  # per config: step, loss, embedding_distance, input_distance, psnr
+    images: list[np.ndarray]  # current reconstruction per config, uint8 (H, W, 3)
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.step / self.seconds if self.seconds > 0 else 0.0
+
+
+ProgressFn = Callable[[Progress], Optional[bool]]
+CURVE_KEYS = ("step", "loss", "embedding_distance", "input_distance", "psnr")
+
+
+@dataclass
+class Result:
+    """A finished (or stopped, or diverged) reconstruction: numpy and JSON only."""
+
+    config: ReconstructConfig
+    status: str  # "done" | "diverged at step k" | "stopped"
+    steps: int
+    seconds: float
+    device: str
+    weights_identity: str
+    target: np.ndarray  # uint8 (H, W, 3)
+    image: np.ndarray  # uint8 (H, W, 3)
+    curves: dict[str, list]
+    baseline: dict[str, float]
+    final: dict[str, float]
+    snapshots: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    from_cache: bool = False
+
+    @property
+    def success(self) -> bool:
+        return bool(self.final["embedding_distance"] < self.baseline["embedding_distance"])
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> dict:
+        """The documented ``result.json`` content."""
+        return {
+            "vitrep_version": __version__, "torch_version": torch.__version__,
+            "config": self.config.to_dict(), "weights_identity": self.weights_identity,
+            "device": self.device, "status": self.status, "steps": self.steps,
+            "seconds": self.seconds, "steps_per_second": self.steps_per_second,
+            "final": self.final, "baseline": self.baseline, "success": self.success,
+            "from_cache": self.from_cache,
+        }
+
+    def curves_csv(self) -> str:
+        lines = [",".join(CURVE_KEYS)]
+        for i in range(len(self.curves["step"])):
+            lines.append(",".join(repr(self.curves[k][i]) for k in CURVE_KEYS))
+        return "\n".join(lines) + "\n"
+
+    # --- (de)serialisation for the disk memo: npz + JSON, no pickle -----------------------------
+    def to_bytes(self) -> bytes:
+        meta = {k: getattr(self, k) for k in ("status", "steps", "seconds", "device", "weights_identity",
+                                              "curves", "baseline", "final")}
+        meta["config"] = self.config.to_dict()
+        meta["snapshot_steps"] = [s for s, _ in self.snapshots]
+        arrays = {"target": self.target, "image": self.image}
+        arrays.update({f"snap{i}": im for i, (_, im) in enumerate(self.snapshots)})
+        buf = io.BytesIO()
+        np.savez_compressed(buf, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Result":
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            meta = json.loads(z["meta"].tobytes().decode())
+            snaps = [(s, z[f"snap{i}"]) for i, s in enumerate(meta.pop("snapshot_steps"))]
+            cfg = ReconstructConfig.from_dict(meta.pop("config"))
+            return cls(config=cfg, target=z["target"], image=z["image"], snapshots=snaps, from_cache=True, **meta)
+
+
+# --- the loop ------------------------------------------------------------------------------------
+
+def gaussian_kernel3(sigma: float, device) -> torch.Tensor:
+    """3x3 Gaussian as a depthwise conv weight ``(3, 1, 3, 3)`` (torchvision's kernel)."""
+    x = torch.tensor([-1.0, 0.0, 1.0], device=device)
+    k1 = torch.exp(-0.5 * (x / sigma) ** 2)
+    k1 = k1 / k1.sum()
+    return torch.outer(k1, k1).expand(3, 1, 3, 3).contiguous()
+
+
+def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """One depthwise 3x3 Gaussian with reflect padding, as torchvision's ``gaussian_blur``; sigma 0 = identity."""
+    if sigma <= 0:
+        return x
+    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), gaussian_kernel3(sigma, x.device), groups=3)
+
+
+def linear(start: float, end: float, n: int, total: int) -> float:
+    return start if total <= 1 else start + (end - start) * n / (total - 1)
+
+
+def _loss(kind: str, scale: float, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    d = out - target
+    return scale * (d.abs().sum() if kind == "l1" else (d * d).sum())
+
+
+def _psnr(a: torch.Tensor, ref: torch.Tensor) -> float:
+    mse = float(((a.clamp(0, 1) - ref) ** 2).mean())
+    return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
+
+
+SHARED_FIELDS = ("model", "steps", "lr_start", "lr_end", "loss", "loss_scale", "blur_start", "blur_end",
+                 "clamp", "report_every", "device")
+
+
+def reconstruct_many(images: Sequence[torch.Tensor] | torch.Tensor, configs: Sequence[ReconstructConfig],
+                     progress: Optional[ProgressFn] = None, lm: Optional[LoadedModel] = None) -> list[Result]:
+    """Run several reconstructions that share a model and schedule as one batch.
+
+    ``images[i]`` (``(1, 3, H, W)`` or ``(3, H, W)``, [0,1]) is reconstructed
+    from ``configs[i].tap`` with ``configs[i].surgery``; taps, surgery, seeds,
+    init, normalisation and positional embedding may differ per row.
+    """
+    configs = [validate(c) for c in configs]
+    c0 = configs[0]
+    for c in configs[1:]:
+        diff = [f for f in SHARED_FIELDS if getattr(c, f) != getattr(c0, f)]
+        if diff:
+            raise ConfigError(f"Batched reconstructions must share {', '.join(diff)}.")
+    lm = lm or load_model(c0.model, c0.device)
+    dev = lm.device
+    if isinstance(images, torch.Tensor) and images.dim() == 4 and images.shape[0] == len(configs):
+        img = images.to(dev, torch.float32)
+    else:
+        img = torch.cat([(im if im.dim() == 4 else im.unsqueeze(0)) for im in images]).to(dev, torch.float32)
+    B, _, H, W = img.shape
+    if B != len(configs):
+        raise ConfigError(f"{B} images for {len(configs)} configs.")
+    if H != lm.size or W != lm.size:
+        raise ConfigError(f"{lm.ref.name} takes {lm.size}x{lm.size} images, not {H}x{W}; prepare the image at the model's size.")
+    paths = [tap_path(lm, c.tap, c.surgery, c.pos_embed, c.normalize) for c in configs]
+    N, every = c0.steps, c0.report_every
+    check_every = 1 if dev.type == "cpu" else every
+
+    # Targets and the a' baseline, computed once.
+    gens = [torch.Generator().manual_seed(c.seed) for c in configs]
+    with torch.no_grad():
+        targets = [t.detach() for t in run_paths(img, paths)]
+        noise = torch.stack([torch.randn(3, H, W, generator=g) for g in gens]).to(dev) / 18.0
+        shifted = run_paths(img + noise, paths)
+        baseline = [{"embedding_distance": float(torch.linalg.vector_norm(s - t)),
+                     "input_distance": float(torch.linalg.vector_norm(noise[i]))}
+                    for i, (s, t) in enumerate(zip(shifted, targets))]
+        a = torch.stack([torch.randn(3, H, W, generator=g) * c.init_std + c.init_mean
+                         for g, c in zip(gens, configs)]).to(dev)
+
+    curves = [{k: [] for k in CURVE_KEYS} for _ in configs]
+    snap_every = every * max(1, math.ceil(N / every / MAX_SNAPSHOTS))
+    snapshots: list[list] = [[] for _ in configs]
+    status = ["done"] * B
+    last_good = [to_uint8(a[i]) for i in range(B)]
+    active = list(range(B))
+    steps_done = 0
+    t0 = time.perf_counter()
+
+    def record(step: int, rows: list[int], outs, losses, x) -> None:
+        for j, i in enumerate(rows):
+            c = curves[i]
+            c["step"].append(step)
+            c["loss"].append(float(losses[j]))
+            c["embedding_distance"].append(float(torch.linalg.vector_norm(outs[j].detach() - targets[i])))
+            c["input_distance"].append(float(torch.linalg.vector_norm(x[j] - img[i])))
+            c["psnr"].append(_psnr(x[j], img[i]))
+            last_good[i] = to_uint8(x[j])
+            if step % snap_every == 0 or step == N:
+                snapshots[i].append((step, last_good[i]))
+
+    def forward(x: torch.Tensor, rows: list[int]):
+        outs = run_paths(x, [paths[i] for i in rows])
+        return outs, torch.stack([_loss(c0.loss, c0.loss_scale, o, targets[i]) for o, i in zip(outs, rows)])
+
+    for n in range(N + 1):
+        x = (a if len(active) == B else a[active]).detach().requires_grad_(n < N)
+        with torch.enable_grad():
+            outs, losses = forward(x, active)
+        report = n % every == 0 or n == N
+        if report or n % check_every == 0:
+            finite = torch.isfinite(losses).tolist()
+            if not all(finite):  # drop diverged rows; the others go on undisturbed
+                for j, i in enumerate(active):
+                    if not finite[j]:
+                        status[i] = f"diverged at step {n}"
+                keep = [j for j, ok in enumerate(finite) if ok]
+                active = [active[j] for j in keep]
+                if not active:
+                    break
+                a = a.detach()
+                x = a[active].detach().requires_grad_(n < N)
+                with torch.enable_grad():
+                    outs, losses = forward(x, active)
+        steps_done = n
+        if report:
+            with torch.no_grad():
+                record(n, active, outs, losses.detach(), x.detach())
+            if progress is not None:
+                rows = [{k: v[-1] for k, v in curves[i].items()} if curves[i]["step"] else {} for i in range(B)]
+                if progress(Progress(n, N, time.perf_counter() - t0, rows, list(last_good))) and n < N:
+                    for i in active:
+                        status[i] = "stopped"
+                    break
+        if n == N:
+            break
+        (grad,) = torch.autograd.grad(losses.sum(), x)
+        with torch.no_grad():
+            x = x.detach() - linear(c0.lr_start, c0.lr_end, n, N) * grad
+            x = blur(x, linear(c0.blur_start, c0.blur_end, n, N))
+            if c0.clamp:
+                x = x.clamp_(0, 1)
+            if len(active) == B:
+                a = x
+            else:
+                a = a.clone()
+                a[active] = x
+
+    seconds = time.perf_counter() - t0
+    results = []
+    for i, c in enumerate(configs):
+        cv = curves[i]
+        final = {k: (cv[k][-1] if cv["step"] else float("nan")) for k in ("embedding_distance", "input_distance", "psnr")}
+        if snapshots[i] and snapshots[i][-1][1] is not last_good[i]:
+            snapshots[i].append((cv["step"][-1] if cv["step"] else 0, last_good[i]))
+        done = int(status[i].rsplit(" ", 1)[1]) if status[i].startswith("diverged") else steps_done
+        results.append(Result(config=c, status=status[i], steps=done, seconds=seconds, device=str(dev),
+                              weights_identity=lm.identity, target=to_uint8(img[i]), image=last_good[i],
+                              curves=cv, baseline=baseline[i], final=final, snapshots=snapshots[i]))
+    return results
+
+
+def reconstruct(image: torch.Tensor, config: ReconstructConfig, progress: Optional[ProgressFn] = None,
+                lm: Optional[LoadedModel] = None) -> Result:
+    """Reconstruct one image from one layer; see :func:`reconstruct_many`."""
+    return reconstruct_many([image], [config], progress, lm)[0]
+
+
+def with_changes(config: ReconstructConfig, **kw) -> ReconstructConfig:
+    return replace(config, **kw)
+
+
+def cache_key(image: torch.Tensor, config: ReconstructConfig) -> str:
+    """The memo key of a run: image pixels, config (device resolved), weights identity, torch version."""
+    d = config.to_dict()
+    d["device"] = resolve_device(config.device).type
+    return make_key("reconstruct", image=content_hash(image), config=d, weights=weights_identity(config.model),
+                    torch=".".join(torch.__version__.split(".")[:2]))
+
+
+def run(image: torch.Tensor, config: ReconstructConfig, memo: Optional[Memo] = None,
+        progress: Optional[ProgressFn] = None) -> Result:
+    """:func:`reconstruct` through the disk memo: a repeat is a hit (``result.from_cache``).
+
+    Stopped runs are not remembered; finished and diverged ones are.
+    """
+    config = validate(config)
+    if memo is None:
+        return reconstruct(image, config, progress)
+    return memo.get_or_compute(cache_key(image, config), lambda: reconstruct(image, config, progress),
+                               Result.to_bytes, Result.from_bytes, keep=lambda r: r.status != "stopped")
