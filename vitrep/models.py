@@ -281,6 +281,13 @@ def _missing_sentence(spec: ModelSpec) -> str:
             f"downloaded: {where}, or load it as a local checkpoint with --weights FILE.")
 
 
+def weights_url(src: TrainedSource) -> str:
+    """The download address of torchvision weights (torchvision's own enum)."""
+    from torchvision.models import get_weight
+
+    return get_weight(src.ident).url
+
+
 def trained_file(spec: ModelSpec, progress: bool = False) -> Path:
     """Path of the trained weights, downloading through the standard cache if needed."""
     if spec.trained is None:
@@ -293,9 +300,7 @@ def trained_file(spec: ModelSpec, progress: bool = False) -> Path:
     src = spec.trained
     try:
         if src.kind == "torchvision":
-            from torchvision.models import get_weight
-
-            url = get_weight(src.ident).url
+            url = weights_url(src)
             dst = hub_checkpoint_dir() / src.filename
             dst.parent.mkdir(parents=True, exist_ok=True)
             torch.hub.download_url_to_file(url, str(dst), hash_prefix=src.filename.rsplit("-", 1)[-1].split(".")[0],
