@@ -15,6 +15,7 @@ actually computed, so this can be seen and tested.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import threading
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
 import diskcache
+import numpy as np
 
 CACHE_VERSION = 1
 DEFAULT_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vitrep"
@@ -39,6 +41,20 @@ def make_key(kind: str, **parts) -> str:
     """An explicit, stable key: the hash of sorted JSON of everything that determines the result."""
     doc = json.dumps({"cache_version": CACHE_VERSION, "kind": kind, **parts}, sort_keys=True, default=str)
     return f"{kind}:{hashlib.sha256(doc.encode()).hexdigest()}"
+
+
+def pack(meta: dict, arrays: dict[str, np.ndarray]) -> bytes:
+    """JSON metadata plus named numpy arrays as one compressed npz blob (no pickle)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+    return buf.getvalue()
+
+
+def unpack(data: bytes) -> tuple[dict, dict[str, np.ndarray]]:
+    """Inverse of :func:`pack`; raises on damaged data (the memo then recomputes)."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        meta = json.loads(z["__meta__"].tobytes().decode())
+        return meta, {k: z[k] for k in z.files if k != "__meta__"}
 
 
 class Memo:

@@ -73,6 +73,43 @@ def build_parser() -> argparse.ArgumentParser:
     _add_io_args(r)
     _add_model_args(r)
     _add_run_args(r)
+
+    pr = sub.add_parser("preset", help="run one of the page's figures as a grid (see --list)")
+    pr.add_argument("name", nargs="?", help="preset name or figure number")
+    pr.add_argument("--list", action="store_true", help="list the presets with their page figure")
+    pr.add_argument("--quick", action="store_true", help="reduced step counts for a quick look (the output says so)")
+    pr.add_argument("--weights", default=None, help="a checkpoint FILE to use wherever the preset needs trained weights")
+    pr.add_argument("--device", default="auto")
+    _add_io_args(pr, image=False)
+
+    sw = sub.add_parser("sweep", help="your own grid: layers x surgeries x images -> one contact sheet and one CSV")
+    sw.add_argument("--image", action="append", default=None, help="image file or sample name; repeat for several")
+    sw.add_argument("--layers", default="all", help="e.g. 1-12, or 1,4,stem,only-encoder-3 (default: every layer)")
+    sw.add_argument("--surgeries", default="none", help="removal sets separated by ';', e.g. 'none;attention;mlp,ln_2'")
+    _add_io_args(sw, image=False)
+    _add_model_args(sw)
+    _add_run_args(sw)
+
+    ge = sub.add_parser("generate", help="generate an input that a trained model takes for an ImageNet class")
+    ge.add_argument("--class", dest="cls", default=None, help="class name (searched) or index 0-999")
+    ge.add_argument("--search", default=None, help="list the ImageNet classes matching this text and exit")
+    ge.add_argument("--steps", type=int, default=400)
+    ge.add_argument("--lr", type=float, default=None, help="step size in pixel units at the start (default 0.05)")
+    ge.add_argument("--lr-end", type=float, default=None)
+    ge.add_argument("--jitter", type=int, default=None, help="canvas enlargement in pixels for the jitter phase (default 32; 0 = off)")
+    ge.add_argument("--jitter-start", type=int, default=None, help="step where jitter begins (default 200)")
+    ge.add_argument("--raw-grad", action="store_true", help="the page's raw step lr*g instead of lr*g/mean|g|")
+    ge.add_argument("--seed", type=int, default=0)
+    _add_io_args(ge, image=False)
+    _add_model_args(ge)
+
+    fi = sub.add_parser("filters", help="write the stem filter grid, untrained beside the chosen weights")
+    _add_io_args(fi, image=False)
+    _add_model_args(fi)
+    fi.add_argument("--scale", type=int, default=2, help="enlarge each filter tile this many times")
+
+    ln = sub.add_parser("layernorm", help="show why layer norm is not invertible (the page's vectors or yours)")
+    ln.add_argument("vectors", nargs="*", help="vectors like '0,2,4' (default: the page's three)")
     return p
 
 
@@ -129,11 +166,14 @@ class _Bar:
             self.bar = tqdm(total=total, desc=label, unit="step", file=sys.stderr, dynamic_ncols=True)
 
     def __call__(self, p) -> None:
+        row = p.rows[0] if p.rows else {}
+        self.to(p.step, **({"m_g": f"{row['embedding_distance']:.3g}", "psnr": f"{row['psnr']:.1f}"} if row else {}))
+
+    def to(self, step: int, **postfix) -> None:
         if self.bar is not None:
-            self.bar.update(p.step - self.bar.n)
-            row = p.rows[0] if p.rows else {}
-            if row:
-                self.bar.set_postfix(m_g=f"{row['embedding_distance']:.3g}", psnr=f"{row['psnr']:.1f}", refresh=False)
+            self.bar.update(step - self.bar.n)
+            if postfix:
+                self.bar.set_postfix(postfix, refresh=False)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -213,7 +253,188 @@ def cmd_reconstruct(a) -> int:
     return 0
 
 
-COMMANDS = {"models": cmd_models, "reconstruct": cmd_reconstruct}
+def cmd_preset(a) -> int:
+    from .cache import get_memo
+    from .presets import PRESETS, get_preset, quick_steps, run_preset
+
+    if a.list or not a.name:
+        print(f"{'figure':>6}  {'preset':<34}{'trained?':<10}title")
+        for p in sorted(PRESETS.values(), key=lambda p: p.figure):
+            print(f"{p.figure:>6}  {p.name:<34}{'yes' if p.needs_trained else 'no':<10}{p.title}")
+        return 0
+    preset = get_preset(a.name)
+    out = Path(a.out or f"out/{preset.name}")
+    memo = None if a.no_cache else get_memo(a.cache_dir)
+    if a.quick:
+        steps = sorted({p.steps for p in preset.panels if p.kind != "filters"})
+        if steps:
+            print(f"quick mode: step counts reduced ({', '.join(f'{s} -> {quick_steps(s)}' for s in steps)}); "
+                  "for a look, not the page's figures")
+    if preset.needs_trained and not a.weights:
+        print(f"note: {preset.name} needs trained weights ({', '.join(preset.models)}); offline, pass --weights FILE")
+    t0 = time.perf_counter()
+    summary = run_preset(preset, out, a.quick, a.weights, memo, a.device,
+                         progress=None if a.quiet else (lambda m: print(f"  {m}", file=sys.stderr)))
+    ok = sum(1 for r in summary["panels"] if r.get("success"))
+    n = sum(1 for r in summary["panels"] if "success" in r)
+    print(f"figure {preset.figure} ({preset.name}): {len(summary['panels'])} panels in {time.perf_counter() - t0:.1f} s"
+          + (f"; {ok}/{n} reconstructions reach m_g < m_r" if n else ""))
+    print(f"wrote {out}/contact_sheet.png, distances.json and one PNG per panel")
+    return 0
+
+
+def _parse_layers(text: str, ref) -> list[str]:
+    from .surgery import parse_blocks
+    from .taps import parse_tap
+
+    fam, depth = ref.spec.family, ref.num_blocks
+    if text.strip().lower() in ("all", ""):
+        if fam == "resnet":
+            return ["conv1", "layer1", "layer2", "layer3", "layer4"]
+        return [parse_tap(k, fam, depth) for k in range(1, depth + 1)]
+    taps = []
+    for part in text.split(","):
+        part = part.strip()
+        if part.replace("-", "").isdigit() and "-" in part:
+            taps += [parse_tap(k, fam, depth) for k in parse_blocks(part)]
+        elif part:
+            taps.append(parse_tap(part, fam, depth))
+    return taps
+
+
+def cmd_sweep(a) -> int:
+    import csv
+    import io
+
+    from .cache import get_memo
+    from .images import prepare, to_pil
+    from .reconstruct import make_config, run_batch
+    from .sheets import contact_sheet
+    from .taps import describe_tap
+
+    base = config_from_args(a)  # validates every shared flag once
+    ref = base.model
+    taps = _parse_layers(a.layers, ref)
+    surgeries = [s.strip() for s in a.surgeries.split(";")] or ["none"]
+    images = a.image or ["cat"]
+    rows, cfgs, imgs = [], [], []
+    kw = {f: getattr(base, f) for f in ("pos_embed", "steps", "lr_start", "lr_end", "loss", "loss_scale", "blur_start",
+                                         "blur_end", "clamp", "normalize", "init_mean", "init_std", "seed",
+                                         "report_every", "device", "resize")}
+    for name in images:
+        img = prepare(_image_path(name), ref.input_size, base.resize)
+        for surg in surgeries:
+            remove = "" if surg.lower() in ("none", "") else surg
+            for tap in taps:
+                cfgs.append(make_config(ref, tap, remove=remove, blocks=a.blocks, **kw))
+                imgs.append(img)
+                rows.append((name, surg or "none", tap))
+    out = Path(a.out or "out/sweep")
+    out.mkdir(parents=True, exist_ok=True)
+    memo = None if a.no_cache else get_memo(a.cache_dir)
+    print(f"{len(cfgs)} reconstructions ({len(images)} image(s) x {len(surgeries)} surgery set(s) x {len(taps)} layer(s)), "
+          f"{base.steps} steps each", file=sys.stderr)
+    t0 = time.perf_counter()
+    bar = _Bar(base.steps, a.quiet, "sweep")
+    try:
+        results = run_batch(imgs, cfgs, memo, progress=lambda g, p: bar(p))
+    finally:
+        bar.close()
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["image", "surgery", "layer", "status", "steps", "embedding_distance", "baseline_embedding_distance",
+                "input_distance", "psnr", "success", "file"])
+    tiles = []
+    for i, ((name, surg, tap), r) in enumerate(zip(rows, results)):
+        fname = f"{i:03d}_{Path(name).stem}_{surg.replace(',', '+')}_{tap}.png"
+        to_pil(r.image).save(out / fname)
+        f = r.final
+        w.writerow([name, surg, tap, r.status, r.steps, f["embedding_distance"], r.baseline["embedding_distance"],
+                    f["input_distance"], f["psnr"], r.success, fname])
+        tiles.append((r.image, f"{Path(name).stem} {surg}\n{describe_tap(tap)}  m_g {f['embedding_distance']:.3g}"
+                               f"\nm_r {r.baseline['embedding_distance']:.3g}  |a-a_g| {f['input_distance']:.3g}"))
+    (out / "sweep.csv").write_text(buf.getvalue())
+    contact_sheet(tiles, f"{ref.label()}: {base.steps} steps", cols=len(taps)).save(out / "contact_sheet.png")
+    print(f"{len(results)} reconstructions in {time.perf_counter() - t0:.1f} s; wrote {out}/contact_sheet.png and sweep.csv")
+    return 0
+
+
+def cmd_generate(a) -> int:
+    from .cache import get_memo
+    from .generate import make_generate_config, run_generate, search_classes
+    from .images import to_pil
+    from .models import make_ref
+
+    if a.search:
+        for i, n in search_classes(a.search, limit=50):
+            print(f"{i:>4}  {n}")
+        return 0
+    if a.cls is None:
+        raise ConfigError("Choose a class with --class NAME (or an index 0-999); --search TEXT lists matches.")
+    arch = {k: getattr(a, k) for k in ("patch", "width", "depth", "heads", "size")}
+    ref = make_ref(a.model or "vit_b_32", a.weights or "trained", seed=a.model_seed or 0, swaps=a.swap or "",
+                   swap_from=a.swap_from or "trained", **arch)
+    kw = {k: v for k, v in (("lr_start", a.lr), ("lr_end", a.lr_end), ("jitter", a.jitter),
+                            ("jitter_start", a.jitter_start)) if v is not None}
+    cfg = make_generate_config(ref, a.cls, steps=a.steps, seed=a.seed, normalize_grad=not a.raw_grad,
+                               device=a.device or "auto", **kw)
+    from .models import load_model
+
+    load_model(ref, cfg.device)
+    out = Path(a.out or "out/generate")
+    out.mkdir(parents=True, exist_ok=True)
+    bar = _Bar(cfg.steps, a.quiet, f"class {cfg.class_index}")
+    try:
+        g = run_generate(cfg, None if a.no_cache else get_memo(a.cache_dir),
+                         progress=lambda n, total, row, img: bar.to(n, logit=f"{row['target_logit']:.3g}"))
+    finally:
+        bar.close()
+    to_pil(g.image).save(out / "generated.png")
+    for s, im in g.stages:
+        to_pil(im).save(out / f"stage_{s:05d}.png")
+    (out / "result.json").write_text(json.dumps({"config": cfg.to_dict(), "status": g.status, "steps": g.steps,
+                                                 "seconds": g.seconds, "top5": g.top5, "margin": g.margin,
+                                                 "curves": g.curves}, indent=2) + "\n")
+    print(f"{g.status}: class {cfg.class_index} logit {g.curves['target_logit'][-1]:.3g}, best other "
+          f"{g.curves['best_other_logit'][-1]:.3g}; top-5 {', '.join(n for _, n, _ in g.top5)}")
+    print(f"wrote {out}/generated.png, stage_*.png, result.json")
+    return 0
+
+
+def cmd_filters(a) -> int:
+    from .filters import filter_grid
+    from .images import to_pil
+    from .models import load_model, make_ref
+
+    arch = {k: getattr(a, k) for k in ("patch", "width", "depth", "heads", "size")}
+    name = a.model or "vit_b_32"
+    out = Path(a.out or "out/filters")
+    out.mkdir(parents=True, exist_ok=True)
+    for w in dict.fromkeys(["untrained", a.weights or "untrained"]):
+        ref = make_ref(name, w, seed=a.model_seed or 0, **arch)
+        g = filter_grid(load_model(ref, a.device or "auto"))
+        tag = w if w in ("trained", "untrained") else Path(w).stem
+        to_pil(g.image(scale=a.scale)).save(out / f"filters_{tag}.png")
+        print(f"{tag}: {g.count} filters of {g.tiles.shape[1]}x{g.tiles.shape[2]} -> {out}/filters_{tag}.png")
+    return 0
+
+
+def cmd_layernorm(a) -> int:
+    from .layernorm import PAGE_VECTORS, explain, parse_vector, same_output
+
+    vectors = [parse_vector(v) for v in a.vectors] or list(PAGE_VECTORS)
+    for r in explain(vectors):
+        print(f"{str([round(x, 4) for x in r.vector]):<28} mean {r.mean:8.4f}  std {r.std:8.4f}  ->  "
+              f"{[round(x, 4) for x in r.output]}")
+    if same_output(vectors):
+        print("All map to one output: the mean and the spread are gone, so layer norm cannot be inverted.")
+    else:
+        print("These differ after layer norm: they are not shifts and scalings of one another.")
+    return 0
+
+
+COMMANDS = {"models": cmd_models, "reconstruct": cmd_reconstruct, "preset": cmd_preset, "sweep": cmd_sweep,
+            "generate": cmd_generate, "filters": cmd_filters, "layernorm": cmd_layernorm}
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -15,7 +15,6 @@ to stop.  Results are plain numpy/JSON, cacheable by :mod:`vitrep.cache`.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import time
@@ -29,7 +28,7 @@ import torch.nn.functional as F
 from . import __version__
 from .errors import ConfigError
 from .images import to_uint8
-from .cache import Memo, make_key
+from .cache import Memo, make_key, pack, unpack
 from .images import content_hash
 from .models import LoadedModel, ModelRef, load_model, make_ref, resolve_device, weights_identity
 from .surgery import Surgery, make_surgery
@@ -190,17 +189,14 @@ class Result:
         meta["snapshot_steps"] = [s for s, _ in self.snapshots]
         arrays = {"target": self.target, "image": self.image}
         arrays.update({f"snap{i}": im for i, (_, im) in enumerate(self.snapshots)})
-        buf = io.BytesIO()
-        np.savez_compressed(buf, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
-        return buf.getvalue()
+        return pack(meta, arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Result":
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            meta = json.loads(z["meta"].tobytes().decode())
-            snaps = [(s, z[f"snap{i}"]) for i, s in enumerate(meta.pop("snapshot_steps"))]
-            cfg = ReconstructConfig.from_dict(meta.pop("config"))
-            return cls(config=cfg, target=z["target"], image=z["image"], snapshots=snaps, from_cache=True, **meta)
+        meta, z = unpack(data)
+        snaps = [(s, z[f"snap{i}"]) for i, s in enumerate(meta.pop("snapshot_steps"))]
+        cfg = ReconstructConfig.from_dict(meta.pop("config"))
+        return cls(config=cfg, target=z["target"], image=z["image"], snapshots=snaps, from_cache=True, **meta)
 
 
 # --- the loop ------------------------------------------------------------------------------------
@@ -390,3 +386,27 @@ def run(image: torch.Tensor, config: ReconstructConfig, memo: Optional[Memo] = N
         return reconstruct(image, config, progress)
     return memo.get_or_compute(cache_key(image, config), lambda: reconstruct(image, config, progress),
                                Result.to_bytes, Result.from_bytes, keep=lambda r: r.status != "stopped")
+
+
+def run_batch(images: Sequence[torch.Tensor], configs: Sequence[ReconstructConfig], memo: Optional[Memo] = None,
+              progress: Optional[Callable[[int, Progress], Optional[bool]]] = None) -> list[Result]:
+    """Many runs through the memo: hits are read, the misses run as batches of shared model and schedule.
+
+    ``progress(group_index, Progress)`` reports each batch; rows of a group are
+    the misses in that group, in order.
+    """
+    configs = [validate(c) for c in configs]
+    keys = [cache_key(im, c) for im, c in zip(images, configs)]
+    out: list = [memo.get(k, Result.from_bytes) if memo else None for k in keys]
+    groups: dict = {}
+    for i, r in enumerate(out):
+        if r is None:
+            groups.setdefault(tuple(getattr(configs[i], f) for f in SHARED_FIELDS), []).append(i)
+    for g, rows in enumerate(groups.values()):
+        cb = None if progress is None else (lambda p, g=g: progress(g, p))
+        for i, r in zip(rows, reconstruct_many([images[i] for i in rows], [configs[i] for i in rows], cb)):
+            out[i] = r
+            if memo is not None and r.status != "stopped":
+                memo.put(keys[i], r.to_bytes())
+                memo.computations += 1
+    return out

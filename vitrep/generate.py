@@ -1,0 +1,235 @@
+"""Class input generation: an input a trained model takes for class i (the page's method).
+
+Start from ``a_0 ~ N(0.7, 1/20)`` and descend ``|C - logit_i(a)|`` (C = 200),
+blurring after every step with a 3x3 Gaussian whose sigma decays 2.4 -> 0.8.
+By default each step is normalised by the gradient's mean magnitude, so the
+learning rate is in pixel units whatever the model's logit scale
+(``normalize_grad=False`` is the page's raw step).  From step
+``jitter_start`` (~200) on, the canvas is enlarged by ``jitter``
+pixels and each step optimises one random model-sized crop: only the crop is
+updated and blurred (sigma 1.5 -> 0.4), the rest of the canvas is unchanged.
+The result is the canvas; its scores are read on the canvas resized to the
+model's input.  Needs trained weights to mean anything.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .cache import Memo, make_key, pack, unpack
+from .errors import ConfigError
+from .images import to_uint8
+from .models import LoadedModel, ModelRef, imagenet_classes, load_model, make_ref, resolve_device, weights_identity
+from .reconstruct import blur, linear
+from .taps import tap_path
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    model: ModelRef
+    class_index: int
+    steps: int = 400
+    target: float = 200.0  # C
+    lr_start: float = 0.05
+    lr_end: float = 0.02
+    blur_start: float = 2.4  # first phase: 2.4 -> 0.8
+    blur_mid: float = 0.8
+    jitter_blur_start: float = 1.5  # jitter phase: 1.5 -> 0.4
+    blur_end: float = 0.4
+    jitter_start: int = 200
+    jitter: int = 32  # canvas = size + jitter
+    normalize: bool = True
+    normalize_grad: bool = True  # step = lr * g / mean|g| (pixel units); False = the page's raw lr * g
+    init_mean: float = 0.7
+    init_std: float = 0.05
+    seed: int = 0
+    report_every: int = 20
+    device: str = "auto"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["model"]["swaps"] = list(self.model.swaps)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GenerateConfig":
+        d = dict(d)
+        m = dict(d.pop("model"))
+        m["swaps"] = tuple(m.get("swaps", ()))
+        return cls(model=ModelRef(**m), **d)
+
+
+def search_classes(query: str, limit: int = 20) -> list[tuple[int, str]]:
+    """ImageNet classes whose name contains ``query`` (case-insensitive), or the class with that index."""
+    names = imagenet_classes()
+    q = str(query).strip().lower()
+    if q.isdigit():
+        i = int(q)
+        return [(i, names[i])] if 0 <= i < len(names) else []
+    return [(i, n) for i, n in enumerate(names) if q in n.lower()][:limit]
+
+
+def resolve_class(query: str | int) -> int:
+    hits = search_classes(str(query))
+    if not hits:
+        raise ConfigError(f"No ImageNet class matches {query!r}; search by name (e.g. 'dalmatian') or give 0-999.")
+    exact = [i for i, n in hits if n.lower() == str(query).strip().lower()]
+    return exact[0] if exact else hits[0][0]
+
+
+def make_generate_config(model: str | ModelRef = "vit_b_32", cls: str | int = "dalmatian", *,
+                         weights: str = "trained", **kw) -> GenerateConfig:
+    ref = model if isinstance(model, ModelRef) else make_ref(model, weights)
+    c = GenerateConfig(model=ref, class_index=resolve_class(cls), **kw)
+    if c.steps < 1 or c.report_every < 1:
+        raise ConfigError("Steps and the report interval must be at least 1.")
+    if c.jitter < 0:
+        raise ConfigError("Jitter must be 0 or more pixels.")
+    resolve_device(c.device)
+    return c
+
+
+def blur_sigma(c: GenerateConfig, n: int) -> float:
+    """The page's two-phase schedule: 2.4 -> 0.8 before jitter, 1.5 -> 0.4 during it."""
+    if n < c.jitter_start or c.jitter == 0:
+        return linear(c.blur_start, c.blur_mid, n, min(c.jitter_start, c.steps))
+    return linear(c.jitter_blur_start, c.blur_end, n - c.jitter_start, c.steps - c.jitter_start)
+
+
+def enlarge(a: torch.Tensor, canvas: int) -> torch.Tensor:
+    """The canvas for the jitter phase: the image so far, resized up."""
+    return F.interpolate(a, size=(canvas, canvas), mode="bilinear", align_corners=False)
+
+
+def crop_step(a: torch.Tensor, box: tuple[int, int], size: int, update: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Apply ``update`` to the ``size`` crop at ``box`` only; the rest of the canvas is left as it was."""
+    y, x = box
+    out = a.clone()
+    out[:, :, y:y + size, x:x + size] = update(a[:, :, y:y + size, x:x + size])
+    return out
+
+
+@dataclass
+class Generated:
+    config: GenerateConfig
+    status: str
+    steps: int
+    seconds: float
+    image: np.ndarray  # uint8 canvas
+    curves: dict[str, list]  # step, loss, target_logit, best_other_logit
+    top5: list[tuple[int, str, float]]  # (index, name, logit) on the final image
+    stages: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    from_cache: bool = False
+
+    @property
+    def margin(self) -> float:
+        return self.curves["target_logit"][-1] - self.curves["best_other_logit"][-1]
+
+    def to_bytes(self) -> bytes:
+        meta = {"config": self.config.to_dict(), "status": self.status, "steps": self.steps, "seconds": self.seconds,
+                "curves": self.curves, "top5": self.top5, "stage_steps": [s for s, _ in self.stages]}
+        arrays = {"image": self.image, **{f"stage{i}": im for i, (_, im) in enumerate(self.stages)}}
+        return pack(meta, arrays)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Generated":
+        meta, z = unpack(data)
+        stages = [(s, z[f"stage{i}"]) for i, s in enumerate(meta.pop("stage_steps"))]
+        top5 = [tuple(t) for t in meta.pop("top5")]
+        return cls(config=GenerateConfig.from_dict(meta.pop("config")), image=z["image"], stages=stages, top5=top5,
+                   from_cache=True, **meta)
+
+
+def generate(config: GenerateConfig, progress: Optional[Callable] = None, lm: Optional[LoadedModel] = None) -> Generated:
+    """Run class input generation; ``progress(step, total, row, image)`` may return True to stop."""
+    c = config
+    lm = lm or load_model(c.model, c.device)
+    path = tap_path(lm, "logits", normalize=c.normalize)
+    S, dev = lm.size, lm.device
+    g = torch.Generator().manual_seed(c.seed)
+    rng = random.Random(c.seed)
+    a = (torch.randn(1, 3, S, S, generator=g) * c.init_std + c.init_mean).to(dev)
+    canvas = S + c.jitter
+    curves = {k: [] for k in ("step", "loss", "target_logit", "best_other_logit")}
+    stages: list = []
+    status, t0, done = "done", time.perf_counter(), 0
+
+    def logits_of(x):
+        for op in path:
+            x = op.fn(x)
+        return x  # (B, 1000)
+
+    def score(x):
+        with torch.no_grad():
+            lg = logits_of(x if x.shape[-1] == S else F.interpolate(x, size=(S, S), mode="bilinear", align_corners=False))[0]
+        other = torch.cat([lg[:c.class_index], lg[c.class_index + 1:]])
+        return lg, float(lg[c.class_index]), float(other.max())
+
+    for n in range(c.steps + 1):
+        if n % c.report_every == 0 or n == c.steps:
+            lg, t, o = score(a)
+            curves["step"].append(n)
+            curves["loss"].append(abs(c.target - t))
+            curves["target_logit"].append(t)
+            curves["best_other_logit"].append(o)
+            img = to_uint8(a)
+            stages.append((n, img))
+            if not np.isfinite(t):
+                status = f"diverged at step {n}"
+                break
+            if progress is not None and progress(n, c.steps, {k: v[-1] for k, v in curves.items()}, img) and n < c.steps:
+                status = "stopped"
+                break
+        if n == c.steps:
+            break
+        jittering = c.jitter > 0 and n >= c.jitter_start
+        if jittering and a.shape[-1] != canvas:
+            a = enlarge(a, canvas)
+        lr, sigma = linear(c.lr_start, c.lr_end, n, c.steps), blur_sigma(c, n)
+
+        def update(x):
+            x = x.detach().requires_grad_(True)
+            with torch.enable_grad():
+                loss = (c.target - logits_of(x)[0, c.class_index]).abs()
+                (grad,) = torch.autograd.grad(loss, x)
+            with torch.no_grad():
+                if c.normalize_grad:
+                    grad = grad / (grad.abs().mean() + 1e-12)
+                return blur(x - lr * grad, sigma)
+
+        if jittering:
+            box = (rng.randint(0, canvas - S), rng.randint(0, canvas - S))
+            a = crop_step(a, box, S, update)
+        else:
+            a = update(a)
+        done = n + 1
+    lg, _, _ = score(a)
+    names = imagenet_classes()
+    top = torch.topk(lg, 5)
+    top5 = [(int(i), names[int(i)] if int(i) < len(names) else str(int(i)), float(v)) for v, i in zip(top.values, top.indices)]
+    if len(stages) > 12:  # keep a dozen evenly spaced stages
+        idx = np.linspace(0, len(stages) - 1, 12).round().astype(int)
+        stages = [stages[i] for i in idx]
+    return Generated(c, status, done, time.perf_counter() - t0, to_uint8(a), curves, top5, stages)
+
+
+def generate_key(config: GenerateConfig) -> str:
+    d = config.to_dict()
+    d["device"] = resolve_device(config.device).type
+    return make_key("generate", config=d, weights=weights_identity(config.model),
+                    torch=".".join(torch.__version__.split(".")[:2]))
+
+
+def run_generate(config: GenerateConfig, memo: Optional[Memo] = None, progress: Optional[Callable] = None) -> Generated:
+    """:func:`generate` through the disk memo."""
+    if memo is None:
+        return generate(config, progress)
+    return memo.get_or_compute(generate_key(config), lambda: generate(config, progress), Generated.to_bytes,
+                               Generated.from_bytes, keep=lambda r: r.status != "stopped")
