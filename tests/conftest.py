@@ -13,7 +13,7 @@ sys.path.insert(0, str(ROOT))
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 from vitrep.images import prepare, sample_path  # noqa: E402
-from vitrep.models import make_ref  # noqa: E402
+from vitrep.models import build_model, make_ref  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -39,3 +39,19 @@ def cat32():
 @pytest.fixture(scope="session")
 def cat224():
     return prepare(sample_path("cat"), 224)
+
+
+@pytest.fixture(scope="session")
+def vitb32_standin(tmp_path_factory):
+    """A stand-in for trained ViT-B/32 weights: a real state_dict from another seed with a random head.
+
+    Trained weights cannot be downloaded here, and torchvision zero-initialises
+    ViT heads (untrained logits are all 0), so the head gets trained-like scale.
+    The file is loaded through the same path a user's checkpoint takes.
+    """
+    m, _ = build_model(make_ref("vit_b_32", seed=7))
+    torch.manual_seed(0)
+    torch.nn.init.normal_(m.heads.head.weight, std=0.02)
+    f = tmp_path_factory.mktemp("weights") / "vit_b_32_standin.pt"
+    torch.save(m.state_dict(), f)
+    return f

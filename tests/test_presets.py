@@ -1,0 +1,74 @@
+"""The page's figures as presets: all sixteen are defined and build; quick runs write their sheets."""
+
+import csv
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from vitrep.presets import PRESETS, get_preset, panel_config, quick_steps
+
+from .conftest import ROOT
+
+
+def test_sixteen_presets_one_per_figure():
+    assert sorted(p.figure for p in PRESETS.values()) == list(range(1, 17))
+    assert get_preset("7") is get_preset("trained-stem")
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_panel_builds_a_valid_config(name, tmp_path):
+    fake = tmp_path / "weights.pt"
+    fake.write_bytes(b"")  # panel_config only resolves paths; nothing is loaded here
+    for p in PRESETS[name].panels:
+        for quick in (False, True):
+            cfg = panel_config(p, quick, str(fake) if p.needs_trained else None)
+            if cfg is not None:
+                assert cfg.steps == (quick_steps(p.steps) if quick else p.steps)
+                if hasattr(cfg, "pos_embed"):
+                    assert cfg.pos_embed is False  # the page's figures left the positional embedding out
+
+
+def test_readme_lists_every_preset_with_its_figure():
+    text = (ROOT / "README.md").read_text()
+    for p in PRESETS.values():
+        assert re.search(rf"\|\s*{p.figure}\s*\|\s*`{re.escape(p.name)}`", text), p.name
+
+
+@pytest.mark.parametrize("name", ["class-images", "single-encoders", "vit-b32-filters", "trained-stem-ln"])
+def test_quick_preset_from_the_command_line(name, tmp_path, vitb32_standin):
+    preset = PRESETS[name]
+    cmd = [sys.executable, "-m", "vitrep", "preset", name, "--quick", "--out", str(tmp_path / name), "--quiet"]
+    if preset.needs_trained:
+        cmd += ["--weights", str(vitb32_standin)]
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "quick mode: step counts reduced" in p.stdout or all(x.kind == "filters" for x in preset.panels)
+    out = tmp_path / name
+    assert (out / "contact_sheet.png").stat().st_size > 1000
+    summary = json.loads((out / "distances.json").read_text())
+    assert summary["quick"] is True and len(summary["panels"]) == len(preset.panels)
+    for row in summary["panels"]:
+        assert (out / row["file"]).is_file()
+
+
+def test_preset_needing_weights_offline_says_so(tmp_path):
+    env = dict(__import__("os").environ, VITREP_OFFLINE="1")
+    p = subprocess.run([sys.executable, "-m", "vitrep", "preset", "vit-b32-filters", "--out", str(tmp_path)],
+                       cwd=ROOT, capture_output=True, text=True, env=env)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "vit_b_32-d86f8d99.pth" in p.stderr and "--weights FILE" in p.stderr
+
+
+def test_sweep_grid(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "vitrep", "sweep", "--image", "cat", "--image", "rocket",
+                        "--model", "vit_custom", "--layers", "1-2,only-encoder-3", "--surgeries", "none;attention",
+                        "--steps", "4", "--quiet", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    rows = list(csv.DictReader(open(tmp_path / "sweep.csv")))
+    assert len(rows) == 2 * 2 * 3
+    assert {r["layer"] for r in rows} == {"encoder-1", "encoder-2", "only-encoder-3"}
+    assert {r["surgery"] for r in rows} == {"none", "attention"}
+    assert (tmp_path / "contact_sheet.png").is_file()
