@@ -22,6 +22,8 @@ import threading
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
+import logging
+
 import diskcache
 import numpy as np
 
@@ -30,6 +32,7 @@ DEFAULT_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "
 SIZE_LIMIT = 4 * 2**30
 
 T = TypeVar("T")
+log = logging.getLogger("vitrep")
 
 
 def cache_dir(explicit: Optional[str | os.PathLike] = None) -> Path:
@@ -68,6 +71,7 @@ class Memo:
         self._guard = threading.Lock()
         self.computations = 0
         self.hits = 0
+        self.waiting: set[str] = set()  # keys whose computation is under way
 
     def get(self, key: str, decode: Callable[[bytes], T]) -> Optional[T]:
         """The decoded value, or None when absent or unreadable (a damaged entry is deleted)."""
@@ -107,14 +111,23 @@ class Memo:
         with self._guard:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
+            self.waiting.add(key)
             hit = self.get(key, decode)  # another caller may have finished while we waited
             if hit is not None:
                 return hit
             self.computations += 1
-            value = compute()
+            log.info("computing %s (computation %d in this process)", key[:24], self.computations)
+            try:
+                value = compute()
+            finally:
+                self.waiting.discard(key)
             if keep(value):
                 self.put(key, encode(value))
             return value
+
+    def busy(self, key: str) -> bool:
+        """Is this key being computed right now (by another caller)?"""
+        return key in self.waiting
 
     def volume(self) -> int:
         """Bytes on disk."""

@@ -27,7 +27,7 @@ from .cache import Memo, make_key, pack, unpack
 from .errors import ConfigError
 from .images import to_uint8
 from .models import LoadedModel, ModelRef, imagenet_classes, load_model, make_ref, resolve_device, weights_identity
-from .reconstruct import blur, linear
+from .reconstruct import blur, device_lock, linear
 from .taps import tap_path
 
 
@@ -229,7 +229,11 @@ def generate_key(config: GenerateConfig) -> str:
 
 def run_generate(config: GenerateConfig, memo: Optional[Memo] = None, progress: Optional[Callable] = None) -> Generated:
     """:func:`generate` through the disk memo."""
+    def compute() -> Generated:
+        with device_lock(config.device):
+            return generate(config, progress)
+
     if memo is None:
-        return generate(config, progress)
-    return memo.get_or_compute(generate_key(config), lambda: generate(config, progress), Generated.to_bytes,
+        return compute()
+    return memo.get_or_compute(generate_key(config), compute, Generated.to_bytes,
                                Generated.from_bytes, keep=lambda r: r.status != "stopped")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Callable, Optional, Sequence
@@ -35,6 +36,12 @@ from .surgery import Surgery, make_surgery
 from .taps import parse_tap, run_paths, tap_path
 
 LOSSES = ("l1", "l2")
+_DEVICE_LOCKS: dict[str, threading.Lock] = {"cpu": threading.Lock(), "cuda": threading.Lock()}
+
+
+def device_lock(device: str) -> threading.Lock:
+    """One computation per device at a time: sessions queue instead of oversubscribing a GPU or 2 CPU cores."""
+    return _DEVICE_LOCKS.setdefault(resolve_device(device).type, threading.Lock())
 MAX_SNAPSHOTS = 24
 
 
@@ -382,10 +389,15 @@ def run(image: torch.Tensor, config: ReconstructConfig, memo: Optional[Memo] = N
     Stopped runs are not remembered; finished and diverged ones are.
     """
     config = validate(config)
+
+    def compute() -> Result:
+        with device_lock(config.device):
+            return reconstruct(image, config, progress)
+
     if memo is None:
-        return reconstruct(image, config, progress)
-    return memo.get_or_compute(cache_key(image, config), lambda: reconstruct(image, config, progress),
-                               Result.to_bytes, Result.from_bytes, keep=lambda r: r.status != "stopped")
+        return compute()
+    return memo.get_or_compute(cache_key(image, config), compute, Result.to_bytes, Result.from_bytes,
+                               keep=lambda r: r.status != "stopped")
 
 
 def run_batch(images: Sequence[torch.Tensor], configs: Sequence[ReconstructConfig], memo: Optional[Memo] = None,
@@ -404,7 +416,9 @@ def run_batch(images: Sequence[torch.Tensor], configs: Sequence[ReconstructConfi
             groups.setdefault(tuple(getattr(configs[i], f) for f in SHARED_FIELDS), []).append(i)
     for g, rows in enumerate(groups.values()):
         cb = None if progress is None else (lambda p, g=g: progress(g, p))
-        for i, r in zip(rows, reconstruct_many([images[i] for i in rows], [configs[i] for i in rows], cb)):
+        with device_lock(configs[rows[0]].device):
+            batch = reconstruct_many([images[i] for i in rows], [configs[i] for i in rows], cb)
+        for i, r in zip(rows, batch):
             out[i] = r
             if memo is not None and r.status != "stopped":
                 memo.put(keys[i], r.to_bytes())

@@ -1,0 +1,32 @@
+import json
+from pathlib import Path
+
+import streamlit as st
+
+EX = Path(__file__).resolve().parent.parent / "assets" / "example"
+
+st.title("What do vision models keep of their input?")
+st.markdown(
+    "Take an image, run it through a model up to one layer, and ask gradient descent to find an input that "
+    "gives the same layer output. Start from noise and follow the gradient of the distance between the two "
+    "outputs, with a little blur at each step. If the layer kept the picture, the picture comes back; what "
+    "is missing is what the layer threw away. This dashboard runs the experiments of *Representation in "
+    "Vision Transformers and Attentionless Models*: ViTs, ResNet-50, MLP-Mixers and an attention-free "
+    "ViT, with components removed or swapped, class images, stem filters and why layer norm cannot be undone.")
+doc = json.loads((EX / "result.json").read_text())
+c1, c2, c3 = st.columns([1, 1, 2])
+c1.image(str(EX / "target.png"), caption="the image a", width="stretch")
+c2.image(str(EX / "reconstruction.png"), caption=f"a_g from {doc['layer']} of an {doc['model']}", width="stretch")
+c3.markdown(
+    f"**An example.** After {doc['steps']} steps the layer output of the reconstruction is "
+    f"m_g = {doc['final']['embedding_distance']:.3g} from the target's, closer than that of a barely changed copy "
+    f"of the image (m_r = {doc['baseline']['embedding_distance']:.3g}): by the page's criterion, encoder 1 "
+    f"represents the cat accurately. PSNR {doc['final']['psnr']:.1f} dB.")
+st.subheader("Where to go")
+st.page_link("pages/reconstruct.py", label="Reconstruct: one image, one layer, live", icon="🖼️")
+st.page_link("pages/sweep.py", label="Layer sweep: every layer of one or more models, as a grid", icon="🧱")
+st.page_link("pages/ablation.py", label="Ablation survey: remove each component in turn", icon="✂️")
+st.page_link("pages/presets.py", label="The page's sixteen figures as presets", icon="📑")
+st.page_link("pages/classes.py", label="Class images: what a trained model wants to see", icon="🐕")
+st.page_link("pages/filters.py", label="Stem filters, before and after training", icon="🔲")
+st.page_link("pages/layernorm.py", label="Layer norm: why ViT reconstructions look like patchwork", icon="📐")

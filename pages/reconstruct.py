@@ -1,0 +1,58 @@
+import streamlit as st
+
+import ui
+from vitrep.errors import VitrepError
+from vitrep.models import load_model
+from vitrep.reconstruct import Result, cache_key, make_config, run
+
+st.title("Reconstruct")
+st.caption("Gradient descent from noise towards an input whose layer output matches the image's.")
+pre = st.session_state.pop("rc_prefill", None) or {}
+
+left, right = st.columns([1, 2], gap="large")
+with left:
+    ref = ui.model_picker("rc", pre=pre)
+    picked = ui.image_picker("rc", ref.input_size, default=pre.get("image", "cat")) if ref else None
+    with st.form("rc_form"):
+        layer = ui.layer_picker("rc", ref, pre.get("layer")) if ref else None
+        remove, blocks = ui.surgery_picker("rc", ref, pre) if ref else ("", "")
+        kw = ui.schedule_inputs("rc", pre=pre)
+        submitted = st.form_submit_button("Reconstruct", type="primary", disabled=ref is None or picked is None)
+
+with right:
+    if submitted and ref is not None and picked is not None:
+        image, name = picked
+        try:
+            cfg = make_config(ref, layer, remove=remove, blocks=blocks or None, **kw)
+            m = ui.memo()
+            hit = m.get(cache_key(image, cfg), Result.from_bytes)
+            if hit is None:
+                if m.busy(cache_key(image, cfg)):
+                    st.info("Another session is computing this very run; its result will show here when it is done.")
+                load_model(cfg.model, cfg.device)  # weights problems surface as one sentence, before the run
+                st.button("Stop", key="rc_stop", help="Stops the run; the partial result stays on screen.")
+                live = ui.Live([name], cfg.steps)
+                result = run(image, cfg, m, progress=live)
+                live.done()
+            else:
+                result = hit
+            st.session_state["rc_result"] = result
+            st.session_state.pop("_last_progress", None)
+        except VitrepError as e:
+            st.error(str(e))
+    elif st.session_state.get("rc_stop") and st.session_state.get("_last_progress"):
+        last = st.session_state.pop("_last_progress")
+        st.warning(f"Stopped at step {last['step']}; nothing was remembered for this run.")
+        st.image(last["image"], caption=f"the reconstruction at step {last['step']}", width=280)
+    r = st.session_state.get("rc_result")
+    if r is not None:
+        c1, c2 = st.columns(2)
+        c1.image(r.target, caption="target a", width="stretch")
+        c2.image(r.image, caption=f"reconstruction a_g ({r.config.model.label()}, {r.config.tap}, "
+                 f"{r.config.surgery.describe()})", width="stretch")
+        st.markdown(ui.verdict(r))
+        st.plotly_chart(ui.curves_figure([("run", r)]), key="rc_curves")
+        if r.snapshots:
+            st.caption("Snapshots")
+            st.image([im for _, im in r.snapshots], caption=[f"step {s}" for s, _ in r.snapshots], width=96)
+        ui.downloads(r, "rc")

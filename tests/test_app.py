@@ -1,0 +1,204 @@
+"""Every dashboard page under Streamlit's AppTest: it renders, a tiny run completes, bad input gets its sentence."""
+
+import io
+
+import numpy as np
+import pytest
+import streamlit as st
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from vitrep.models import build_model, make_ref
+
+from .conftest import ROOT
+
+APP = str(ROOT / "app.py")
+PAGES = ["pages/home.py", "pages/reconstruct.py", "pages/sweep.py", "pages/ablation.py", "pages/presets.py",
+         "pages/classes.py", "pages/filters.py", "pages/layernorm.py"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_resources():
+    st.cache_resource.clear()  # the memo is a cache_resource; each test gets its own directory
+    st.cache_data.clear()
+
+
+def page(path: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.switch_page(path)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def types(node) -> list[str]:
+    out = []
+    for c in getattr(node, "children", {}).values():
+        out.append(c.type)
+        out += types(c)
+    return out
+
+
+def submit(at: AppTest, form: str, label: str) -> AppTest:
+    at.button(key=f"FormSubmitter:{form}-{label}").click()
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_renders(path):
+    at = page(path)
+    assert at.title
+
+
+def test_entry_point_sidebar_and_landing():
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception
+    side = " ".join(m.value for m in at.sidebar.markdown)
+    assert "Device" in side and "CPU" in side and "Memo" in side and "Trained weights here" in side
+    assert at.sidebar.button(key="clear_memo")
+    assert any("An example" in m.value for m in at.markdown)  # the landing page with its example result
+
+
+def test_reconstruct_tiny_run_shows_image_curve_and_verdict():
+    at = page("pages/reconstruct.py")
+    at.selectbox(key="rc_model").set_value("vit_custom")
+    at.run()
+    at.number_input(key="rc_steps").set_value(6)
+    submit(at, "rc_form", "Reconstruct")
+    verdict = [m.value for m in at.markdown if "after 6 steps" in m.value]
+    assert verdict and "m_r" in verdict[0]
+    t = types(at.main)
+    assert t.count("image") >= 3 and "plotly_chart" in t and t.count("download_button") == 4
+    # the same run again is a memo hit, shown at once
+    submit(at, "rc_form", "Reconstruct")
+    assert any("from the memo" in m.value for m in at.markdown)
+
+
+def _upload(at, key, name, data, mime="image/png"):
+    at.radio(key=f"{key}_src").set_value("Upload")
+    at.run()
+    at.file_uploader(key=f"{key}_upload").set_value((name, data, mime))
+    at.run()
+    assert not at.exception, at.exception
+
+
+def test_bad_upload_shows_its_sentence():
+    at = page("pages/reconstruct.py")
+    _upload(at, "rc", "notes.png", b"this is text, not a picture")
+    assert any("not an image file vitrep can read" in e.value for e in at.error)
+
+
+def test_good_upload_reconstructs():
+    buf = io.BytesIO()
+    Image.fromarray((np.random.default_rng(0).random((50, 70, 4)) * 255).astype(np.uint8), "RGBA").save(buf, "PNG")
+    at = page("pages/reconstruct.py")
+    at.selectbox(key="rc_model").set_value("vit_custom")
+    at.run()
+    _upload(at, "rc", "mine.png", buf.getvalue())
+    at.number_input(key="rc_steps").set_value(3)
+    submit(at, "rc_form", "Reconstruct")
+    assert any("after 3 steps" in m.value for m in at.markdown)
+
+
+def test_trained_weights_offline_is_one_sentence(monkeypatch):
+    monkeypatch.setenv("VITREP_OFFLINE", "1")
+    at = page("pages/reconstruct.py")
+    at.radio(key="rc_weights").set_value("trained")
+    at.run()
+    at.number_input(key="rc_steps").set_value(2)
+    submit(at, "rc_form", "Reconstruct")
+    assert any("vit_b_32-d86f8d99.pth" in e.value and "--weights FILE" in e.value for e in at.error)
+
+
+def test_sweep_tiny():
+    at = page("pages/sweep.py")
+    at.multiselect(key="sw_models").set_value(["vit_custom"])
+    at.run()
+    at.number_input(key="sw_steps").set_value(3)
+    submit(at, "sw_form", "Run the sweep")
+    t = types(at.main)
+    assert t.count("image") >= 4 and "plotly_chart" in t  # four encoders of vit_custom
+    assert t.count("download_button") == 2
+
+
+def test_ablation_tiny():
+    at = page("pages/ablation.py")
+    at.selectbox(key="ab_model").set_value("vit_custom")
+    at.run()
+    at.number_input(key="ab_steps").set_value(3)
+    at.multiselect(key="ab_comps").set_value(["attention", "mlp"])
+    submit(at, "ab_form", "Run the survey")
+    t = types(at.main)
+    assert t.count("image") >= 4 and "plotly_chart" in t  # target, intact, two removals
+
+
+def test_class_images_with_uploaded_checkpoint(tmp_path):
+    m, _ = build_model(make_ref("vit_custom", seed=3))
+    torch.manual_seed(0)
+    torch.nn.init.normal_(m.heads.head.weight, std=0.1)
+    buf = io.BytesIO()
+    torch.save(m.state_dict(), buf)
+    at = page("pages/classes.py")
+    at.selectbox(key="cl_model").set_value("vit_custom")
+    at.run()
+    at.radio(key="cl_weights").set_value("checkpoint file")
+    at.run()
+    at.file_uploader(key="cl_ckpt").set_value(("standin.pt", buf.getvalue(), "application/octet-stream"))
+    at.run()
+    at.number_input(key="cl_steps").set_value(4)
+    at.number_input(key="cl_jstart").set_value(2)
+    submit(at, "cl_form", "Generate")
+    assert not at.error and "image" in types(at.main)
+    assert any("Top-5" in m.value for m in at.markdown)
+
+
+def test_class_images_offline_sentence(monkeypatch):
+    monkeypatch.setenv("VITREP_OFFLINE", "1")
+    at = page("pages/classes.py")
+    at.number_input(key="cl_steps").set_value(2)
+    submit(at, "cl_form", "Generate")
+    assert any("vit_b_32-d86f8d99.pth" in e.value for e in at.error)
+
+
+def test_filters_page_grid():
+    at = page("pages/filters.py")
+    at.selectbox(key="fi_model").set_value("vit_custom")
+    at.run()
+    at.radio(key="fi_weights").set_value("untrained")
+    at.run()
+    assert not at.error and types(at.main).count("image") >= 2
+
+
+def test_layernorm_page_numbers_and_bad_vector():
+    at = page("pages/layernorm.py")
+    assert any("[-1.2247, 0.0, 1.2247]" in str(t.value) for t in at.table)
+    at.text_area(key="ln_text").set_value("1, two, 3")
+    at.run()
+    assert any("not a list of numbers" in e.value for e in at.error)
+
+
+def test_preset_opens_a_panel_in_reconstruct():
+    at = page("pages/presets.py")
+    at.selectbox(key="pr_name").set_value("single-encoders")
+    at.run()
+    at.button(key="pr_open").click()
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="rc_layer").value == "only-encoder-1"
+    assert at.selectbox(key="rc_sample").value == "cat"
+    assert at.toggle(key="rc_pos").value is False
+
+
+def test_preset_runs_quick_grid():
+    at = page("pages/presets.py")
+    at.selectbox(key="pr_name").set_value("single-encoders")
+    at.run()
+    at.toggle(key="pr_quick").set_value(True)
+    at.button(key="pr_run").click()
+    at.run()
+    assert not at.exception and not at.error
+    assert "image" in types(at.main) and "download_button" in types(at.main)
