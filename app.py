@@ -1,27 +1,27 @@
 """vitrep dashboard: `streamlit run app.py`.
 
 The entry point only routes (st.navigation) and draws the shared sidebar; each
-page in pages/ is a thin script over the vitrep engine.
+page in app_pages/ is a thin script over the vitrep engine.
 """
 
 import streamlit as st
 
 import ui
 
-st.set_page_config(page_title="vitrep: what vision models keep", page_icon="🔭", layout="wide")
+st.set_page_config(page_title="vitrep: what vision models keep", page_icon=":material/visibility:", layout="wide")
 
 PAGES = {
-    "": [st.Page("pages/home.py", title="Home", icon="🏠", default=True)],
+    "": [st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True)],
     "Experiments": [
-        st.Page("pages/reconstruct.py", title="Reconstruct", icon="🖼️"),
-        st.Page("pages/sweep.py", title="Layer sweep", icon="🧱"),
-        st.Page("pages/ablation.py", title="Ablation survey", icon="✂️"),
-        st.Page("pages/presets.py", title="The page's figures", icon="📑"),
+        st.Page("app_pages/reconstruct.py", title="Reconstruct", icon=":material/image:"),
+        st.Page("app_pages/sweep.py", title="Layer sweep", icon=":material/view_module:"),
+        st.Page("app_pages/ablation.py", title="Ablation survey", icon=":material/content_cut:"),
+        st.Page("app_pages/presets.py", title="The page's figures", icon=":material/collections:"),
     ],
     "Look inside": [
-        st.Page("pages/classes.py", title="Class images", icon="🐕"),
-        st.Page("pages/filters.py", title="Stem filters", icon="🔲"),
-        st.Page("pages/layernorm.py", title="Layer norm", icon="📐"),
+        st.Page("app_pages/classes.py", title="Class images", icon=":material/pets:"),
+        st.Page("app_pages/filters.py", title="Stem filters", icon=":material/grid_on:"),
+        st.Page("app_pages/layernorm.py", title="Layer norm", icon=":material/functions:"),
     ],
 }
 

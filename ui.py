@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import tempfile
 import time
 from pathlib import Path
@@ -36,7 +37,13 @@ MODEL_LABELS = {name: f"{name}: {spec.description}" for name, spec in SPECS.item
 
 @st.cache_resource
 def memo():
-    """The disk memo, shared by every session of this server."""
+    """The disk memo, shared by every session of this server; its computations are logged to stderr."""
+    log = logging.getLogger("vitrep")
+    if not log.handlers:
+        h = logging.StreamHandler()
+        h.setFormatter(logging.Formatter("%(asctime)s vitrep %(message)s"))
+        log.addHandler(h)
+        log.setLevel(logging.INFO)
     return get_memo()
 
 
@@ -225,13 +232,15 @@ class Live:
                 self.image.image(p.images[0], caption=f"step {p.step}", width=280)
 
     def done(self) -> None:
-        self.bar.progress(1.0, text="done")
+        """The run is over: the final result replaces the live preview."""
+        self.bar.empty()
+        if self.image is not None:
+            self.image.empty()
 
 
 def curves_figure(results: list[tuple[str, Result]]) -> go.Figure:
     """Embedding distance (with each run's a' baseline dashed), input distance and PSNR against step."""
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("embedding distance m_g (dashed: m_r)", "input distance ‖a−a_g‖",
-                                                        "PSNR (dB)"))
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("m_g (dashed: m_r)", "‖a − a_g‖", "PSNR (dB)"))
     for i, (label, r) in enumerate(results):
         color = f"hsl({(i * 67) % 360},65%,45%)"
         c = r.curves

@@ -14,8 +14,8 @@ from vitrep.models import build_model, make_ref
 from .conftest import ROOT
 
 APP = str(ROOT / "app.py")
-PAGES = ["pages/home.py", "pages/reconstruct.py", "pages/sweep.py", "pages/ablation.py", "pages/presets.py",
-         "pages/classes.py", "pages/filters.py", "pages/layernorm.py"]
+PAGES = ["app_pages/home.py", "app_pages/reconstruct.py", "app_pages/sweep.py", "app_pages/ablation.py", "app_pages/presets.py",
+         "app_pages/classes.py", "app_pages/filters.py", "app_pages/layernorm.py"]
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +64,7 @@ def test_entry_point_sidebar_and_landing():
 
 
 def test_reconstruct_tiny_run_shows_image_curve_and_verdict():
-    at = page("pages/reconstruct.py")
+    at = page("app_pages/reconstruct.py")
     at.selectbox(key="rc_model").set_value("vit_custom")
     at.run()
     at.number_input(key="rc_steps").set_value(6)
@@ -87,7 +87,7 @@ def _upload(at, key, name, data, mime="image/png"):
 
 
 def test_bad_upload_shows_its_sentence():
-    at = page("pages/reconstruct.py")
+    at = page("app_pages/reconstruct.py")
     _upload(at, "rc", "notes.png", b"this is text, not a picture")
     assert any("not an image file vitrep can read" in e.value for e in at.error)
 
@@ -95,7 +95,7 @@ def test_bad_upload_shows_its_sentence():
 def test_good_upload_reconstructs():
     buf = io.BytesIO()
     Image.fromarray((np.random.default_rng(0).random((50, 70, 4)) * 255).astype(np.uint8), "RGBA").save(buf, "PNG")
-    at = page("pages/reconstruct.py")
+    at = page("app_pages/reconstruct.py")
     at.selectbox(key="rc_model").set_value("vit_custom")
     at.run()
     _upload(at, "rc", "mine.png", buf.getvalue())
@@ -106,7 +106,7 @@ def test_good_upload_reconstructs():
 
 def test_trained_weights_offline_is_one_sentence(monkeypatch):
     monkeypatch.setenv("VITREP_OFFLINE", "1")
-    at = page("pages/reconstruct.py")
+    at = page("app_pages/reconstruct.py")
     at.radio(key="rc_weights").set_value("trained")
     at.run()
     at.number_input(key="rc_steps").set_value(2)
@@ -115,7 +115,7 @@ def test_trained_weights_offline_is_one_sentence(monkeypatch):
 
 
 def test_sweep_tiny():
-    at = page("pages/sweep.py")
+    at = page("app_pages/sweep.py")
     at.multiselect(key="sw_models").set_value(["vit_custom"])
     at.run()
     at.number_input(key="sw_steps").set_value(3)
@@ -126,7 +126,7 @@ def test_sweep_tiny():
 
 
 def test_ablation_tiny():
-    at = page("pages/ablation.py")
+    at = page("app_pages/ablation.py")
     at.selectbox(key="ab_model").set_value("vit_custom")
     at.run()
     at.number_input(key="ab_steps").set_value(3)
@@ -142,7 +142,7 @@ def test_class_images_with_uploaded_checkpoint(tmp_path):
     torch.nn.init.normal_(m.heads.head.weight, std=0.1)
     buf = io.BytesIO()
     torch.save(m.state_dict(), buf)
-    at = page("pages/classes.py")
+    at = page("app_pages/classes.py")
     at.selectbox(key="cl_model").set_value("vit_custom")
     at.run()
     at.radio(key="cl_weights").set_value("checkpoint file")
@@ -158,14 +158,14 @@ def test_class_images_with_uploaded_checkpoint(tmp_path):
 
 def test_class_images_offline_sentence(monkeypatch):
     monkeypatch.setenv("VITREP_OFFLINE", "1")
-    at = page("pages/classes.py")
+    at = page("app_pages/classes.py")
     at.number_input(key="cl_steps").set_value(2)
     submit(at, "cl_form", "Generate")
     assert any("vit_b_32-d86f8d99.pth" in e.value for e in at.error)
 
 
 def test_filters_page_grid():
-    at = page("pages/filters.py")
+    at = page("app_pages/filters.py")
     at.selectbox(key="fi_model").set_value("vit_custom")
     at.run()
     at.radio(key="fi_weights").set_value("untrained")
@@ -174,7 +174,7 @@ def test_filters_page_grid():
 
 
 def test_layernorm_page_numbers_and_bad_vector():
-    at = page("pages/layernorm.py")
+    at = page("app_pages/layernorm.py")
     assert any("[-1.2247, 0.0, 1.2247]" in str(t.value) for t in at.table)
     at.text_area(key="ln_text").set_value("1, two, 3")
     at.run()
@@ -182,7 +182,7 @@ def test_layernorm_page_numbers_and_bad_vector():
 
 
 def test_preset_opens_a_panel_in_reconstruct():
-    at = page("pages/presets.py")
+    at = page("app_pages/presets.py")
     at.selectbox(key="pr_name").set_value("single-encoders")
     at.run()
     at.button(key="pr_open").click()
@@ -194,7 +194,7 @@ def test_preset_opens_a_panel_in_reconstruct():
 
 
 def test_preset_runs_quick_grid():
-    at = page("pages/presets.py")
+    at = page("app_pages/presets.py")
     at.selectbox(key="pr_name").set_value("single-encoders")
     at.run()
     at.toggle(key="pr_quick").set_value(True)

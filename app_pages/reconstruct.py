@@ -37,6 +37,7 @@ with right:
             else:
                 result = hit
             st.session_state["rc_result"] = result
+            st.session_state["rc_image_name"] = name
             st.session_state.pop("_last_progress", None)
         except VitrepError as e:
             st.error(str(e))
@@ -47,7 +48,7 @@ with right:
     r = st.session_state.get("rc_result")
     if r is not None:
         c1, c2 = st.columns(2)
-        c1.image(r.target, caption="target a", width="stretch")
+        c1.image(r.target, caption=f"target a: {st.session_state.get('rc_image_name', 'image')}", width="stretch")
         c2.image(r.image, caption=f"reconstruction a_g ({r.config.model.label()}, {r.config.tap}, "
                  f"{r.config.surgery.describe()})", width="stretch")
         st.markdown(ui.verdict(r))

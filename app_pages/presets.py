@@ -45,7 +45,7 @@ if idx is not None and c2.button("Open in Reconstruct", key="pr_open"):
         "model": panel.model, "weights": panel.weights, "swaps": panel.swaps, "arch": panel.arch,
         "layer": panel.layer, "remove": panel.remove, "blocks": panel.blocks, "image": panel.image,
         "steps": quick_steps(panel.steps) if quick else panel.steps, "pos_embed": False, **dict(panel.options)}
-    st.switch_page("pages/reconstruct.py")
+    st.switch_page("app_pages/reconstruct.py")
 
 res = st.session_state.get("pr_result")
 if res and res[0] == p.name:

@@ -1,0 +1,131 @@
+"""The dashboard in a real browser: Playwright drives Debian's chromium against `streamlit run app.py`.
+
+In CI a missing chromium is a failure; on a developer machine without it the
+test is skipped with the install command.
+"""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts"
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing in CI: the browser test must run (apt-get install chromium).")
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    port = _free_port()
+    env = dict(os.environ, VITREP_CACHE_DIR=str(tmp_path_factory.mktemp("memo")), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.headless", "true", "--server.address", "127.0.0.1"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: [lines.append(line) for line in proc.stdout], daemon=True).start()
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start: " + "".join(lines[-20:]))
+    yield f"http://127.0.0.1:{port}", lines
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield b
+        b.close()
+
+
+def _open_reconstruct(browser, url):
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page.goto(f"{url}/reconstruct", wait_until="networkidle")
+    page.get_by_role("button", name="Reconstruct", exact=True).wait_for(timeout=60_000)
+    return page
+
+
+def _set_steps_and_seed(page, steps: int, seed: int | None = None):
+    box = page.get_by_label("Steps", exact=True)
+    box.fill(str(steps))
+    box.press("Tab")
+    if seed is not None:
+        page.get_by_text("Loss, blur, seed and switches").click()
+        s = page.get_by_label("Seed", exact=True)
+        s.fill(str(seed))
+        s.press("Tab")
+
+
+def test_short_run_in_a_real_browser(server, browser):
+    url, _ = server
+    page = _open_reconstruct(browser, url)
+    body = page.inner_text("body")
+    assert "Layer sweep" in body and "Device" in body  # st.navigation and the shared sidebar are there
+    _set_steps_and_seed(page, 30)
+    page.get_by_role("button", name="Reconstruct", exact=True).click()
+    page.get_by_text(re.compile(r"after 30 steps")).wait_for(timeout=180_000)
+    body = page.inner_text("body")
+    assert "target a: cat" in body and "vit_b_32 untrained, encoder-1" in body  # the defaults: the cat, ViT-B/32, layer 1
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=30_000)  # the curves, drawn
+    assert page.locator("img").count() >= 3  # target, reconstruction, snapshots
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=False)
+    assert (ARTIFACTS / "dashboard.png").stat().st_size > 20_000
+
+    # a repeat of the finished run comes from the memo in under a second
+    t0 = time.perf_counter()
+    page.get_by_role("button", name="Reconstruct", exact=True).click()
+    page.get_by_text(re.compile(r"from the memo")).wait_for(timeout=10_000)
+    took = time.perf_counter() - t0
+    print(f"\nrepeat shown in {took:.2f} s")
+    assert took < 1.0
+    page.close()
+
+
+def test_two_sessions_same_run_compute_once(server, browser):
+    url, lines = server
+    a, b = _open_reconstruct(browser, url), _open_reconstruct(browser, url)
+    for p in (a, b):
+        _set_steps_and_seed(p, 60, seed=7)
+    before = sum("computing" in line for line in lines)
+    a.get_by_role("button", name="Reconstruct", exact=True).click()
+    time.sleep(1.0)  # a is under way when b asks for the very same run
+    b.get_by_role("button", name="Reconstruct", exact=True).click()
+    for p in (a, b):
+        p.get_by_text(re.compile(r"after 60 steps")).wait_for(timeout=180_000)
+    time.sleep(0.5)
+    computed = sum("computing" in line for line in lines) - before
+    print(f"\ncomputations for two identical requests: {computed}")
+    assert computed == 1
+    assert b.get_by_text(re.compile(r"from the memo")).count() == 1  # b waited and read a's result
+    a.close()
+    b.close()
