@@ -37,8 +37,9 @@ if c1.button("Run this figure", type="primary", key="pr_run"):
         st.error(str(e))
 
 recon = [x for x in p.panels if x.kind == "reconstruct"]
-idx = c2.selectbox("…or open one panel in Reconstruct", range(len(recon)), format_func=lambda i: recon[i].label,
-                   key="pr_panel") if recon else None
+several = len({x.image for x in recon}) > 1
+idx = c2.selectbox("…or open one panel in Reconstruct", range(len(recon)), key="pr_panel",
+                   format_func=lambda i: recon[i].label + (f" ({recon[i].image})" if several else "")) if recon else None
 if idx is not None and c2.button("Open in Reconstruct", key="pr_open"):
     panel = recon[idx]
     st.session_state["rc_prefill"] = {

@@ -164,3 +164,16 @@ def test_parse_tap():
         parse_tap("layer9", "resnet", 4)
     with pytest.raises(ConfigError, match="not a layer"):
         parse_tap("banana", "vit", 12)
+
+
+def test_patch_embedding_matmul_equals_the_stem_convolution(vit, ffvit, x224, x64):
+    from vitrep.taps import patch_embed
+
+    for lm, x in ((vit, x224), (ffvit, x64)):
+        xs = x.clone().requires_grad_(True)
+        ys = x.clone().requires_grad_(True)
+        a, b = patch_embed(lm.module)(xs), lm.module._process_input(ys)
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        (ga,) = torch.autograd.grad(a.square().sum(), xs)
+        (gb,) = torch.autograd.grad(b.square().sum(), ys)
+        torch.testing.assert_close(ga, gb, rtol=1e-4, atol=1e-5)

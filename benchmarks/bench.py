@@ -1,0 +1,157 @@
+"""Seconds per reconstruction step: the page's own loop against vitrep's engine, in one process.
+
+    python benchmarks/bench.py [--steps 20] [--device cpu|cuda] [--json benchmarks/results.json]
+
+For ViT-B/32 (untrained, 224) at layers 1, 4 and 12 and ResNet-50 at layer4 it
+times (a) the page's loop as its snippet shows (``vitrep.reference``:
+trainable parameters, torchvision's gaussian_blur) and (b) the engine
+(``vitrep.reconstruct``), same image, same steps, and prints their ratio.
+It also prints the share of the machine's limit: the step's floating-point
+work (forward plus backward to the input, counted by torch's FlopCounterMode)
+per second, divided by a large matrix product's FLOP/s measured in the same
+run.  The last rows time a 12-layer sweep as the engine runs it (one batch
+sharing the common forward) against twelve separate runs of (a).
+Everything is a ratio against a baseline in the same process; no absolute
+timing is asserted anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from vitrep.images import prepare, sample_path  # noqa: E402
+from vitrep.models import build_model, load_model, make_ref  # noqa: E402
+from vitrep.reconstruct import make_config, reconstruct, reconstruct_many  # noqa: E402
+from vitrep.reference import NewResNet, NewVit, page_loop  # noqa: E402
+from vitrep.taps import tap_path  # noqa: E402
+
+
+def sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_flops(dev: torch.device, n: int = 4096, reps: int = 6) -> float:
+    """The machine's limit: best FLOP/s of an n x n float32 matrix product."""
+    a = torch.randn(n, n, device=dev)
+    b = torch.randn(n, n, device=dev)
+    best = float("inf")
+    for _ in range(reps):
+        sync(dev)
+        t = time.perf_counter()
+        torch.mm(a, b)
+        sync(dev)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best
+
+
+def step_flops(lm, tap: str, image: torch.Tensor) -> float:
+    """FLOPs of one engine step: forward to the tap, backward to the input."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    path = tap_path(lm, tap, pos_embed=False)
+    x = image.clone().requires_grad_(True)
+    with FlopCounterMode(display=False) as fc:
+        out = x
+        for op in path:
+            out = op.fn(out)
+        (g,) = torch.autograd.grad(out.abs().sum(), x)
+    return float(fc.get_total_flops())
+
+
+def time_page(net, layer: int, image, init, steps: int, dev) -> float:
+    page_loop(net, layer, image, init, 2)  # warm-up
+    sync(dev)
+    t = time.perf_counter()
+    page_loop(net, layer, image, init, steps)
+    sync(dev)
+    return (time.perf_counter() - t) / steps
+
+
+def time_engine(image, cfg) -> float:
+    reconstruct(image, make_config(cfg.model, cfg.tap, steps=2, pos_embed=False, device=cfg.device))  # warm-up
+    r = reconstruct(image, cfg)
+    return r.seconds / r.steps
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--json", default=str(Path(__file__).with_name("results.json")))
+    ap.add_argument("--no-sweep", action="store_true")
+    a = ap.parse_args(argv)
+    dev = torch.device("cuda" if (a.device == "auto" and torch.cuda.is_available()) else
+                       (a.device if a.device != "auto" else "cpu"))
+    torch.manual_seed(0)
+    limit = matmul_flops(dev)
+    image = prepare(sample_path("cat"), 224).to(dev)
+    init = (torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1)) * 0.05 + 0.7).to(dev)
+    rows = []
+    cases = [("ViT-B/32", "vit_b_32", 1), ("ViT-B/32", "vit_b_32", 4), ("ViT-B/32", "vit_b_32", 12),
+             ("ResNet-50", "resnet50", 4)]
+    for label, name, layer in cases:
+        ref = make_ref(name)
+        plain, _ = build_model(ref)  # the page's copy: trainable parameters, as its code left them
+        plain.eval().to(dev)
+        net = (NewVit if name.startswith("vit") else NewResNet)(plain)
+        lm = load_model(ref, str(dev))
+        tap = f"encoder-{layer}" if name.startswith("vit") else f"layer{layer}"
+        cfg = make_config(ref, tap, steps=a.steps, pos_embed=False, device=str(dev))
+        page_s = time_page(net, layer, image, init, a.steps, dev)
+        engine_s = time_engine(image, cfg)
+        flops = step_flops(lm, tap, image)
+        rows.append({"case": f"{label} {tap}", "page_s_per_step": page_s, "engine_s_per_step": engine_s,
+                     "ratio": page_s / engine_s, "step_gflop": flops / 1e9,
+                     "engine_gflops": flops / engine_s / 1e9, "share_of_limit": flops / engine_s / limit})
+        del plain, net
+    sweep = None
+    if not a.no_sweep:
+        ref = make_ref("vit_b_32")
+        plain, _ = build_model(ref)
+        plain.eval().to(dev)
+        net = NewVit(plain)
+        page_loop(net, 1, image, init, 2)
+        sync(dev)
+        t = time.perf_counter()
+        for layer in range(1, 13):
+            page_loop(net, layer, image, init, a.steps)
+        sync(dev)
+        page_total = time.perf_counter() - t
+        cfgs = [make_config(ref, f"encoder-{k}", steps=a.steps, pos_embed=False, device=str(dev)) for k in range(1, 13)]
+        reconstruct_many([image] * 12, [make_config(ref, c.tap, steps=2, pos_embed=False, device=str(dev))
+                                        for c in cfgs])  # warm-up
+        t = time.perf_counter()
+        reconstruct_many([image] * 12, cfgs)
+        sync(dev)
+        engine_total = time.perf_counter() - t
+        sweep = {"case": f"ViT-B/32 sweep encoders 1-12, {a.steps} steps each", "page_total_s": page_total,
+                 "engine_total_s": engine_total, "ratio": page_total / engine_total}
+    machine = {"device": torch.cuda.get_device_name(0) if dev.type == "cuda" else platform.processor() or platform.machine(),
+               "threads": torch.get_num_threads(), "torch": torch.__version__,
+               "matmul_gflops_limit": limit / 1e9, "python": platform.python_version()}
+    print(f"machine: {machine['device']}, {machine['threads']} threads, torch {machine['torch']}; "
+          f"limit (4096^2 fp32 matmul) {limit / 1e9:.1f} GFLOP/s; {a.steps} steps per measurement\n")
+    print(f"{'case':<24}{'page s/step':>12}{'engine s/step':>15}{'ratio':>8}{'GFLOP/step':>12}{'GFLOP/s':>9}{'of limit':>10}")
+    for r in rows:
+        print(f"{r['case']:<24}{r['page_s_per_step']:>12.4f}{r['engine_s_per_step']:>15.4f}{r['ratio']:>7.2f}x"
+              f"{r['step_gflop']:>12.2f}{r['engine_gflops']:>9.1f}{r['share_of_limit']:>9.0%}")
+    if sweep:
+        print(f"\n{sweep['case']}: page loop x12 {sweep['page_total_s']:.1f} s, engine batch "
+              f"{sweep['engine_total_s']:.1f} s, ratio {sweep['ratio']:.2f}x")
+    Path(a.json).write_text(json.dumps({"machine": machine, "steps": a.steps, "rows": rows, "sweep": sweep}, indent=2) + "\n")
+    print(f"\nwrote {a.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
