@@ -22,6 +22,7 @@ with left:
 with right:
     if submitted and ref is not None and picked is not None:
         image, name = picked
+        st.session_state.pop("rc_result", None)  # a new run replaces the old result, also if it is stopped
         try:
             cfg = make_config(ref, layer, remove=remove, blocks=blocks or None, **kw)
             m = ui.memo()
@@ -30,7 +31,7 @@ with right:
                 if m.busy(cache_key(image, cfg)):
                     st.info("Another session is computing this very run; its result will show here when it is done.")
                 load_model(cfg.model, cfg.device)  # weights problems surface as one sentence, before the run
-                st.button("Stop", key="rc_stop", help="Stops the run; the partial result stays on screen.")
+                st.button("Stop this run", key="rc_stop", help="Stops the run; the partial result stays on screen.")
                 live = ui.Live([name], cfg.steps)
                 result = run(image, cfg, m, progress=live)
                 live.done()

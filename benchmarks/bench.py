@@ -11,8 +11,10 @@ work (forward plus backward to the input, counted by torch's FlopCounterMode)
 per second, divided by a large matrix product's FLOP/s measured in the same
 run.  The last rows time a 12-layer sweep as the engine runs it (one batch
 sharing the common forward) against twelve separate runs of (a).
-Everything is a ratio against a baseline in the same process; no absolute
-timing is asserted anywhere.
+Each case runs ``--rounds`` interleaved rounds and reports medians (timings on
+a shared 2-core machine drift by +-20% between identical runs).  Everything is
+a ratio against a baseline in the same process; no absolute timing is
+asserted anywhere.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -64,7 +67,7 @@ def step_flops(lm, tap: str, image: torch.Tensor) -> float:
         out = x
         for op in path:
             out = op.fn(out)
-        (g,) = torch.autograd.grad(out.abs().sum(), x)
+        out.abs().sum().backward()  # to the input only: the parameters are frozen
     return float(fc.get_total_flops())
 
 
@@ -88,6 +91,7 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--json", default=str(Path(__file__).with_name("results.json")))
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per case; the median is reported")
     ap.add_argument("--no-sweep", action="store_true")
     a = ap.parse_args(argv)
     dev = torch.device("cuda" if (a.device == "auto" and torch.cuda.is_available()) else
@@ -107,8 +111,11 @@ def main(argv=None) -> int:
         lm = load_model(ref, str(dev))
         tap = f"encoder-{layer}" if name.startswith("vit") else f"layer{layer}"
         cfg = make_config(ref, tap, steps=a.steps, pos_embed=False, device=str(dev))
-        page_s = time_page(net, layer, image, init, a.steps, dev)
-        engine_s = time_engine(image, cfg)
+        pages, engines = [], []
+        for _ in range(a.rounds):  # interleaved, so drifts in machine speed hit both alike
+            pages.append(time_page(net, layer, image, init, a.steps, dev))
+            engines.append(time_engine(image, cfg))
+        page_s, engine_s = statistics.median(pages), statistics.median(engines)
         flops = step_flops(lm, tap, image)
         rows.append({"case": f"{label} {tap}", "page_s_per_step": page_s, "engine_s_per_step": engine_s,
                      "ratio": page_s / engine_s, "step_gflop": flops / 1e9,

@@ -92,6 +92,24 @@ def test_bad_upload_shows_its_sentence():
     assert any("not an image file vitrep can read" in e.value for e in at.error)
 
 
+@pytest.mark.parametrize("prefix, path", [("sw", "app_pages/sweep.py"), ("ab", "app_pages/ablation.py")])
+def test_bad_upload_on_other_pages(prefix, path):
+    at = page(path)
+    _upload(at, prefix, "cut.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    assert any("vitrep can read" in e.value or "damaged" in e.value for e in at.error)
+
+
+def test_bad_checkpoint_upload_is_one_sentence():
+    at = page("app_pages/classes.py")
+    at.radio(key="cl_weights").set_value("checkpoint file")
+    at.run()
+    at.file_uploader(key="cl_ckpt").set_value(("weights.pt", b"not a checkpoint", "application/octet-stream"))
+    at.run()
+    at.number_input(key="cl_steps").set_value(2)
+    submit(at, "cl_form", "Generate")
+    assert any("is not a readable checkpoint" in e.value for e in at.error)
+
+
 def test_good_upload_reconstructs():
     buf = io.BytesIO()
     Image.fromarray((np.random.default_rng(0).random((50, 70, 4)) * 255).astype(np.uint8), "RGBA").save(buf, "PNG")

@@ -108,6 +108,13 @@ def test_short_run_in_a_real_browser(server, browser):
     took = time.perf_counter() - t0
     print(f"\nrepeat shown in {took:.2f} s")
     assert took < 1.0
+
+    # a long run can be stopped; the partial result stays on screen
+    _set_steps_and_seed(page, 5000)
+    page.get_by_role("button", name="Reconstruct", exact=True).click()
+    page.get_by_text(re.compile(r"step \d+/5000")).wait_for(timeout=60_000)
+    page.get_by_role("button", name="Stop this run", exact=True).click()
+    page.get_by_text(re.compile(r"Stopped at step \d+")).wait_for(timeout=30_000)
     page.close()
 
 

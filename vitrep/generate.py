@@ -54,16 +54,12 @@ class GenerateConfig:
     device: str = "auto"
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["model"]["swaps"] = list(self.model.swaps)
-        return d
+        return {**asdict(self), "model": self.model.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict) -> "GenerateConfig":
         d = dict(d)
-        m = dict(d.pop("model"))
-        m["swaps"] = tuple(m.get("swaps", ()))
-        return cls(model=ModelRef(**m), **d)
+        return cls(model=ModelRef.from_dict(d.pop("model")), **d)
 
 
 def search_classes(query: str, limit: int = 20) -> list[tuple[int, str]]:

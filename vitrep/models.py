@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -187,6 +187,14 @@ class ModelRef:
         if self.size is not None:
             return self.size
         return self.arch().get("size", self.spec.size)
+
+    def to_dict(self) -> dict:
+        """Plain JSON values (``swaps`` as a list)."""
+        return {**asdict(self), "swaps": list(self.swaps)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelRef":
+        return cls(**{**d, "swaps": tuple(d.get("swaps", ()))})
 
     def label(self) -> str:
         arch = self.arch()

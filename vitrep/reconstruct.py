@@ -82,21 +82,20 @@ class ReconstructConfig:
         d = asdict(self)
         d["surgery"] = {"remove": list(self.surgery.remove),
                         "blocks": None if self.surgery.blocks is None else list(self.surgery.blocks)}
-        d["model"]["swaps"] = list(self.model.swaps)
+        d["model"] = self.model.to_dict()
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ReconstructConfig":
         d = dict(d)
-        m = dict(d.pop("model"))
-        m["swaps"] = tuple(m.get("swaps", ()))
+        model = ModelRef.from_dict(d.pop("model"))
         s = d.pop("surgery", None) or {}
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ConfigError(f"The config has unknown field(s) {', '.join(sorted(unknown))}.")
         blocks = s.get("blocks")
-        return cls(model=ModelRef(**m),
+        return cls(model=model,
                    surgery=Surgery(tuple(s.get("remove", ())), None if blocks is None else tuple(blocks)), **d)
 
 
