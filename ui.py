@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 import torch
+from PIL import Image
 from plotly.subplots import make_subplots
 
 from vitrep.cache import get_memo
@@ -47,9 +47,10 @@ def memo():
     return get_memo()
 
 
-def png_bytes(img: np.ndarray) -> bytes:
+def png_bytes(img) -> bytes:
+    """A uint8 ``(H, W, 3)`` array or a PIL image as PNG bytes, for downloads."""
     buf = io.BytesIO()
-    to_pil(img).save(buf, "PNG")
+    (img if isinstance(img, Image.Image) else to_pil(img)).save(buf, "PNG")
     return buf.getvalue()
 
 
@@ -94,6 +95,17 @@ def _cached_image(path: str):
     return load_image(path)
 
 
+def checkpoint_input(label: str, key: str) -> Optional[str]:
+    """A checkpoint as a path on this machine (any size) or a small upload; the path to load, or None."""
+    path = st.text_input(f"{label}: path on this machine", "", key=f"{key}_path",
+                         placeholder="/path/to/weights.safetensors or .pt")
+    if path.strip():
+        return path.strip()
+    up = st.file_uploader(f"…or upload one (small files; the upload limit is set in .streamlit/config.toml)",
+                          type=["safetensors", "pt", "pth", "bin"], key=key)
+    return _save_checkpoint(up) if up is not None else None
+
+
 def _save_checkpoint(up) -> str:
     data = up.getvalue()
     CHECKPOINT_DIR.mkdir(parents=True, exist_ok=True)
@@ -120,12 +132,10 @@ def model_picker(key: str, default: str = "vit_b_32", allow_swaps: bool = True, 
     weights = st.radio("Weights", options, index=options.index(w0) if w0 in options else 0, horizontal=True,
                        key=f"{key}_weights")
     if weights == "checkpoint file":
-        up = st.file_uploader("Checkpoint (.safetensors or a torch state_dict)", type=["safetensors", "pt", "pth", "bin"],
-                              key=f"{key}_ckpt")
-        if up is None:
-            st.info("Upload a checkpoint for this architecture.")
+        weights = checkpoint_input("Checkpoint (.safetensors or a torch state_dict)", f"{key}_ckpt")
+        if weights is None:
+            st.info("Give a checkpoint for this architecture.")
             return None
-        weights = _save_checkpoint(up)
     elif weights == "trained" and not trained_file_local(spec):
         st.caption(f"{spec.trained.filename} is not on this machine yet; it downloads on first use.")
     arch = {}
@@ -147,11 +157,9 @@ def model_picker(key: str, default: str = "vit_b_32", allow_swaps: bool = True, 
             src = st.radio("Swap from", ["trained", "untrained", "checkpoint file"], horizontal=True,
                            key=f"{key}_swapfrom")
             if src == "checkpoint file":
-                up = st.file_uploader("Swap source checkpoint", type=["safetensors", "pt", "pth", "bin"],
-                                      key=f"{key}_swapckpt")
-                if up is None:
+                src = checkpoint_input("Swap source checkpoint", f"{key}_swapckpt")
+                if src is None:
                     return None
-                src = _save_checkpoint(up)
             swap_from = src
     try:
         return make_ref(name, weights, seed=int(seed), swaps=swaps, swap_from=swap_from, **arch)

@@ -44,4 +44,4 @@ if rows:
     st.plotly_chart(ui.curves_figure(rows), key="ab_curves")
     sheet = contact_sheet([(rows[0][1].target, "target")] + [(r.image, f"{l}\n|a-a_g| {r.final['input_distance']:.3g}")
                                                               for l, r in rows], "Ablation survey")
-    st.download_button("contact_sheet.png", ui.png_bytes(ui.np.asarray(sheet)), "contact_sheet.png", "image/png")
+    st.download_button("contact_sheet.png", ui.png_bytes(sheet), "contact_sheet.png", "image/png")

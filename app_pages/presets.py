@@ -21,15 +21,14 @@ quick = st.toggle("Quick look (reduced step counts)", not ui.ON_GPU, key="pr_qui
 steps = sorted({x.steps for x in p.panels if x.kind != "filters"})
 if steps:
     st.caption("Steps per panel: " + ", ".join(f"{s:,}" + (f" → {quick_steps(s)} (quick)" if quick else "") for s in steps))
-ckpt = st.file_uploader("Checkpoint standing in for 'trained'", type=["safetensors", "pt", "pth"], key="pr_ckpt") \
-    if p.needs_trained else None
+ckpt = ui.checkpoint_input("Checkpoint standing in for 'trained'", "pr_ckpt") if p.needs_trained else None
 
 c1, c2 = st.columns(2)
 if c1.button("Run this figure", type="primary", key="pr_run"):
     try:
         out = Path(tempfile.mkdtemp(prefix=f"vitrep-{p.name}-"))
         with st.status(f"Running figure {p.figure}…", expanded=True) as status:
-            summary = run_preset(p, out, quick, ui._save_checkpoint(ckpt) if ckpt else None, ui.memo(),
+            summary = run_preset(p, out, quick, ckpt, ui.memo(),
                                  progress=st.write)
             status.update(label="Done", state="complete")
         st.session_state["pr_result"] = (p.name, str(out), summary)

@@ -5,6 +5,7 @@ import streamlit as st
 
 import ui
 from vitrep.errors import VitrepError
+from vitrep.images import fit_image, to_pil, to_tensor
 from vitrep.models import load_model, make_ref
 from vitrep.reconstruct import make_config, run_batch
 from vitrep.sheets import contact_sheet
@@ -28,8 +29,7 @@ if submitted and picked is not None:
         for m in models:
             ref = make_ref(m)
             lm = load_model(ref)
-            img = image if ref.input_size == image.shape[-1] else ui.to_tensor(
-                ui.fit_image(ui.to_pil(image[0]), ref.input_size))
+            img = image if ref.input_size == image.shape[-1] else to_tensor(fit_image(to_pil(image[0]), ref.input_size))
             jobs += [(m, tap, img, make_config(ref, tap, **kw)) for tap in layer_taps(lm)]
         live = ui.Live([j[1] for j in jobs], kw["steps"], show_image=False)
         results = run_batch([j[2] for j in jobs], [j[3] for j in jobs], ui.memo(), progress=lambda g, p: live(p))
@@ -57,5 +57,5 @@ if rows:
     st.plotly_chart(ui.curves_figure([(f"{m} {describe_tap(t)}", r) for m, t, r in rows]), key="sw_curves")
     sheet = contact_sheet(tiles, "Layer sweep", cols=6)
     c1, c2 = st.columns(2)
-    c1.download_button("contact_sheet.png", ui.png_bytes(ui.np.asarray(sheet)), "contact_sheet.png", "image/png")
+    c1.download_button("contact_sheet.png", ui.png_bytes(sheet), "contact_sheet.png", "image/png")
     c2.download_button("sweep.csv", buf.getvalue(), "sweep.csv", "text/csv")

@@ -174,6 +174,25 @@ def test_class_images_with_uploaded_checkpoint(tmp_path):
     assert any("Top-5" in m.value for m in at.markdown)
 
 
+def test_checkpoint_by_path_and_a_missing_path(tmp_path):
+    m, _ = build_model(make_ref("vit_custom", seed=4))
+    f = tmp_path / "local.pt"
+    torch.save(m.state_dict(), f)
+    at = page("app_pages/reconstruct.py")
+    at.selectbox(key="rc_model").set_value("vit_custom")
+    at.run()
+    at.radio(key="rc_weights").set_value("checkpoint file")
+    at.run()
+    at.text_input(key="rc_ckpt_path").set_value(str(tmp_path / "nope.pt"))
+    at.run()
+    assert any("is no file" in e.value for e in at.error)
+    at.text_input(key="rc_ckpt_path").set_value(str(f))
+    at.run()
+    at.number_input(key="rc_steps").set_value(3)
+    submit(at, "rc_form", "Reconstruct")
+    assert any("after 3 steps" in m.value for m in at.markdown)
+
+
 def test_class_images_offline_sentence(monkeypatch):
     monkeypatch.setenv("VITREP_OFFLINE", "1")
     at = page("app_pages/classes.py")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -127,7 +126,7 @@ def _image_path(text: Optional[str]) -> Path:
 
 def config_from_args(a: argparse.Namespace):
     """Merge ``--config`` (if any), explicit flags and defaults into a validated config."""
-    from .models import ModelRef, make_ref
+    from .models import make_ref
     from .reconstruct import ReconstructConfig, make_config
 
     base: dict = {}

@@ -11,11 +11,9 @@ for ``trained`` weights, for offline machines.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
-
-import numpy as np
 
 from .cache import Memo
 from .errors import ConfigError

@@ -15,7 +15,6 @@ to stop.  Results are plain numpy/JSON, cacheable by :mod:`vitrep.cache`.
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
