@@ -31,10 +31,12 @@ with right:
                 if m.busy(cache_key(image, cfg)):
                     st.info("Another session is computing this very run; its result will show here when it is done.")
                 load_model(cfg.model, cfg.device)  # weights problems surface as one sentence, before the run
-                st.button("Stop this run", key="rc_stop", help="Stops the run; the partial result stays on screen.")
+                stop = st.empty()
+                stop.button("Stop this run", key="rc_stop", help="Stops the run; the partial result stays on screen.")
                 live = ui.Live([name], cfg.steps)
                 result = run(image, cfg, m, progress=live)
                 live.done()
+                stop.empty()
             else:
                 result = hit
             st.session_state["rc_result"] = result
@@ -48,11 +50,11 @@ with right:
         st.image(last["image"], caption=f"the reconstruction at step {last['step']}", width=280)
     r = st.session_state.get("rc_result")
     if r is not None:
+        st.markdown(ui.verdict(r))
         c1, c2 = st.columns(2)
         c1.image(r.target, caption=f"target a: {st.session_state.get('rc_image_name', 'image')}", width="stretch")
         c2.image(r.image, caption=f"reconstruction a_g ({r.config.model.label()}, {r.config.tap}, "
                  f"{r.config.surgery.describe()})", width="stretch")
-        st.markdown(ui.verdict(r))
         st.plotly_chart(ui.curves_figure([("run", r)]), key="rc_curves")
         if r.snapshots:
             st.caption("Snapshots")

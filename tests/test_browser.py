@@ -98,6 +98,9 @@ def test_short_run_in_a_real_browser(server, browser):
     page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=30_000)  # the curves, drawn
     assert page.locator("img").count() >= 3  # target, reconstruction, snapshots
     ARTIFACTS.mkdir(exist_ok=True)
+    page.mouse.move(900, 500)
+    page.mouse.wheel(0, -5000)  # back to the top of the page: the headline, then the pictures
+    page.wait_for_timeout(500)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=False)
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 20_000
 
@@ -136,3 +139,22 @@ def test_two_sessions_same_run_compute_once(server, browser):
     assert b.get_by_text(re.compile(r"from the memo")).count() == 1  # b waited and read a's result
     a.close()
     b.close()
+
+
+def test_a_session_that_leaves_mid_run_does_not_hold_up_others(server, browser):
+    url, lines = server
+    leaver = _open_reconstruct(browser, url)
+    _set_steps_and_seed(leaver, 20000, seed=11)
+    leaver.get_by_role("button", name="Reconstruct", exact=True).click()
+    leaver.get_by_text(re.compile(r"step \d+/20000")).wait_for(timeout=60_000)
+    leaver.close()  # the student closes the tab mid-run
+    t0 = time.perf_counter()
+    other = _open_reconstruct(browser, url)
+    _set_steps_and_seed(other, 20, seed=12)
+    other.get_by_role("button", name="Reconstruct", exact=True).click()
+    other.get_by_text(re.compile(r"after 20 steps")).wait_for(timeout=120_000)
+    took = time.perf_counter() - t0
+    print(f"\nthe other session's 20-step run finished {took:.1f} s after the first left mid-run")
+    assert any("abandoned" in line for line in lines)  # the leaver's run was stopped, its locks released
+    assert not any("Traceback" in line for line in lines)
+    other.close()

@@ -119,6 +119,9 @@ class Memo:
             log.info("computing %s (computation %d in this process)", key[:24], self.computations)
             try:
                 value = compute()
+            except BaseException:  # an error, or a dashboard session that went away mid-run: nothing is kept
+                log.info("abandoned %s", key[:24])
+                raise
             finally:
                 self.waiting.discard(key)
             if keep(value):
