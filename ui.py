@@ -27,7 +27,7 @@ from vitrep.images import SAMPLES, fit_image, load_image, sample_path, to_pil, t
 from vitrep.models import SPECS, make_ref, trained_file_local
 from vitrep.reconstruct import Progress, Result
 from vitrep.surgery import COMPONENTS
-from vitrep.taps import describe_tap, parse_tap
+from vitrep.taps import available_taps, describe_tap, parse_tap
 
 ON_GPU = torch.cuda.is_available()
 DEFAULT_STEPS = 1500 if ON_GPU else 150  # Streamlit Cloud (CPU): a layer-1 run well under a minute
@@ -101,7 +101,7 @@ def checkpoint_input(label: str, key: str) -> Optional[str]:
                          placeholder="/path/to/weights.safetensors or .pt")
     if path.strip():
         return path.strip()
-    up = st.file_uploader(f"…or upload one (small files; the upload limit is set in .streamlit/config.toml)",
+    up = st.file_uploader("…or upload one (small files; the upload limit is set in .streamlit/config.toml)",
                           type=["safetensors", "pt", "pth", "bin"], key=key)
     return _save_checkpoint(up) if up is not None else None
 
@@ -171,12 +171,7 @@ def model_picker(key: str, default: str = "vit_b_32", allow_swaps: bool = True, 
 def layer_picker(key: str, ref, default: str | None = None) -> str:
     """Every tap of the model, in forward order."""
     fam, depth = ref.spec.family, ref.num_blocks
-    unit = {"vit": "encoder", "ffvit": "encoder", "mixer": "block", "resnet": "layer"}[fam]
-    if fam == "resnet":
-        taps = ["conv1", "stem"] + [f"layer{s}" for s in range(1, 5)] + ["pool", "logits"]
-    else:
-        taps = ["stem"] + (["embed"] if fam != "mixer" else []) + [f"{unit}-{k}" for k in range(1, depth + 1)] \
-            + [f"only-{unit}-{k}" for k in range(1, depth + 1)] + ["norm", "logits"]
+    taps = [t for t in available_taps(fam, depth) if "." not in t]  # ResNet: stages, not single blocks
     default = parse_tap(default or 1, fam, depth)
     return st.selectbox("Layer", taps, index=taps.index(default) if default in taps else 0,
                         format_func=describe_tap, key=f"{key}_layer")

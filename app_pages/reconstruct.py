@@ -26,9 +26,10 @@ with right:
         try:
             cfg = make_config(ref, layer, remove=remove, blocks=blocks or None, **kw)
             m = ui.memo()
-            hit = m.get(cache_key(image, cfg), Result.from_bytes)
+            key = cache_key(image, cfg)
+            hit = m.get(key, Result.from_bytes)
             if hit is None:
-                if m.busy(cache_key(image, cfg)):
+                if m.busy(key):
                     st.info("Another session is computing this very run; its result will show here when it is done.")
                 load_model(cfg.model, cfg.device)  # weights problems surface as one sentence, before the run
                 stop = st.empty()

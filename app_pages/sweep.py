@@ -30,7 +30,7 @@ if submitted and picked is not None:
             ref = make_ref(m)
             lm = load_model(ref)
             img = image if ref.input_size == image.shape[-1] else to_tensor(fit_image(to_pil(image[0]), ref.input_size))
-            jobs += [(m, tap, img, make_config(ref, tap, **kw)) for tap in layer_taps(lm)]
+            jobs += [(m, tap, img, make_config(ref, tap, **kw)) for tap in layer_taps(lm.family, lm.depth)]
         live = ui.Live([j[1] for j in jobs], kw["steps"], show_image=False)
         results = run_batch([j[2] for j in jobs], [j[3] for j in jobs], ui.memo(), progress=lambda g, p: live(p))
         live.done()

@@ -78,6 +78,13 @@ def test_reconstruct_tiny_run_shows_image_curve_and_verdict():
     assert any("from the memo" in m.value for m in at.markdown)
 
 
+def reconstruct_tiny(at: AppTest, steps: int) -> None:
+    """Set a tiny step count, press Reconstruct, and see its verdict."""
+    at.number_input(key="rc_steps").set_value(steps)
+    submit(at, "rc_form", "Reconstruct")
+    assert any(f"after {steps} steps" in m.value for m in at.markdown)
+
+
 def _upload(at, key, name, data, mime="image/png"):
     at.radio(key=f"{key}_src").set_value("Upload")
     at.run()
@@ -117,9 +124,7 @@ def test_good_upload_reconstructs():
     at.selectbox(key="rc_model").set_value("vit_custom")
     at.run()
     _upload(at, "rc", "mine.png", buf.getvalue())
-    at.number_input(key="rc_steps").set_value(3)
-    submit(at, "rc_form", "Reconstruct")
-    assert any("after 3 steps" in m.value for m in at.markdown)
+    reconstruct_tiny(at, 3)
 
 
 def test_trained_weights_offline_is_one_sentence(monkeypatch):
@@ -188,9 +193,7 @@ def test_checkpoint_by_path_and_a_missing_path(tmp_path):
     assert any("is no file" in e.value for e in at.error)
     at.text_input(key="rc_ckpt_path").set_value(str(f))
     at.run()
-    at.number_input(key="rc_steps").set_value(3)
-    submit(at, "rc_form", "Reconstruct")
-    assert any("after 3 steps" in m.value for m in at.markdown)
+    reconstruct_tiny(at, 3)
 
 
 def test_class_images_offline_sentence(monkeypatch):

@@ -130,7 +130,7 @@ def test_ffvit_taps(ffvit, x64):
 def test_every_listed_tap_runs(mixer, ffvit, x64):
     for lm in (mixer, ffvit):
         with torch.no_grad():
-            for tap in available_taps(lm):
+            for tap in available_taps(lm.family, lm.depth):
                 assert forward_tap(lm, x64, tap).shape[0] == 2
 
 

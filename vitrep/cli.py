@@ -284,13 +284,11 @@ def cmd_preset(a) -> int:
 
 def _parse_layers(text: str, ref) -> list[str]:
     from .surgery import parse_blocks
-    from .taps import parse_tap
+    from .taps import layer_taps, parse_tap
 
     fam, depth = ref.spec.family, ref.num_blocks
     if text.strip().lower() in ("all", ""):
-        if fam == "resnet":
-            return ["conv1", "layer1", "layer2", "layer3", "layer4"]
-        return [parse_tap(k, fam, depth) for k in range(1, depth + 1)]
+        return layer_taps(fam, depth)
     taps = []
     for part in text.split(","):
         part = part.strip()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -521,17 +521,9 @@ def load_model(ref: ModelRef, device: str | torch.device = "auto", progress: boo
         return _MODELS[key]
 
 
-def clear_models() -> None:
-    with _LOCK:
-        _MODELS.clear()
-
-
 def imagenet_classes() -> list[str]:
     """The 1,000 ImageNet class names, as shipped with torchvision (no download)."""
     from torchvision.models import ViT_B_32_Weights
 
     return list(ViT_B_32_Weights.IMAGENET1K_V1.meta["categories"])
 
-
-def with_weights(ref: ModelRef, weights: str) -> ModelRef:
-    return replace(ref, weights=weights)

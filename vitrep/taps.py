@@ -52,9 +52,8 @@ class Op:
         return hash(self.key)
 
 
-def available_taps(lm: LoadedModel) -> list[str]:
-    """Every tap of a loaded model, in forward order."""
-    f, d = lm.family, lm.depth
+def available_taps(f: str, d: int) -> list[str]:
+    """Every tap of a model of family ``f`` with ``d`` encoders/blocks, in forward order."""
     if f in ("vit", "ffvit"):
         return ["stem", "embed"] + [f"encoder-{k}" for k in range(1, d + 1)] + \
             [f"only-encoder-{k}" for k in range(1, d + 1)] + ["norm", "logits"]
@@ -67,9 +66,8 @@ def available_taps(lm: LoadedModel) -> list[str]:
     return taps + ["pool", "logits"]
 
 
-def layer_taps(lm: LoadedModel) -> list[str]:
+def layer_taps(f: str, d: int) -> list[str]:
     """The taps of a layer sweep: every encoder/block/stage output in order."""
-    f, d = lm.family, lm.depth
     if f in ("vit", "ffvit"):
         return [f"encoder-{k}" for k in range(1, d + 1)]
     if f == "mixer":
