@@ -2,8 +2,9 @@
 
 The engine differs from the page's loop in how it computes, never in what: a
 frozen model (no parameter gradients), forward only to the tap, the patch
-embedding as a matrix product, the blur as one depthwise convolution, and
-several reconstructions as one batch.  Same seed, same steps: final distances
+embedding as a matrix product, linear layers on oneDNN with packed weights
+(vitrep.fastops, on CPU), the blur as one depthwise convolution, and several
+reconstructions as one batch.  Same seed, same steps: final distances
 agree within 1e-4 relative on CPU float32.
 
 Each fast path changes only float rounding (about 1e-7 per step).  The page's
@@ -16,8 +17,12 @@ more.
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from vitrep.models import build_model, make_ref
+from vitrep import fastops
+from vitrep.models import build_model, load_model, make_ref
+from vitrep.surgery import COMPONENTS, ffvit_block, mixer_block, vit_block
+from vitrep.taps import forward_tap
 from vitrep.reconstruct import make_config, reconstruct, reconstruct_many
 from vitrep.reference import NewResNet, NewVit, page_loop
 
@@ -55,7 +60,7 @@ def _page_net(name):
 
 
 @pytest.mark.parametrize("name, layer, tap", [("vit_b_32", 1, "encoder-1"), ("vit_b_32", 3, "encoder-3"),
-                                              ("resnet50", 1, "layer1")])
+                                              ("vit_b_32", 12, "encoder-12"), ("resnet50", 1, "layer1")])
 def test_engine_matches_the_pages_loop(name, layer, tap, cat224):
     steps = 10
     ref = make_ref(name)
@@ -87,3 +92,80 @@ def test_layer_sweep_batch_matches_single_runs(cat224):
         s = reconstruct(cat224, cfg)
         for key in ("embedding_distance", "input_distance", "psnr"):
             assert b.final[key] == pytest.approx(s.final[key], rel=1e-4)
+
+
+# --- the packed linear path (vitrep.fastops) against F.linear and the plain blocks ------------------
+
+pytestmark_packed = pytest.mark.skipif(not fastops.enabled(), reason="oneDNN's packed linear is not in this torch build")
+
+
+@pytestmark_packed
+@pytest.mark.parametrize("shape", [(7, 24), (2, 50, 24), (3, 1, 24)])
+def test_packed_linear_matches_f_linear_and_its_input_gradient(shape):
+    g = torch.Generator().manual_seed(0)
+    w, b = torch.randn(40, 24, generator=g), torch.randn(40, generator=g)
+    x = torch.randn(*shape, generator=g, requires_grad=True)
+    dy = torch.randn(*shape[:-1], 40, generator=g)
+    y = fastops.linear(x, w, b)
+    (gx,) = torch.autograd.grad(y, x, dy)
+    x2 = x.detach().requires_grad_(True)
+    y2 = F.linear(x2, w, b)
+    (gx2,) = torch.autograd.grad(y2, x2, dy)
+    torch.testing.assert_close(y, y2)
+    torch.testing.assert_close(gx, gx2)
+    assert y.grad_fn is not None and "PackedLinear" in type(y.grad_fn).__name__  # the packed path ran
+
+
+@pytestmark_packed
+def test_packed_weights_follow_in_place_changes_and_trainable_weights_take_the_plain_path():
+    g = torch.Generator().manual_seed(1)
+    w, x = torch.randn(8, 6, generator=g), torch.randn(3, 6, generator=g)
+    before = fastops.linear(x, w)
+    with torch.no_grad():
+        w.mul_(2.0)  # a new version: the pack must be redone
+    torch.testing.assert_close(fastops.linear(x, w), 2 * before)
+    wt = w.clone().requires_grad_(True)
+    y = fastops.linear(x, wt)
+    y.sum().backward()
+    assert wt.grad is not None and "PackedLinear" not in type(y.grad_fn).__name__
+
+
+def test_switching_the_fast_path_off(monkeypatch):
+    monkeypatch.setenv("VITREP_FAST", "0")
+    assert not fastops.enabled()
+    x = torch.randn(2, 6)
+    assert "PackedLinear" not in type(fastops.linear(x.requires_grad_(True), torch.randn(4, 6)).grad_fn).__name__
+
+
+BLOCKS = [("vit", lambda: load_model(make_ref("vit_custom", patch=8, width=32, depth=2, heads=2, size=32), "cpu")
+           .module.encoder.layers[1], vit_block, (2, 17, 32)),
+          ("mixer", lambda: load_model(make_ref("mixer", patch=16, width=32, depth=2, size=64), "cpu").module.blocks[1],
+           mixer_block, (2, 16, 32)),
+          ("ffvit", lambda: load_model(make_ref("ffvit", patch=16, width=32, depth=2, size=64), "cpu")
+           .module.encoder.layers[1], ffvit_block, (2, 17, 32))]
+
+
+@pytestmark_packed
+@pytest.mark.parametrize("family, get_block, fwd, shape", BLOCKS, ids=[b[0] for b in BLOCKS])
+def test_fast_blocks_equal_plain_blocks_for_every_removal(family, get_block, fwd, shape):
+    block = get_block()
+    g = torch.Generator().manual_seed(2)
+    for removed in [frozenset()] + [frozenset({c}) for c in COMPONENTS[family]]:
+        x = torch.randn(*shape, generator=g, requires_grad=True)
+        dy = torch.randn(*shape, generator=g)
+        fast, plain = fwd(block, x, removed, True), fwd(block, x, removed, False)
+        torch.testing.assert_close(fast, plain, msg=lambda m: f"{family} without {set(removed)}: {m}")
+        (gf,) = torch.autograd.grad(fast, x, dy)
+        (gp,) = torch.autograd.grad(plain, x, dy)
+        torch.testing.assert_close(gf, gp, msg=lambda m: f"{family} without {set(removed)} (gradient): {m}")
+    assert not any(p.requires_grad or p.grad is not None for p in block.parameters())
+
+
+@pytestmark_packed
+@pytest.mark.parametrize("tap", ["encoder-12", "norm"])  # (untrained logits are 0: torchvision zeroes the head)
+def test_fast_vit_b32_taps_equal_plain_to_float_rounding(tap, cat224):
+    lm = load_model(make_ref("vit_b_32"), "cpu")
+    with torch.no_grad():
+        fast, plain = forward_tap(lm, cat224, tap, fast=True), forward_tap(lm, cat224, tap, fast=False)
+    # 12 blocks of 768-wide float32 products summed in another order: about 1e-7 relative per product
+    assert float((fast - plain).norm() / plain.norm()) < 1e-6

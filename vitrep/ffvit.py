@@ -31,17 +31,19 @@ class FFBlock(nn.Module):
         self.ln_2 = nn.LayerNorm(num_tokens, eps=1e-6)
         self.token_mlp = _mlp(num_tokens, int(num_tokens * mlp_ratio))
 
-    def forward(self, x: torch.Tensor, removed: frozenset = frozenset()) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, removed: frozenset = frozenset(), call=None) -> torch.Tensor:
+        """The block with the ``removed`` lines deleted; ``call(module, x)`` runs its MLPs (default ``module(x)``)."""
         torch._assert(x.dim() == 3, f"Expected (B, N, D) tokens, got shape {tuple(x.shape)}")
+        call = call or (lambda m, v: m(v))
         inp = x
         h = x if "ln_1" in removed else self.ln_1(x)
         if "mlp" not in removed:
-            h = self.mlp(h)
+            h = call(self.mlp, h)
         x = h if "residual_1" in removed else inp + h
         x = x.transpose(1, 2)  # (B, D, N): the second MLP mixes tokens
         y = x if "ln_2" in removed else self.ln_2(x)
         if "token_mlp" not in removed:
-            y = self.token_mlp(y)
+            y = call(self.token_mlp, y)
         out = y if "residual_2" in removed else x + y
         return out.transpose(1, 2)  # (B, N, D)
 

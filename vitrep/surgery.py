@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import fastops
 from .errors import ConfigError
 
 COMPONENTS = {
@@ -134,42 +135,52 @@ def make_surgery(family: str, remove: Iterable[str] | str = (), blocks=None, dep
 
 # --- block forwards -------------------------------------------------------------------------------
 
-def vit_block(block: nn.Module, x: torch.Tensor, removed: frozenset) -> torch.Tensor:
-    """torchvision ``EncoderBlock`` with the ``removed`` lines deleted."""
-    if not removed:
+def _plain(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return module(x)
+
+
+def vit_block(block: nn.Module, x: torch.Tensor, removed: frozenset, fast: bool = False) -> torch.Tensor:
+    """torchvision ``EncoderBlock`` with the ``removed`` lines deleted.
+
+    ``fast`` computes the same formula with :mod:`vitrep.fastops` (packed
+    linear layers on CPU); otherwise removing nothing calls the block itself.
+    """
+    if not removed and not fast:
         return block(x)
+    call = fastops.call if fast else _plain
     inp = x  # (B, 1+N, D)
     h = x if "ln_1" in removed else block.ln_1(x)
     if "attention" not in removed:
-        h, _ = block.self_attention(h, h, h, need_weights=False)
+        h = fastops.attention(block.self_attention, h) if fast else block.self_attention(h, h, h, need_weights=False)[0]
         h = block.dropout(h)
     x = h if "residual_1" in removed else h + inp
     y = x if "ln_2" in removed else block.ln_2(x)
     if "mlp" not in removed:
-        y = block.mlp(y)
+        y = call(block.mlp, y)
     return y if "residual_2" in removed else x + y
 
 
-def mixer_block(block: nn.Module, x: torch.Tensor, removed: frozenset) -> torch.Tensor:
-    """timm ``MixerBlock`` with the ``removed`` lines deleted."""
-    if not removed:
+def mixer_block(block: nn.Module, x: torch.Tensor, removed: frozenset, fast: bool = False) -> torch.Tensor:
+    """timm ``MixerBlock`` with the ``removed`` lines deleted (``fast``: as in :func:`vit_block`)."""
+    if not removed and not fast:
         return block(x)
+    call = fastops.call if fast else _plain
     inp = x  # (B, N, D)
     h = x if "norm_1" in removed else block.norm1(x)
     if "token_mixing" not in removed:
-        h = block.mlp_tokens(h.transpose(1, 2)).transpose(1, 2)
+        h = call(block.mlp_tokens, h.transpose(1, 2)).transpose(1, 2)
     x = h if "residual_1" in removed else inp + h
     y = x if "norm_2" in removed else block.norm2(x)
     if "channel_mixing" not in removed:
-        y = block.mlp_channels(y)
+        y = call(block.mlp_channels, y)
     return y if "residual_2" in removed else x + y
 
 
-def ffvit_block(block: nn.Module, x: torch.Tensor, removed: frozenset) -> torch.Tensor:
-    return block(x, removed)
+def ffvit_block(block: nn.Module, x: torch.Tensor, removed: frozenset, fast: bool = False) -> torch.Tensor:
+    return block(x, removed, fastops.call if fast else None)
 
 
-def resnet_block(block: nn.Module, x: torch.Tensor, removed: frozenset) -> torch.Tensor:
+def resnet_block(block: nn.Module, x: torch.Tensor, removed: frozenset, fast: bool = False) -> torch.Tensor:
     """torchvision ``Bottleneck``; without ``skip`` the identity/downsample branch is not added."""
     if not removed:
         return block(x)

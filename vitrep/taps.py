@@ -33,6 +33,7 @@ from typing import Callable, Hashable, Sequence
 import torch
 import torch.nn.functional as F
 
+from . import fastops
 from .errors import ConfigError
 from .models import LoadedModel
 from .surgery import BLOCK_FORWARD, Surgery
@@ -105,7 +106,7 @@ def describe_tap(tap: str) -> str:
     return tap.replace("only-", "only ").replace("-", " ")
 
 
-def patch_embed(m) -> Callable[[torch.Tensor], torch.Tensor]:
+def patch_embed(m, fast: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
     """A ViT's ``_process_input`` as one matrix product.
 
     The stem is a convolution with kernel = stride = patch and no padding, so it
@@ -125,7 +126,7 @@ def patch_embed(m) -> Callable[[torch.Tensor], torch.Tensor]:
         torch._assert(h == m.image_size and w == m.image_size,
                       f"Expected {m.image_size}x{m.image_size} input, got {h}x{w}")
         patches = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(b, (h // p) * (w // p), c * p * p)
-        return F.linear(patches, weight, conv.bias)  # (B, N, D), tokens in the conv's row-major order
+        return (fastops.linear if fast else F.linear)(patches, weight, conv.bias)  # (B, N, D), tokens in the conv's row-major order
 
     return f
 
@@ -137,17 +138,25 @@ def _normalize_op(lm: LoadedModel) -> Op:
 
 
 def tap_path(lm: LoadedModel, tap: str, surgery: Surgery = Surgery(), pos_embed: bool = True,
-             normalize: bool = False) -> list[Op]:
-    """The operations from image to ``tap``; keys include surgery so differing rows split."""
+             normalize: bool = False, fast: bool | None = None) -> list[Op]:
+    """The operations from image to ``tap``; keys include surgery so differing rows split.
+
+    ``fast`` (default: on for a CPU model unless ``VITREP_FAST=0``) runs linear
+    layers on :mod:`vitrep.fastops`' packed path; the result is the same up to
+    float rounding.
+    """
     m, fam = lm.module, lm.family
     block_fwd = BLOCK_FORWARD[fam]
+    if fast is None:
+        fast = lm.device.type == "cpu" and fastops.enabled()
+    call = fastops.call if fast else (lambda mod, v: mod(v))
     ops: list[Op] = [_normalize_op(lm)] if normalize else []
 
     if fam == "resnet":
         def block_op(s: int, b: int) -> Op:
             blk = getattr(m, f"layer{s}")[b - 1]
             rm = surgery.removed_in(sum(RESNET_BLOCKS[i] for i in range(1, s)) + b)
-            return Op(("block", s, b, rm), lambda x: block_fwd(blk, x, rm))
+            return Op(("block", s, b, rm), lambda x: block_fwd(blk, x, rm, fast))
 
         ops.append(Op(("conv1",), m.conv1))
         if tap == "conv1":
@@ -167,7 +176,7 @@ def tap_path(lm: LoadedModel, tap: str, surgery: Surgery = Surgery(), pos_embed:
             return ops
         ops.append(Op(("pool",), lambda x: torch.flatten(m.avgpool(x), 1)))  # (B, 2048)
         if tap == "logits":
-            ops.append(Op(("fc",), m.fc))
+            ops.append(Op(("fc",), lambda x: call(m.fc, x)))
         return ops
 
     if fam == "mixer":
@@ -177,7 +186,7 @@ def tap_path(lm: LoadedModel, tap: str, surgery: Surgery = Surgery(), pos_embed:
             return ops
     else:  # vit, ffvit
         blocks = list(m.encoder.layers)
-        ops.append(Op(("patchify",), patch_embed(m)))  # (B, N, D)
+        ops.append(Op(("patchify",), patch_embed(m, fast)))  # (B, N, D)
         if tap == "stem":
             return ops
 
@@ -191,7 +200,7 @@ def tap_path(lm: LoadedModel, tap: str, surgery: Surgery = Surgery(), pos_embed:
 
     def block_op(k: int) -> Op:
         blk, rm = blocks[k - 1], surgery.removed_in(k)
-        return Op(("block", k, rm), lambda x: block_fwd(blk, x, rm))
+        return Op(("block", k, rm), lambda x: block_fwd(blk, x, rm, fast))
 
     if tap.startswith("only-"):
         k = int(tap.rsplit("-", 1)[1])
@@ -206,10 +215,48 @@ def tap_path(lm: LoadedModel, tap: str, surgery: Surgery = Surgery(), pos_embed:
     ops.append(Op(("norm",), norm))
     if tap == "logits":
         if fam == "mixer":
-            ops.append(Op(("head",), lambda x: m.head(x.mean(dim=1))))  # timm: average tokens, then head
+            ops.append(Op(("head",), lambda x: call(m.head, x.mean(dim=1))))  # timm: average tokens, then head
         else:
-            ops.append(Op(("head",), lambda x: m.heads(x[:, 0])))  # class token
+            ops.append(Op(("head",), lambda x: call(m.heads, x[:, 0])))  # class token
     return ops
+
+
+def _plan(paths: Sequence[Sequence[Op]], rows: list[int], depth: int) -> list:
+    """The prefix tree of ``paths[rows]`` below ``depth``: ``[(op, positions, subtree) | (row, position)]``."""
+    plan, groups = [], {}
+    for pos, r in enumerate(rows):
+        if len(paths[r]) == depth:
+            plan.append((r, pos))
+        else:
+            groups.setdefault(paths[r][depth].key, []).append(pos)
+    for positions in groups.values():
+        sub = [rows[p] for p in positions]
+        plan.append((paths[sub[0]][depth], positions, _plan(paths, sub, depth + 1)))
+    return plan
+
+
+def _take(x: torch.Tensor, positions: list[int]) -> torch.Tensor:
+    """Rows ``positions`` of ``x``: the tensor itself, a slice where they are consecutive, else a gather."""
+    if len(positions) == x.shape[0]:
+        return x
+    if positions == list(range(positions[0], positions[0] + len(positions))):
+        return x[positions[0]:positions[0] + len(positions)]
+    return x[positions]
+
+
+def needs_gather(paths: Sequence[Sequence[Op]]) -> bool:
+    """Whether :func:`run_paths` must gather rows (index tensors built from the host: not CUDA-graph safe)."""
+    def walk(plan: list, n: int) -> bool:
+        for item in plan:
+            if len(item) == 3:
+                op, positions, sub = item
+                if len(positions) != n and positions != list(range(positions[0], positions[0] + len(positions))):
+                    return True
+                if walk(sub, len(positions)):
+                    return True
+        return False
+
+    return walk(_plan(paths, list(range(len(paths))), 0), len(paths))
 
 
 def run_paths(x: torch.Tensor, paths: Sequence[Sequence[Op]]) -> list[torch.Tensor]:
@@ -217,19 +264,16 @@ def run_paths(x: torch.Tensor, paths: Sequence[Sequence[Op]]) -> list[torch.Tens
     torch._assert(x.shape[0] == len(paths), f"{x.shape[0]} rows but {len(paths)} paths")
     out: list = [None] * len(paths)
 
-    def go(x: torch.Tensor, rows: list[int], depth: int) -> None:
-        groups: dict = {}
-        for pos, r in enumerate(rows):
-            if len(paths[r]) == depth:
+    def go(x: torch.Tensor, plan: list) -> None:
+        for item in plan:
+            if len(item) == 2:
+                r, pos = item
                 out[r] = x[pos]
             else:
-                groups.setdefault(paths[r][depth].key, []).append(pos)
-        for positions in groups.values():
-            op = paths[rows[positions[0]]][depth]
-            xs = x if len(positions) == x.shape[0] else x[positions]
-            go(op.fn(xs), [rows[p] for p in positions], depth + 1)
+                op, positions, sub = item
+                go(op.fn(_take(x, positions)), sub)
 
-    go(x, list(range(len(paths))), 0)
+    go(x, _plan(paths, list(range(len(paths))), 0))
     return out
 
 

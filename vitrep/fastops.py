@@ -1,0 +1,128 @@
+"""CPU fast path for frozen linear layers: oneDNN with weights packed once.
+
+A reconstruction step at batch 1 multiplies a few dozen token rows by large
+frozen weight matrices, forward and (to the input only) backward.  At that
+shape PyTorch's default CPU route (MKL ``addmm``/``mm``) re-lays out the
+weight on every call; oneDNN with the weight reordered once into its blocked
+layout runs the same product 1.5-1.8x faster on the benchmark machine
+(benchmarks/bench.py, ``--plain`` gives the engine without this path).
+
+:func:`linear` is a drop-in ``F.linear`` for a weight that needs no gradient:
+the forward multiplies by the packed ``W``, the backward by a packed ``W^T``
+(``dx = dy W``).  Packs are made on first use and kept per weight tensor,
+keyed by its identity and version, so a weight changed in place is repacked.
+:func:`call` runs a module with its linear layers on this path (``Linear``,
+``Sequential``, timm's ``Mlp``); anything else runs as itself.
+
+Only float32 CPU tensors take the path, and only where a probe at first use
+shows oneDNN gives ``F.linear``'s result; ``VITREP_FAST=0`` turns it off (the
+plain path, for comparison).  Results agree with the plain path to float
+rounding (tests/test_fast_paths.py).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_LOCK = threading.Lock()
+_PACKS: dict[int, tuple] = {}  # id(weight) -> (weakref, version, W packed, W^T packed)
+_PROBE: Optional[bool] = None
+
+
+def _probe() -> bool:
+    """True where oneDNN's packed linear exists and reproduces ``F.linear`` (checked once per process)."""
+    global _PROBE
+    if _PROBE is None:
+        try:
+            g = torch.Generator().manual_seed(0)
+            w, b, x = torch.randn(24, 16, generator=g), torch.randn(24, generator=g), torch.randn(2, 5, 16, generator=g)
+            y = torch.ops.mkldnn._linear_pointwise(x, torch.ops.mkldnn._reorder_linear_weight(w), b, "none", [], "")
+            _PROBE = bool(torch.backends.mkldnn.is_available() and torch.allclose(y, F.linear(x, w, b), atol=1e-5))
+        except (AttributeError, RuntimeError, NotImplementedError):
+            _PROBE = False
+    return _PROBE
+
+
+def enabled() -> bool:
+    return os.environ.get("VITREP_FAST", "1") != "0" and _probe()
+
+
+def applies(x: torch.Tensor) -> bool:
+    """Whether tensors like ``x`` take the packed path (float32 on CPU, path enabled)."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and enabled()
+
+
+def _packs(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    key = id(weight)
+    with _LOCK:
+        hit = _PACKS.get(key)
+        if hit is None or hit[0]() is not weight or hit[1] != weight._version:
+            w = weight.detach()
+            reorder = torch.ops.mkldnn._reorder_linear_weight
+            hit = (weakref.ref(weight, lambda _, k=key: _PACKS.pop(k, None)), weight._version,
+                   reorder(w.contiguous()), reorder(w.t().contiguous()))
+            _PACKS[key] = hit
+        return hit[2], hit[3]
+
+
+class _PackedLinear(torch.autograd.Function):
+    """``x W^T + b`` with a frozen ``W``: the gradient flows to ``x`` only."""
+
+    @staticmethod
+    def forward(ctx, x, w_packed, wt_packed, bias):
+        ctx.wt_packed = wt_packed
+        return torch.ops.mkldnn._linear_pointwise(x.contiguous(), w_packed, bias, "none", [], "")
+
+    @staticmethod
+    def backward(ctx, grad):
+        return torch.ops.mkldnn._linear_pointwise(grad.contiguous(), ctx.wt_packed, None, "none", [], ""), None, None, None
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``F.linear``, on the packed path where it applies (frozen weight, float32 CPU)."""
+    if weight.requires_grad or (bias is not None and bias.requires_grad) or not applies(x) \
+            or weight.device.type != "cpu" or weight.dtype != torch.float32:
+        return F.linear(x, weight, bias)
+    w_packed, wt_packed = _packs(weight)
+    return _PackedLinear.apply(x, w_packed, wt_packed, bias)
+
+
+def call(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` with its linear layers on the packed path (``Linear``, ``Sequential``, timm ``Mlp``)."""
+    if type(module) in (nn.Linear, nn.modules.linear.NonDynamicallyQuantizableLinear):
+        return linear(x, module.weight, module.bias)
+    if isinstance(module, nn.Sequential):
+        for m in module:
+            x = call(m, x)
+        return x
+    if all(hasattr(module, a) for a in ("fc1", "act", "drop1", "norm", "fc2", "drop2")):  # timm Mlp
+        for a in ("fc1", "act", "drop1", "norm", "fc2", "drop2"):
+            x = call(getattr(module, a), x)
+        return x
+    return module(x)
+
+
+def attention(mha: nn.MultiheadAttention, x: torch.Tensor) -> torch.Tensor:
+    """Self-attention ``mha(x, x, x, need_weights=False)[0]`` for batch-first, packed projections.
+
+    The same formula as ``F.multi_head_attention_forward`` on this path: one
+    input projection to q, k, v, scaled dot-product attention per head, the
+    output projection.  Falls back to the module where its options differ.
+    """
+    if not (mha.batch_first and mha._qkv_same_embed_dim and mha.bias_k is None and not mha.add_zero_attn
+            and mha.in_proj_bias is not None):
+        return mha(x, x, x, need_weights=False)[0]
+    b, t, d = x.shape
+    h = mha.num_heads
+    qkv = linear(x, mha.in_proj_weight, mha.in_proj_bias)  # (B, T, 3D)
+    q, k, v = qkv.view(b, t, 3, h, d // h).permute(2, 0, 3, 1, 4)  # each (B, H, T, D/H)
+    drop = mha.dropout if mha.training else 0.0
+    o = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
+    return linear(o.transpose(1, 2).reshape(b, t, d), mha.out_proj.weight, mha.out_proj.bias)
