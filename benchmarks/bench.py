@@ -9,7 +9,9 @@ trainable parameters, torchvision's gaussian_blur) and (b) the engine
 It also prints the share of the machine's limit: the step's floating-point
 work (forward plus backward to the input, counted by torch's FlopCounterMode)
 per second, divided by a large matrix product's FLOP/s measured in the same
-run.  The last rows time a 12-layer sweep as the engine runs it (one batch
+run (the best of several, measured between cases).  ``unpacked`` is the
+engine without oneDNN's packed linear path (``VITREP_FAST=0``), to show what
+that path is worth.  The last rows time a 12-layer sweep as the engine runs it (one batch
 sharing the common forward) against twelve separate runs of (a).
 Each case runs ``--rounds`` interleaved rounds and reports medians (timings on
 a shared 2-core machine drift by +-20% between identical runs).  Everything is
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -31,6 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from vitrep import fastops  # noqa: E402
 from vitrep.images import prepare, sample_path  # noqa: E402
 from vitrep.models import build_model, load_model, make_ref  # noqa: E402
 from vitrep.reconstruct import make_config, reconstruct, reconstruct_many  # noqa: E402
@@ -61,7 +65,7 @@ def step_flops(lm, tap: str, image: torch.Tensor) -> float:
     """FLOPs of one engine step: forward to the tap, backward to the input."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    path = tap_path(lm, tap, pos_embed=False)
+    path = tap_path(lm, tap, pos_embed=False, fast=False)  # the same arithmetic; oneDNN's packed ops are not counted by FlopCounterMode
     x = image.clone().requires_grad_(True)
     with FlopCounterMode(display=False) as fc:
         out = x
@@ -80,9 +84,23 @@ def time_page(net, layer: int, image, init, steps: int, dev) -> float:
     return (time.perf_counter() - t) / steps
 
 
-def time_engine(image, cfg) -> float:
-    reconstruct(image, make_config(cfg.model, cfg.tap, steps=2, pos_embed=False, device=cfg.device))  # warm-up
-    r = reconstruct(image, cfg)
+SWITCHES = ("VITREP_FAST", "VITREP_CUDA_GRAPHS")
+
+
+def time_engine(image, cfg, fast: bool = True) -> float:
+    """The engine's seconds per step; ``fast=False`` leaves out the packed linear path on CPU and the
+    CUDA graph on a GPU (VITREP_FAST=0, VITREP_CUDA_GRAPHS=0)."""
+    old = {k: os.environ.get(k) for k in SWITCHES}
+    os.environ.update({k: "1" if fast else "0" for k in SWITCHES})
+    try:
+        reconstruct(image, make_config(cfg.model, cfg.tap, steps=cfg.steps, pos_embed=False, device=cfg.device))  # warm-up
+        r = reconstruct(image, cfg)
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k)
+            else:
+                os.environ[k] = v
     return r.seconds / r.steps
 
 
@@ -93,13 +111,27 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=str(Path(__file__).with_name("results.json")))
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per case; the median is reported")
     ap.add_argument("--no-sweep", action="store_true")
+    ap.add_argument("--long", type=int, default=0, metavar="STEPS",
+                    help="also time one ViT-B/32 encoder-12 run of STEPS steps (the page's deepest figure: 105000)")
     a = ap.parse_args(argv)
     dev = torch.device("cuda" if (a.device == "auto" and torch.cuda.is_available()) else
                        (a.device if a.device != "auto" else "cpu"))
     torch.manual_seed(0)
-    limit = matmul_flops(dev)
+    limits = [matmul_flops(dev)]  # measured again after each case; the best is the limit
     image = prepare(sample_path("cat"), 224).to(dev)
     init = (torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1)) * 0.05 + 0.7).to(dev)
+    long = None
+    if a.long:
+        ref = make_ref("vit_b_32")
+        cfg = make_config(ref, "encoder-12", steps=a.long, pos_embed=False, device=str(dev), report_every=1000)
+        sync(dev)
+        t = time.perf_counter()
+        r = reconstruct(image, cfg)
+        sync(dev)
+        long = {"case": f"ViT-B/32 encoder-12, {a.long} steps", "total_s": time.perf_counter() - t,
+                "loop_s": r.seconds, "final": r.final, "status": r.status}
+        print(f"{long['case']}: {long['total_s']:.1f} s in all ({long['loop_s'] / a.long * 1e3:.3f} ms per step), "
+              f"m_g {long['final']['embedding_distance']:.4g}, status {long['status']}", flush=True)
     rows = []
     cases = [("ViT-B/32", "vit_b_32", 1), ("ViT-B/32", "vit_b_32", 4), ("ViT-B/32", "vit_b_32", 12),
              ("ResNet-50", "resnet50", 4)]
@@ -111,16 +143,25 @@ def main(argv=None) -> int:
         lm = load_model(ref, str(dev))
         tap = f"encoder-{layer}" if name.startswith("vit") else f"layer{layer}"
         cfg = make_config(ref, tap, steps=a.steps, pos_embed=False, device=str(dev))
-        pages, engines = [], []
+        pages, engines, plains = [], [], []
+        packed = dev.type == "cuda" or (fastops.enabled() and name.startswith("vit"))
         for _ in range(a.rounds):  # interleaved, so drifts in machine speed hit both alike
             pages.append(time_page(net, layer, image, init, a.steps, dev))
             engines.append(time_engine(image, cfg))
+            if packed:
+                plains.append(time_engine(image, cfg, fast=False))
+        limits.append(matmul_flops(dev))
         page_s, engine_s = statistics.median(pages), statistics.median(engines)
         flops = step_flops(lm, tap, image)
         rows.append({"case": f"{label} {tap}", "page_s_per_step": page_s, "engine_s_per_step": engine_s,
-                     "ratio": page_s / engine_s, "step_gflop": flops / 1e9,
-                     "engine_gflops": flops / engine_s / 1e9, "share_of_limit": flops / engine_s / limit})
+                     "engine_unpacked_s_per_step": statistics.median(plains) if plains else None,
+                     "ratio": page_s / engine_s, "step_gflop": flops / 1e9, "engine_gflops": flops / engine_s / 1e9})
+        print(f"{rows[-1]['case']}: page {page_s:.5f} s/step, engine {engine_s:.5f} s/step ({page_s / engine_s:.2f}x)"
+              + (f", without the fast path {rows[-1]['engine_unpacked_s_per_step']:.5f}" if plains else ""), flush=True)
         del plain, net
+    limit = max(limits)
+    for r in rows:
+        r["share_of_limit"] = r["engine_gflops"] * 1e9 / limit
     sweep = None
     if not a.no_sweep:
         ref = make_ref("vit_b_32")
@@ -148,14 +189,17 @@ def main(argv=None) -> int:
                "matmul_gflops_limit": limit / 1e9, "python": platform.python_version()}
     print(f"machine: {machine['device']}, {machine['threads']} threads, torch {machine['torch']}; "
           f"limit (4096^2 fp32 matmul) {limit / 1e9:.1f} GFLOP/s; {a.steps} steps per measurement\n")
-    print(f"{'case':<24}{'page s/step':>12}{'engine s/step':>15}{'ratio':>8}{'GFLOP/step':>12}{'GFLOP/s':>9}{'of limit':>10}")
+    print(f"{'case':<24}{'page s/step':>12}{'engine s/step':>15}{'ratio':>8}{'GFLOP/step':>12}{'GFLOP/s':>9}"
+          f"{'of limit':>10}{'unpacked s/step' if dev.type == 'cpu' else 'no graph s/step':>17}")
     for r in rows:
+        unpacked = "-" if r["engine_unpacked_s_per_step"] is None else f"{r['engine_unpacked_s_per_step']:.4f}"
         print(f"{r['case']:<24}{r['page_s_per_step']:>12.4f}{r['engine_s_per_step']:>15.4f}{r['ratio']:>7.2f}x"
-              f"{r['step_gflop']:>12.2f}{r['engine_gflops']:>9.1f}{r['share_of_limit']:>9.0%}")
+              f"{r['step_gflop']:>12.2f}{r['engine_gflops']:>9.1f}{r['share_of_limit']:>9.0%}{unpacked:>17}")
     if sweep:
         print(f"\n{sweep['case']}: page loop x12 {sweep['page_total_s']:.1f} s, engine batch "
               f"{sweep['engine_total_s']:.1f} s, ratio {sweep['ratio']:.2f}x")
-    Path(a.json).write_text(json.dumps({"machine": machine, "steps": a.steps, "rows": rows, "sweep": sweep}, indent=2) + "\n")
+    Path(a.json).write_text(json.dumps({"machine": machine, "steps": a.steps, "rows": rows, "sweep": sweep,
+                                        "long": long}, indent=2) + "\n")
     print(f"\nwrote {a.json}")
     return 0
 

@@ -15,7 +15,10 @@ to stop.  Results are plain numpy/JSON, cacheable by :mod:`vitrep.cache`.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -32,9 +35,11 @@ from .cache import Memo, make_key, pack, unpack
 from .images import content_hash
 from .models import LoadedModel, ModelRef, load_model, make_ref, resolve_device, weights_identity
 from .surgery import Surgery, make_surgery
-from .taps import parse_tap, run_paths, tap_path
+from .taps import needs_gather, parse_tap, run_paths, tap_path
 
+log = logging.getLogger("vitrep")
 LOSSES = ("l1", "l2")
+
 _DEVICE_LOCKS: dict[str, threading.Lock] = {"cpu": threading.Lock(), "cuda": threading.Lock()}
 
 
@@ -206,19 +211,122 @@ class Result:
 
 # --- the loop ------------------------------------------------------------------------------------
 
-def gaussian_kernel3(sigma: float, device) -> torch.Tensor:
-    """3x3 Gaussian as a depthwise conv weight ``(3, 1, 3, 3)`` (torchvision's kernel)."""
-    x = torch.tensor([-1.0, 0.0, 1.0], device=device)
+_GRIDS: dict[str, torch.Tensor] = {}
+
+
+def _grid3(device: torch.device) -> torch.Tensor:
+    """The offsets -1, 0, 1 on ``device``, made once (no host copy inside a CUDA graph capture)."""
+    key = str(device)
+    if key not in _GRIDS:
+        _GRIDS[key] = torch.tensor([-1.0, 0.0, 1.0], device=device)
+    return _GRIDS[key]
+
+
+def gaussian_kernel3(sigma: float | torch.Tensor, device) -> torch.Tensor:
+    """3x3 Gaussian as a depthwise conv weight ``(3, 1, 3, 3)`` (torchvision's kernel).
+
+    ``sigma`` may be a 0-d tensor on ``device`` (a CUDA graph's schedule); a
+    tensor sigma of 0 gives the identity kernel.
+    """
+    x = _grid3(torch.device(device))
+    if isinstance(sigma, torch.Tensor):
+        sigma = sigma.clamp_min(1e-6)
     k1 = torch.exp(-0.5 * (x / sigma) ** 2)
     k1 = k1 / k1.sum()
     return torch.outer(k1, k1).expand(3, 1, 3, 3).contiguous()
 
 
-def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+def blur(x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
     """One depthwise 3x3 Gaussian with reflect padding, as torchvision's ``gaussian_blur``; sigma 0 = identity."""
-    if sigma <= 0:
+    if not isinstance(sigma, torch.Tensor) and sigma <= 0:
         return x
     return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), gaussian_kernel3(sigma, x.device), groups=3)
+
+
+@contextlib.contextmanager
+def float32(dev: torch.device, tf32: bool = False):
+    """Full float32 on a CUDA GPU for the duration (TF32 off, whatever the process set).
+
+    ``tf32=True`` is for benchmarks/precision.py, which measures what TF32
+    would change; the engine never passes it.
+    """
+    if dev.type != "cuda":
+        yield
+        return
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+class _CudaGraphStep:
+    """One reconstruction step of a whole batch captured as a CUDA graph.
+
+    Forward to the taps, loss, gradient to the input, the update and the blur
+    are recorded once and replayed each step: at batch 1 a step is hundreds of
+    small kernels, and launching them one by one from Python costs more than
+    running them.  The lr and sigma schedules live on the GPU and a step
+    counter advances inside the graph, so a replay needs nothing from the
+    host.  After a replay, ``previous`` holds the step's input ``a_n``,
+    ``metrics`` its loss and distances, and ``a`` the next input.
+    ``VITREP_CUDA_GRAPHS=0`` turns this off (the eager loop, for comparison).
+    """
+
+    MIN_STEPS = 8
+    captures = 0  # graphs captured in this process (tests check that the graph path ran)
+
+    @classmethod
+    def make(cls, a, forward, metrics, step_update, c0, N, paths) -> Optional["_CudaGraphStep"]:
+        """A captured step, or None where the eager loop runs (CPU, few steps, switched off, or capture failed)."""
+        if (a.device.type != "cuda" or N < cls.MIN_STEPS or os.environ.get("VITREP_CUDA_GRAPHS", "1") == "0"
+                or needs_gather(paths)):
+            return None
+        try:
+            graph = cls(a, forward, metrics, step_update, c0, N)
+        except RuntimeError as e:  # a model whose forward cannot be captured still runs, eagerly
+            log.warning("CUDA graph capture failed (%s); running the eager loop", str(e).splitlines()[0])
+            torch.cuda.synchronize(a.device)
+            return None
+        cls.captures += 1
+        return graph
+
+    def __init__(self, a, forward, metrics, step_update, c0, N) -> None:
+        dev, rows = a.device, list(range(a.shape[0]))
+        self.a = a.detach().clone()
+        start = self.a.clone()
+        self.lrs = torch.tensor([linear(c0.lr_start, c0.lr_end, n, N) for n in range(N)] + [0.0], device=dev)
+        self.sigmas = torch.tensor([linear(c0.blur_start, c0.blur_end, n, N) for n in range(N)] + [0.0], device=dev)
+        self.n = torch.zeros((), dtype=torch.long, device=dev)
+
+        def step():
+            x = self.a.detach().requires_grad_(True)
+            with torch.enable_grad():
+                outs, losses = forward(x, rows)
+                (grad,) = torch.autograd.grad(losses.sum(), x)
+            with torch.no_grad():
+                m = metrics(x, rows, outs, losses)
+                previous = self.a.clone()
+                at = self.n.view(1)  # index on the GPU: a 0-d index would be read back to the host
+                self.a.copy_(step_update(x, grad, self.lrs.index_select(0, at), self.sigmas.index_select(0, at)))
+                self.n.add_(1)
+            return previous, m
+
+        side = torch.cuda.Stream(device=dev)  # warm-up on a side stream, as graph capture requires
+        side.wait_stream(torch.cuda.current_stream(dev))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                step()
+        torch.cuda.current_stream(dev).wait_stream(side)
+        self.a.copy_(start)
+        self.n.zero_()
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.previous, self.metrics = step()
+
+    def replay(self) -> None:
+        self.graph.replay()
 
 
 def linear(start: float, end: float, n: int, total: int) -> float:
@@ -228,11 +336,6 @@ def linear(start: float, end: float, n: int, total: int) -> float:
 def _loss(kind: str, scale: float, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     d = out - target
     return scale * (d.abs().sum() if kind == "l1" else (d * d).sum())
-
-
-def _psnr(a: torch.Tensor, ref: torch.Tensor) -> float:
-    mse = float(((a.clamp(0, 1) - ref) ** 2).mean())
-    return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
 
 
 SHARED_FIELDS = ("model", "steps", "lr_start", "lr_end", "loss", "loss_scale", "blur_start", "blur_end",
@@ -289,64 +392,109 @@ def reconstruct_many(images: Sequence[torch.Tensor] | torch.Tensor, configs: Seq
     steps_done = 0
     t0 = time.perf_counter()
 
-    def record(step: int, rows: list[int], outs, losses, x) -> None:
+    def record(step: int, rows: list[int], m: dict, x) -> None:
+        """Append step ``step`` of ``rows`` (metrics ``m``: per-row tensors of the batch ``x``)."""
+        values = {k: v.tolist() for k, v in m.items()}
         for j, i in enumerate(rows):
             c = curves[i]
             c["step"].append(step)
-            c["loss"].append(float(losses[j]))
-            c["embedding_distance"].append(float(torch.linalg.vector_norm(outs[j].detach() - targets[i])))
-            c["input_distance"].append(float(torch.linalg.vector_norm(x[j] - img[i])))
-            c["psnr"].append(_psnr(x[j], img[i]))
+            c["loss"].append(float(values["loss"][j]))
+            c["embedding_distance"].append(float(values["embedding_distance"][j]))
+            c["input_distance"].append(float(values["input_distance"][j]))
+            mse = float(values["mse"][j])
+            c["psnr"].append(float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse))
             last_good[i] = to_uint8(x[j])
             if step % snap_every == 0 or step == N:
                 snapshots[i].append((step, last_good[i]))
+
+    def report(step: int) -> bool:
+        """Tell the callback; True when it asks to stop."""
+        if progress is None:
+            return False
+        rows = [{k: v[-1] for k, v in curves[i].items()} if curves[i]["step"] else {} for i in range(B)]
+        return bool(progress(Progress(step, N, time.perf_counter() - t0, rows, list(last_good))))
 
     def forward(x: torch.Tensor, rows: list[int]):
         outs = run_paths(x, [paths[i] for i in rows])
         return outs, torch.stack([_loss(c0.loss, c0.loss_scale, o, targets[i]) for o, i in zip(outs, rows)])
 
-    for n in range(N + 1):
-        x = (a if len(active) == B else a[active]).detach().requires_grad_(n < N)
-        with torch.enable_grad():
-            outs, losses = forward(x, active)
-        report = n % every == 0 or n == N
-        if report or n % check_every == 0:
-            finite = torch.isfinite(losses).tolist()
-            if not all(finite):  # drop diverged rows; the others go on undisturbed
-                for j, i in enumerate(active):
-                    if not finite[j]:
+    def metrics(x: torch.Tensor, rows: list[int], outs, losses) -> dict:
+        ref = img if len(rows) == B else img[rows]
+        return {"loss": losses.detach(),
+                "embedding_distance": torch.stack([torch.linalg.vector_norm(o.detach() - targets[i])
+                                                   for o, i in zip(outs, rows)]),
+                "input_distance": torch.linalg.vector_norm((x.detach() - ref).flatten(1), dim=1),
+                "mse": ((x.detach().clamp(0, 1) - ref) ** 2).flatten(1).mean(1)}
+
+    def step_update(x: torch.Tensor, grad: torch.Tensor, lr, sigma) -> torch.Tensor:
+        x = blur(x.detach() - lr * grad, sigma)
+        return x.clamp_(0, 1) if c0.clamp else x
+
+    with FLOAT32(dev):
+        graph = _CudaGraphStep.make(a, forward, metrics, step_update, c0, N, paths)
+        if graph is not None:  # CUDA: one graph replay per step, the host reads back only at report steps
+            for n in range(N + 1):
+                if n < N:
+                    graph.replay()
+                    x, m = graph.previous, graph.metrics
+                else:  # the final image: measured, not stepped
+                    with torch.no_grad():
+                        x = graph.a
+                        outs, losses = forward(x, list(range(B)))
+                        m = metrics(x, list(range(B)), outs, losses)
+                if n % every and n != N:
+                    continue
+                steps_done = n
+                finite = torch.isfinite(m["loss"]).tolist()
+                for i in list(active):
+                    if not finite[i]:  # rows never interact: a diverged row only stops being recorded
                         status[i] = f"diverged at step {n}"
-                keep = [j for j, ok in enumerate(finite) if ok]
-                active = [active[j] for j in keep]
+                        active.remove(i)
                 if not active:
                     break
-                a = a.detach()
-                x = a[active].detach().requires_grad_(n < N)
-                with torch.enable_grad():
-                    outs, losses = forward(x, active)
-        steps_done = n
-        if report:
-            with torch.no_grad():
-                record(n, active, outs, losses.detach(), x.detach())
-            if progress is not None:
-                rows = [{k: v[-1] for k, v in curves[i].items()} if curves[i]["step"] else {} for i in range(B)]
-                if progress(Progress(n, N, time.perf_counter() - t0, rows, list(last_good))) and n < N:
+                with torch.no_grad():
+                    record(n, active, {k: v[active] for k, v in m.items()}, x[active])
+                if report(n) and n < N:
                     for i in active:
                         status[i] = "stopped"
                     break
-        if n == N:
-            break
-        (grad,) = torch.autograd.grad(losses.sum(), x)
-        with torch.no_grad():
-            x = x.detach() - linear(c0.lr_start, c0.lr_end, n, N) * grad
-            x = blur(x, linear(c0.blur_start, c0.blur_end, n, N))
-            if c0.clamp:
-                x = x.clamp_(0, 1)
-            if len(active) == B:
-                a = x
-            else:
-                a = a.clone()
-                a[active] = x
+        for n in range(N + 1) if graph is None else ():
+            x = (a if len(active) == B else a[active]).detach().requires_grad_(n < N)
+            with torch.enable_grad():
+                outs, losses = forward(x, active)
+            is_report = n % every == 0 or n == N
+            if is_report or n % check_every == 0:
+                finite = torch.isfinite(losses).tolist()
+                if not all(finite):  # drop diverged rows; the others go on undisturbed
+                    for j, i in enumerate(active):
+                        if not finite[j]:
+                            status[i] = f"diverged at step {n}"
+                    keep = [j for j, ok in enumerate(finite) if ok]
+                    active = [active[j] for j in keep]
+                    if not active:
+                        break
+                    a = a.detach()
+                    x = a[active].detach().requires_grad_(n < N)
+                    with torch.enable_grad():
+                        outs, losses = forward(x, active)
+            steps_done = n
+            if is_report:
+                with torch.no_grad():
+                    record(n, active, metrics(x, active, outs, losses), x.detach())
+                if report(n) and n < N:
+                    for i in active:
+                        status[i] = "stopped"
+                    break
+            if n == N:
+                break
+            (grad,) = torch.autograd.grad(losses.sum(), x)
+            with torch.no_grad():
+                x = step_update(x, grad, linear(c0.lr_start, c0.lr_end, n, N), linear(c0.blur_start, c0.blur_end, n, N))
+                if len(active) == B:
+                    a = x
+                else:
+                    a = a.clone()
+                    a[active] = x
 
     seconds = time.perf_counter() - t0
     results = []
@@ -360,6 +508,9 @@ def reconstruct_many(images: Sequence[torch.Tensor] | torch.Tensor, configs: Seq
                               weights_identity=lm.identity, target=to_uint8(img[i]), image=last_good[i],
                               curves=cv, baseline=baseline[i], final=final, snapshots=snapshots[i]))
     return results
+
+
+FLOAT32 = float32  # the precision context of every run (benchmarks/precision.py swaps it to measure TF32)
 
 
 def reconstruct(image: torch.Tensor, config: ReconstructConfig, progress: Optional[ProgressFn] = None,
