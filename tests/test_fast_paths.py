@@ -130,6 +130,23 @@ def test_packed_weights_follow_in_place_changes_and_trainable_weights_take_the_p
     assert wt.grad is not None and "PackedLinear" not in type(y.grad_fn).__name__
 
 
+@pytestmark_packed
+def test_packs_stop_at_the_memory_budget(monkeypatch):
+    x = torch.randn(3, 64)
+    monkeypatch.setenv("VITREP_FAST_BUDGET_MB", "0")
+    assert "PackedLinear" not in type(fastops.linear(x.requires_grad_(True), torch.randn(32, 64)).grad_fn).__name__
+    before = fastops._BYTES[0]  # packs that earlier tests' shared models hold
+    monkeypatch.setenv("VITREP_FAST_BUDGET_MB", str(before / 2 ** 20 + 1))  # 1 MiB more: 16 KiB of packs fit
+    w = torch.randn(32, 64)
+    assert "PackedLinear" in type(fastops.linear(x, w).grad_fn).__name__
+    assert fastops._BYTES[0] == before + 2 * w.numel() * 4
+    del w  # a weight that goes away gives its packs back
+    import gc
+
+    gc.collect()
+    assert fastops._BYTES[0] == before
+
+
 def test_switching_the_fast_path_off(monkeypatch):
     monkeypatch.setenv("VITREP_FAST", "0")
     assert not fastops.enabled()

@@ -16,7 +16,10 @@ keyed by its identity and version, so a weight changed in place is repacked.
 
 Only float32 CPU tensors take the path, and only where a probe at first use
 shows oneDNN gives ``F.linear``'s result; ``VITREP_FAST=0`` turns it off (the
-plain path, for comparison).  Results agree with the plain path to float
+plain path, for comparison).  Packs double a model's weights in memory, so
+they stop at ``VITREP_FAST_BUDGET_MB`` (default 3072) per process: weights
+beyond it take the plain path (ViT-B/32 needs 700 MB; lower it on a small
+cloud instance).  Results agree with the plain path to float
 rounding (tests/test_fast_paths.py).
 """
 
@@ -33,6 +36,7 @@ from torch import nn
 
 _LOCK = threading.Lock()
 _PACKS: dict[int, tuple] = {}  # id(weight) -> (weakref, version, W packed, W^T packed)
+_BYTES = [0]  # bytes held in packs
 _PROBE: Optional[bool] = None
 
 
@@ -59,16 +63,36 @@ def applies(x: torch.Tensor) -> bool:
     return x.device.type == "cpu" and x.dtype == torch.float32 and enabled()
 
 
-def _packs(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def budget_bytes() -> int:
+    return int(float(os.environ.get("VITREP_FAST_BUDGET_MB", "3072")) * 2 ** 20)
+
+
+def _drop(key: int) -> None:
+    with _LOCK:
+        hit = _PACKS.pop(key, None)
+        if hit is not None:
+            _BYTES[0] -= hit[4]
+
+
+def _packs(weight: torch.Tensor) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+    """Packed ``W`` and ``W^T`` for ``weight``, made once; None where the budget is spent."""
     key = id(weight)
     with _LOCK:
         hit = _PACKS.get(key)
-        if hit is None or hit[0]() is not weight or hit[1] != weight._version:
+        if hit is not None and (hit[0]() is not weight or hit[1] != weight._version):
+            _PACKS.pop(key)
+            _BYTES[0] -= hit[4]
+            hit = None
+        if hit is None:
+            size = 2 * weight.numel() * weight.element_size()
+            if _BYTES[0] + size > budget_bytes():
+                return None
             w = weight.detach()
             reorder = torch.ops.mkldnn._reorder_linear_weight
-            hit = (weakref.ref(weight, lambda _, k=key: _PACKS.pop(k, None)), weight._version,
-                   reorder(w.contiguous()), reorder(w.t().contiguous()))
+            hit = (weakref.ref(weight, lambda _, k=key: _drop(k)), weight._version,
+                   reorder(w.contiguous()), reorder(w.t().contiguous()), size)
             _PACKS[key] = hit
+            _BYTES[0] += size
         return hit[2], hit[3]
 
 
@@ -90,8 +114,10 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] =
     if weight.requires_grad or (bias is not None and bias.requires_grad) or not applies(x) \
             or weight.device.type != "cpu" or weight.dtype != torch.float32:
         return F.linear(x, weight, bias)
-    w_packed, wt_packed = _packs(weight)
-    return _PackedLinear.apply(x, w_packed, wt_packed, bias)
+    packs = _packs(weight)
+    if packs is None:
+        return F.linear(x, weight, bias)
+    return _PackedLinear.apply(x, packs[0], packs[1], bias)
 
 
 def call(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
