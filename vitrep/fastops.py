@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()  # re-entrant: a weight freed while packing calls _drop on this thread
 _PACKS: dict[int, tuple] = {}  # id(weight) -> (weakref, version, W packed, W^T packed)
 _BYTES = [0]  # bytes held in packs
 _PROBE: Optional[bool] = None
