@@ -104,7 +104,12 @@ def test_blur_is_torchvision_gaussian():
     x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     for sigma in (2.4, 1.0, 0.4):
         torch.testing.assert_close(blur(x, sigma), gaussian_blur(x, [3, 3], [sigma, sigma]), rtol=0, atol=1e-6)
+        # a batch is blurred bit for bit as its rows alone (batched runs equal single runs)
+        assert torch.equal(blur(x, sigma), torch.cat([blur(x[i:i + 1], sigma) for i in range(2)]))
+        # a CUDA graph passes sigma as a tensor from its schedule: the same blur
+        torch.testing.assert_close(blur(x, torch.tensor([sigma])), blur(x, sigma), rtol=0, atol=1e-7)
     assert torch.equal(blur(x, 0.0), x)
+    torch.testing.assert_close(blur(x, torch.tensor([0.0])), x, rtol=0, atol=0)
 
 
 def test_l2_loss_and_clamp(tiny_ref, cat32):
