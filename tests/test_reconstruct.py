@@ -9,7 +9,7 @@ import torch
 from vitrep.cache import Memo
 from vitrep.errors import ConfigError
 from vitrep.models import load_model
-from vitrep.reconstruct import (ReconstructConfig, Result, blur, cache_key, make_config, reconstruct,
+from vitrep.reconstruct import (run_batch, ReconstructConfig, Result, blur, cache_key, make_config, reconstruct,
                                 reconstruct_many, run, with_changes)
 
 
@@ -168,6 +168,21 @@ def test_concurrent_identical_requests_compute_once(tiny_ref, cat32, tmp_path):
         t.join()
     assert memo.computations == 1 and len(results) == 3
     assert all(r.final == results[0].final for r in results)
+
+
+def test_concurrent_identical_sweeps_compute_once(tiny_ref, cat32, tmp_path):
+    """A class clicking the same preset at once: one sweep computed, every session served from it."""
+    memo = Memo(tmp_path / "m")
+    cfgs = [make_config(tiny_ref, k, steps=40) for k in (1, 2, 3, 4)]
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(run_batch([cat32] * 4, cfgs, memo))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert memo.computations == 4 and len(results) == 3
+    assert sum(r.from_cache for rs in results for r in rs) == 8  # two of the three read all four rows
+    assert all([r.final for r in rs] == [r.final for r in results[0]] for rs in results)
 
 
 def test_result_bytes_round_trip(tiny_ref, cat32):

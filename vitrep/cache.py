@@ -14,6 +14,7 @@ actually computed, so this can be seen and tested.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -108,9 +109,7 @@ class Memo:
         hit = self.get(key, decode)
         if hit is not None:
             return hit
-        with self._guard:
-            lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
+        with self.flight(key):
             self.waiting.add(key)
             hit = self.get(key, decode)  # another caller may have finished while we waited
             if hit is not None:
@@ -128,6 +127,14 @@ class Memo:
                 self.put(key, encode(value))
             return value
 
+    @contextlib.contextmanager
+    def flight(self, key: str):
+        """Hold ``key``'s single-flight lock: one computation of it at a time in this process."""
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            yield
+
     def busy(self, key: str) -> bool:
         """Is this key being computed right now (by another caller)?"""
         return key in self.waiting
@@ -141,6 +148,9 @@ class Memo:
 
     def __len__(self) -> int:
         return len(self._cache)
+
+    def __bool__(self) -> bool:  # an empty memo is still a memo (``if memo:`` must not test emptiness)
+        return True
 
     def clear(self) -> None:
         self._cache.clear()

@@ -231,7 +231,7 @@ def cmd_reconstruct(a) -> int:
     out = Path(a.out or "out")
     memo = None if a.no_cache else get_memo(a.cache_dir)
     t0 = time.perf_counter()
-    result = memo.get(cache_key(image, cfg), Result.from_bytes) if memo else None
+    result = memo.get(cache_key(image, cfg), Result.from_bytes) if memo is not None else None
     if result is None:
         load_model(cfg.model, cfg.device, progress=not a.quiet)  # weights problems surface before the bar
         bar = _Bar(cfg.steps, a.quiet, f"{cfg.model.name} {describe_tap(cfg.tap)}")

@@ -564,22 +564,38 @@ def run_batch(images: Sequence[torch.Tensor], configs: Sequence[ReconstructConfi
     """Many runs through the memo: hits are read, the misses run as batches of shared model and schedule.
 
     ``progress(group_index, Progress)`` reports each batch; rows of a group are
-    the misses in that group, in order.
+    the misses in that group, in order.  Each batch is single-flight: callers
+    asking for the same batch at once compute it once.
     """
     configs = [validate(c) for c in configs]
     keys = [cache_key(im, c) for im, c in zip(images, configs)]
-    out: list = [memo.get(k, Result.from_bytes) if memo else None for k in keys]
+    out: list = [memo.get(k, Result.from_bytes) if memo is not None else None for k in keys]
     groups: dict = {}
     for i, r in enumerate(out):
         if r is None:
             groups.setdefault(tuple(getattr(configs[i], f) for f in SHARED_FIELDS), []).append(i)
     for g, rows in enumerate(groups.values()):
         cb = None if progress is None else (lambda p, g=g: progress(g, p))
-        with device_lock(configs[rows[0]].device):
-            batch = reconstruct_many([images[i] for i in rows], [configs[i] for i in rows], cb)
-        for i, r in zip(rows, batch):
-            out[i] = r
-            if memo is not None and r.status != "stopped":
-                memo.put(keys[i], r.to_bytes())
-                memo.computations += 1
+        # single flight per batch: a second session asking for the same sweep waits, then reads the memo
+        flight = memo.flight(make_key("batch", rows=[keys[i] for i in rows])) \
+            if memo is not None else contextlib.nullcontext()
+        with flight:
+            if memo is not None:
+                for i in rows:
+                    out[i] = memo.get(keys[i], Result.from_bytes)
+                rows = [i for i in rows if out[i] is None]
+                if not rows:
+                    continue
+                memo.waiting.update(keys[i] for i in rows)
+            try:
+                with device_lock(configs[rows[0]].device):
+                    batch = reconstruct_many([images[i] for i in rows], [configs[i] for i in rows], cb)
+            finally:
+                if memo is not None:
+                    memo.waiting.difference_update(keys[i] for i in rows)
+            for i, r in zip(rows, batch):
+                out[i] = r
+                if memo is not None and r.status != "stopped":
+                    memo.put(keys[i], r.to_bytes())
+                    memo.computations += 1
     return out
