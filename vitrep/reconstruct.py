@@ -225,7 +225,7 @@ def _grid3(device: torch.device) -> torch.Tensor:
 def gaussian_kernel3(sigma: float | torch.Tensor, device) -> torch.Tensor:
     """3x3 Gaussian as a depthwise conv weight ``(3, 1, 3, 3)`` (torchvision's kernel).
 
-    ``sigma`` may be a 0-d tensor on ``device`` (a CUDA graph's schedule); a
+    ``sigma`` may be a one-element tensor on ``device`` (a CUDA graph's schedule); a
     tensor sigma of 0 gives the identity kernel.
     """
     x = _grid3(torch.device(device))
