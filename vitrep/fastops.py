@@ -5,7 +5,7 @@ frozen weight matrices, forward and (to the input only) backward.  At that
 shape PyTorch's default CPU route (MKL ``addmm``/``mm``) re-lays out the
 weight on every call; oneDNN with the weight reordered once into its blocked
 layout runs the same product 1.5-1.8x faster on the benchmark machine
-(benchmarks/bench.py, ``--plain`` gives the engine without this path).
+(benchmarks/bench.py; its "unpacked" column is the engine without this path).
 
 :func:`linear` is a drop-in ``F.linear`` for a weight that needs no gradient:
 the forward multiplies by the packed ``W``, the backward by a packed ``W^T``
@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 _LOCK = threading.RLock()  # re-entrant: a weight freed while packing calls _drop on this thread
-_PACKS: dict[int, tuple] = {}  # id(weight) -> (weakref, version, W packed, W^T packed)
+_PACKS: dict[int, tuple] = {}  # id(weight) -> (weakref, version, W packed, W^T packed, bytes)
 _BYTES = [0]  # bytes held in packs
 _PROBE: Optional[bool] = None
 
@@ -80,8 +80,7 @@ def _packs(weight: torch.Tensor) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
     with _LOCK:
         hit = _PACKS.get(key)
         if hit is not None and (hit[0]() is not weight or hit[1] != weight._version):
-            _PACKS.pop(key)
-            _BYTES[0] -= hit[4]
+            _drop(key)  # a stale pack: another tensor at this id, or this one changed in place
             hit = None
         if hit is None:
             size = 2 * weight.numel() * weight.element_size()

@@ -449,9 +449,9 @@ def reconstruct_many(images: Sequence[torch.Tensor] | torch.Tensor, configs: Seq
                     x, m = graph.previous, graph.metrics
                 else:  # the final image: measured, not stepped
                     with torch.no_grad():
-                        x = graph.a
-                        outs, losses = forward(x, list(range(B)))
-                        m = metrics(x, list(range(B)), outs, losses)
+                        x, every_row = graph.a, list(range(B))
+                        outs, losses = forward(x, every_row)
+                        m = metrics(x, every_row, outs, losses)
                 if n % every and n != N:
                     continue
                 steps_done = n
@@ -468,43 +468,45 @@ def reconstruct_many(images: Sequence[torch.Tensor] | torch.Tensor, configs: Seq
                     for i in active:
                         status[i] = "stopped"
                     break
-        for n in range(N + 1) if graph is None else ():
-            x = (a if len(active) == B else a[active]).detach().requires_grad_(n < N)
-            with torch.enable_grad():
-                outs, losses = forward(x, active)
-            is_report = n % every == 0 or n == N
-            if is_report or n % check_every == 0:
-                finite = torch.isfinite(losses).tolist()
-                if not all(finite):  # drop diverged rows; the others go on undisturbed
-                    for j, i in enumerate(active):
-                        if not finite[j]:
-                            status[i] = f"diverged at step {n}"
-                    keep = [j for j, ok in enumerate(finite) if ok]
-                    active = [active[j] for j in keep]
-                    if not active:
+        else:  # the eager loop: CPU, short runs, or graphs switched off
+            for n in range(N + 1):
+                x = (a if len(active) == B else a[active]).detach().requires_grad_(n < N)
+                with torch.enable_grad():
+                    outs, losses = forward(x, active)
+                is_report = n % every == 0 or n == N
+                if is_report or n % check_every == 0:
+                    finite = torch.isfinite(losses).tolist()
+                    if not all(finite):  # drop diverged rows; the others go on undisturbed
+                        for j, i in enumerate(active):
+                            if not finite[j]:
+                                status[i] = f"diverged at step {n}"
+                        keep = [j for j, ok in enumerate(finite) if ok]
+                        active = [active[j] for j in keep]
+                        if not active:
+                            break
+                        a = a.detach()
+                        x = a[active].detach().requires_grad_(n < N)
+                        with torch.enable_grad():
+                            outs, losses = forward(x, active)
+                steps_done = n
+                if is_report:
+                    with torch.no_grad():
+                        record(n, active, metrics(x, active, outs, losses), x.detach())
+                    if report(n) and n < N:
+                        for i in active:
+                            status[i] = "stopped"
                         break
-                    a = a.detach()
-                    x = a[active].detach().requires_grad_(n < N)
-                    with torch.enable_grad():
-                        outs, losses = forward(x, active)
-            steps_done = n
-            if is_report:
-                with torch.no_grad():
-                    record(n, active, metrics(x, active, outs, losses), x.detach())
-                if report(n) and n < N:
-                    for i in active:
-                        status[i] = "stopped"
+                if n == N:
                     break
-            if n == N:
-                break
-            (grad,) = torch.autograd.grad(losses.sum(), x)
-            with torch.no_grad():
-                x = step_update(x, grad, linear(c0.lr_start, c0.lr_end, n, N), linear(c0.blur_start, c0.blur_end, n, N))
-                if len(active) == B:
-                    a = x
-                else:
-                    a = a.clone()
-                    a[active] = x
+                (grad,) = torch.autograd.grad(losses.sum(), x)
+                with torch.no_grad():
+                    x = step_update(x, grad, linear(c0.lr_start, c0.lr_end, n, N),
+                                    linear(c0.blur_start, c0.blur_end, n, N))
+                    if len(active) == B:
+                        a = x
+                    else:
+                        a = a.clone()
+                        a[active] = x
 
     seconds = time.perf_counter() - t0
     results = []
