@@ -67,7 +67,8 @@ def test_engine_matches_the_pages_loop(name, layer, tap, cat224):
     net = _page_net(name)
     a = page_loop(net, layer, cat224, _engine_init(0, 224), steps)
     page_m, page_in = _distances(net, layer, cat224, a)
-    r = reconstruct(cat224, make_config(ref, tap, steps=steps, pos_embed=False, report_every=steps))
+    r = reconstruct(cat224, make_config(ref, tap, steps=steps, pos_embed=False, report_every=steps, optimizer="gd",
+                                        lr_start=1.0, lr_end=0.05))  # page_loop's defaults
     assert r.final["embedding_distance"] == pytest.approx(page_m, rel=1e-4)
     assert r.final["input_distance"] == pytest.approx(page_in, rel=1e-4)
 
@@ -78,7 +79,7 @@ def test_engine_matches_the_pages_loop_l2_long(layer, steps, cat224):
     a = _page_loop_l2(net, layer, cat224, _engine_init(0, 224), steps, 0.05, 0.01, 1.0)
     page_m, page_in = _distances(net, layer, cat224, a)
     r = reconstruct(cat224, make_config("vit_b_32", layer, steps=steps, loss="l2", loss_scale=1.0, lr_start=0.05,
-                                        lr_end=0.01, pos_embed=False, report_every=steps))
+                                        lr_end=0.01, pos_embed=False, report_every=steps, optimizer="gd"))
     assert r.final["embedding_distance"] == pytest.approx(page_m, rel=1e-4)
     assert r.final["input_distance"] == pytest.approx(page_in, rel=1e-4)
     assert r.final["embedding_distance"] < 0.5 * r.curves["embedding_distance"][0]  # a real run, not a no-op
@@ -184,5 +185,10 @@ def test_fast_vit_b32_taps_equal_plain_to_float_rounding(tap, cat224):
     lm = load_model(make_ref("vit_b_32"), "cpu")
     with torch.no_grad():
         fast, plain = forward_tap(lm, cat224, tap, fast=True), forward_tap(lm, cat224, tap, fast=False)
-    # 12 blocks of 768-wide float32 products summed in another order: about 1e-7 relative per product
-    assert float((fast - plain).norm() / plain.norm()) < 1e-6
+    # The fast path sums the same float32 products in another order.  Reordering a float32 sum changes
+    # it by a random-walk of roundings, about one float32 epsilon (1.19e-7) relative in RMS per matrix
+    # product; encoder 12 is 48 products in series (4 per block), and layer norms keep the scale, so
+    # the relative RMS difference is bounded by about 48 * eps = 5.7e-6.  Seen: 0.9e-6 (torch 2.15),
+    # 1.13e-6 (torch 2.14.1, whose oneDNN orders the sums differently).
+    eps32 = torch.finfo(torch.float32).eps
+    assert float((fast - plain).norm() / plain.norm()) < 48 * eps32

@@ -101,9 +101,12 @@ def test_trained_offline_names_file_and_folder(monkeypatch, tmp_path):
     monkeypatch.setattr(models, "weights_url", lambda src: f"http://127.0.0.1:9/{src.filename}")
     with pytest.raises(WeightsUnavailable) as e:
         build_model(make_ref("vit_b_32", weights="trained"))
-    msg = str(e.value)
+    msg = e.value.say("cli")
     assert "vit_b_32-d86f8d99.pth" in msg and str(tmp_path / "torch" / "hub" / "checkpoints") in msg
     assert "--weights FILE" in msg and msg.count(". ") == 0 and msg.endswith(".")
+    # the dashboard's sentence names its own widget, never a command-line flag
+    ui = e.value.say("dashboard")
+    assert "vit_b_32-d86f8d99.pth" in ui and "'checkpoint file'" in ui and "--" not in ui and ui.count(". ") == 0
 
 
 def test_trained_found_in_cache_is_used(tmp_path):

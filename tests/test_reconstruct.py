@@ -10,7 +10,8 @@ from vitrep.cache import Memo
 from vitrep.errors import ConfigError
 from vitrep.models import load_model
 from vitrep.reconstruct import (run_batch, ReconstructConfig, Result, blur, cache_key, make_config, reconstruct,
-                                reconstruct_many, run, with_changes)
+                                reconstruct_many, run)
+from dataclasses import replace as with_changes
 
 
 def _state(m):
@@ -114,9 +115,21 @@ def test_blur_is_torchvision_gaussian():
 
 def test_l2_loss_and_clamp(tiny_ref, cat32):
     r = reconstruct(cat32, make_config(tiny_ref, 1, steps=40, loss="l2", lr_start=0.05, lr_end=0.01, loss_scale=1.0,
-                                       clamp=True))
+                                       clamp=True, optimizer="gd"))
     m = r.curves["embedding_distance"]
     assert m[-1] < m[0]
+
+
+@pytest.mark.parametrize("clamp", [True, False])
+def test_clamp_keeps_every_pixel_in_range(tiny_ref, cat32, clamp):
+    """PSNR is measured on the image clamped to [0, 1], the input distance on the image itself: they agree
+    exactly when (and only when) every pixel already lies in [0, 1]. Large steps push pixels out."""
+    n = cat32.numel()
+    r = reconstruct(cat32, make_config(tiny_ref, 1, steps=20, optimizer="adam", lr_start=0.5, lr_end=0.5,
+                                       clamp=clamp, report_every=5, backoff=False))
+    from_distance = [10 * np.log10(n / d ** 2) for d in r.curves["input_distance"][1:]]
+    agree = np.allclose(r.curves["psnr"][1:], from_distance, rtol=0, atol=1e-3)
+    assert agree is clamp
 
 
 def test_config_json_round_trip(tiny_ref):

@@ -185,7 +185,7 @@ def test_shared_model_untouched_also_after_an_exception(vit_lm, cat32):
 
 def test_removing_attention_keeps_more_of_the_cat(cat224):
     """Issue acceptance: untrained ViT-B/32, encoder 8, same seed, steps and step size, with and without attention."""
-    kw = dict(steps=300, lr_start=0.1, lr_end=0.01, report_every=50)
+    kw = dict(steps=300, optimizer="gd", lr_start=0.1, lr_end=0.01, report_every=50)
     intact = reconstruct(cat224, make_config("vit_b_32", 8, **kw))
     no_attn = reconstruct(cat224, make_config("vit_b_32", 8, remove="attention", **kw))
     print(f"\nencoder 8 input distance: intact {intact.final['input_distance']:.2f}, "

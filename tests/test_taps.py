@@ -178,3 +178,18 @@ def test_patch_embedding_matmul_equals_the_stem_convolution(vit, ffvit, x224, x6
         (ga,) = torch.autograd.grad(a.square().sum(), xs)
         (gb,) = torch.autograd.grad(b.square().sum(), ys)
         torch.testing.assert_close(ga, gb, rtol=1e-4, atol=1e-5)
+
+
+def test_normalize_feeds_the_model_imagenet_normalised_pixels():
+    """normalize=True must equal feeding (x - mean) / std to the plain path, and differ from raw pixels."""
+    from vitrep.models import IMAGENET_MEAN, IMAGENET_STD
+
+    lm = load_model(make_ref("vit_custom", patch=8, width=32, depth=2, heads=2, size=32), "cpu")
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        a = forward_tap(lm, x, "encoder-2", normalize=True)
+        b = forward_tap(lm, (x - mean) / std, "encoder-2")
+        c = forward_tap(lm, x, "encoder-2")
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    assert (a - c).abs().max() > 0.1

@@ -28,7 +28,7 @@ import logging
 import diskcache
 import numpy as np
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: optimiser, back-off
 DEFAULT_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vitrep"
 SIZE_LIMIT = 4 * 2**30
 

@@ -9,7 +9,22 @@ bug and keeps its traceback.
 
 
 class VitrepError(Exception):
-    """Base class: its ``str`` is one sentence meant for the user."""
+    """Base class: its ``str`` is one sentence meant for the user.
+
+    Where the way out depends on the interface (a command-line flag, a
+    dashboard widget), the sentence's last clause comes from ``hints``:
+    :meth:`say` gives the sentence in the words of ``"cli"`` or
+    ``"dashboard"``; ``str`` is the sentence without a hint.
+    """
+
+    def __init__(self, message: str, hints: dict | None = None) -> None:
+        super().__init__(message)
+        self.hints = hints or {}
+
+    def say(self, interface: str) -> str:
+        base = str(self)
+        hint = self.hints.get(interface)
+        return f"{base[:-1] if base.endswith('.') else base}{hint}." if hint else base
 
 
 class ImageError(VitrepError):

@@ -16,9 +16,6 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-COMPONENTS = ("ln_1", "mlp", "residual_1", "ln_2", "token_mlp", "residual_2")
-
-
 def _mlp(dim: int, hidden: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 

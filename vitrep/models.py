@@ -277,6 +277,13 @@ def trained_file_local(spec: ModelSpec) -> Optional[Path]:
     return Path(p) if p else None
 
 
+def _missing(spec: ModelSpec, cause: Optional[BaseException] = None) -> WeightsUnavailable:
+    """The one-sentence error for missing trained weights, with each interface's way out."""
+    return WeightsUnavailable(_missing_sentence(spec), hints={
+        "cli": ", or load it as a local checkpoint with --weights FILE",
+        "dashboard": ", or choose 'checkpoint file' under Weights and give the file"})
+
+
 def _missing_sentence(spec: ModelSpec) -> str:
     src = spec.trained
     if src.kind == "torchvision":
@@ -286,7 +293,7 @@ def _missing_sentence(spec: ModelSpec) -> str:
         where = "put it in the Hugging Face cache (~/.cache/huggingface/hub)"
         what = f"{src.filename} of {src.ident}"
     return (f"Trained weights for {spec.name} need the file {what}, which is not on this machine and could not be "
-            f"downloaded: {where}, or load it as a local checkpoint with --weights FILE.")
+            f"downloaded: {where}.")
 
 
 def weights_url(src: TrainedSource) -> str:
@@ -304,7 +311,7 @@ def trained_file(spec: ModelSpec, progress: bool = False) -> Path:
     if local is not None:
         return local
     if os.environ.get("VITREP_OFFLINE"):
-        raise WeightsUnavailable(_missing_sentence(spec))
+        raise _missing(spec)
     src = spec.trained
     try:
         if src.kind == "torchvision":
@@ -318,7 +325,7 @@ def trained_file(spec: ModelSpec, progress: bool = False) -> Path:
 
         return Path(hf_hub_download(src.ident, src.filename))
     except Exception as exc:  # network errors come in many types; any failure means "not available"
-        raise WeightsUnavailable(_missing_sentence(spec)) from exc
+        raise _missing(spec) from exc
 
 
 _HASHES: dict[tuple, str] = {}

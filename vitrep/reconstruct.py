@@ -39,6 +39,10 @@ from .taps import needs_gather, parse_tap, run_paths, tap_path
 
 log = logging.getLogger("vitrep")
 LOSSES = ("l1", "l2")
+OPTIMIZERS = ("gd", "adam")
+MAX_BACKOFFS = 4  # a fifth blow-up ends the row as diverged
+BLOWUP_FACTOR = 10.0  # loss this many times its best so far = a blow-up
+BLOWUP_PIXEL = 20.0  # a pixel this far from 0.5 = running off (images live in [0, 1])
 
 _DEVICE_LOCKS: dict[str, threading.Lock] = {"cpu": threading.Lock(), "cuda": threading.Lock()}
 
@@ -56,6 +60,15 @@ class ReconstructConfig:
     ``loss``: ``l1`` is the page's ``scale * sum|t - O(a_n)|``; ``l2`` is
     ``scale * sum (t - O(a_n))^2``.  ``blur_start``/``blur_end`` are the 3x3
     Gaussian's sigma, decaying linearly (0 turns blurring off).
+    ``optimizer``: ``gd`` is the page's plain step ``a - lr * g``; ``adam``
+    scales each pixel's step by its gradient history, so ``lr`` is in pixel
+    units whatever the model's output scale.  ``auto`` (and ``lr_start`` /
+    ``lr_end`` of ``None``) take the calibrated defaults for the model family
+    and the tap's depth (:mod:`vitrep.calibration`); :func:`validate` resolves
+    them, so a validated config holds plain numbers.  ``backoff``: at a
+    blow-up (the loss far above its best, non-finite, or pixels running off
+    to large values) the row returns to its best image and continues at a
+    quarter of the step; the result counts these.
     ``normalize`` feeds the model ``(a - mean) / std`` (the page fed raw [0,1]
     pixels); ``clamp`` keeps the image in [0,1] after every step (the page did
     not).  ``pos_embed`` adds a ViT's positional embedding as the model does
@@ -67,8 +80,9 @@ class ReconstructConfig:
     surgery: Surgery = Surgery()
     pos_embed: bool = True
     steps: int = 300
-    lr_start: float = 1.0
-    lr_end: float = 0.05
+    optimizer: str = "auto"
+    lr_start: Optional[float] = None
+    lr_end: Optional[float] = None
     loss: str = "l1"
     loss_scale: float = 0.05
     blur_start: float = 2.4
@@ -81,6 +95,7 @@ class ReconstructConfig:
     report_every: int = 10
     device: str = "auto"
     resize: str = "crop"
+    backoff: bool = True
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -115,6 +130,15 @@ def make_config(model: str | ModelRef = "vit_b_32", layer: str | int = 1, *, wei
 
 
 def validate(c: ReconstructConfig) -> ReconstructConfig:
+    """Check every value and resolve the calibrated defaults (``auto`` optimiser, lr ``None``)."""
+    from .calibration import default_schedule
+
+    if c.optimizer not in OPTIMIZERS + ("auto",):
+        raise ConfigError(f"Optimizer {c.optimizer!r} is not known; use gd (the page's plain step) or adam.")
+    if c.optimizer == "auto" or c.lr_start is None or c.lr_end is None:
+        opt, lr0, lr1 = default_schedule(c.model, c.tap, None if c.optimizer == "auto" else c.optimizer)
+        c = replace(c, optimizer=opt, lr_start=lr0 if c.lr_start is None else c.lr_start,
+                    lr_end=(lr1 if c.lr_start is None else c.lr_start * lr1 / lr0) if c.lr_end is None else c.lr_end)
     if c.steps < 1:
         raise ConfigError(f"Steps must be at least 1, not {c.steps}.")
     if c.loss not in LOSSES:
@@ -138,6 +162,7 @@ class Progress:
     seconds: float
     rows: list[dict]  # per config: step, loss, embedding_distance, input_distance, psnr
     images: list[np.ndarray]  # current reconstruction per config, uint8 (H, W, 3)
+    baselines: list[float] = field(default_factory=list)  # per config: the bar m_r
 
     @property
     def steps_per_second(self) -> float:
@@ -165,6 +190,7 @@ class Result:
     final: dict[str, float]
     snapshots: list[tuple[int, np.ndarray]] = field(default_factory=list)
     from_cache: bool = False
+    backoffs: int = 0  # times a blow-up sent the run back to its best image at a quarter of the step
 
     @property
     def success(self) -> bool:
@@ -182,7 +208,7 @@ class Result:
             "device": self.device, "status": self.status, "steps": self.steps,
             "seconds": self.seconds, "steps_per_second": self.steps_per_second,
             "final": self.final, "baseline": self.baseline, "success": self.success,
-            "from_cache": self.from_cache,
+            "backoffs": self.backoffs, "from_cache": self.from_cache,
         }
 
     def curves_csv(self) -> str:
@@ -194,7 +220,7 @@ class Result:
     # --- (de)serialisation for the disk memo: npz + JSON, no pickle -----------------------------
     def to_bytes(self) -> bytes:
         meta = {k: getattr(self, k) for k in ("status", "steps", "seconds", "device", "weights_identity",
-                                              "curves", "baseline", "final")}
+                                              "curves", "baseline", "final", "backoffs")}
         meta["config"] = self.config.to_dict()
         meta["snapshot_steps"] = [s for s, _ in self.snapshots]
         arrays = {"target": self.target, "image": self.image}
@@ -288,13 +314,13 @@ class _CudaGraphStep:
     captures = 0  # graphs captured in this process (tests check that the graph path ran)
 
     @classmethod
-    def make(cls, a, forward, metrics, step_update, c0, N, paths) -> Optional["_CudaGraphStep"]:
+    def make(cls, a, forward, metrics, step_update, c0, N, paths, reset=lambda: None) -> Optional["_CudaGraphStep"]:
         """A captured step, or None where the eager loop runs (CPU, few steps, switched off, or capture failed)."""
         if (a.device.type != "cuda" or N < cls.MIN_STEPS or os.environ.get("VITREP_CUDA_GRAPHS", "1") == "0"
                 or needs_gather(paths)):
             return None
         try:
-            graph = cls(a, forward, metrics, step_update, c0, N)
+            graph = cls(a, forward, metrics, step_update, c0, N, reset)
         except RuntimeError as e:  # a model whose forward cannot be captured still runs, eagerly
             log.warning("CUDA graph capture failed (%s); running the eager loop", str(e).splitlines()[0])
             torch.cuda.synchronize(a.device)
@@ -302,7 +328,7 @@ class _CudaGraphStep:
         cls.captures += 1
         return graph
 
-    def __init__(self, a, forward, metrics, step_update, c0, N) -> None:
+    def __init__(self, a, forward, metrics, step_update, c0, N, reset=lambda: None) -> None:
         dev, rows = a.device, list(range(a.shape[0]))
         self.a = a.detach().clone()
         start = self.a.clone()
@@ -331,6 +357,7 @@ class _CudaGraphStep:
         torch.cuda.current_stream(dev).wait_stream(side)
         self.a.copy_(start)
         self.n.zero_()
+        reset()  # the optimiser's state after the warm-up steps
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
             self.previous, self.metrics = step()
@@ -348,8 +375,8 @@ def _loss(kind: str, scale: float, out: torch.Tensor, target: torch.Tensor) -> t
     return scale * (d.abs().sum() if kind == "l1" else (d * d).sum())
 
 
-SHARED_FIELDS = ("model", "steps", "lr_start", "lr_end", "loss", "loss_scale", "blur_start", "blur_end",
-                 "clamp", "report_every", "device")
+SHARED_FIELDS = ("model", "steps", "optimizer", "lr_start", "lr_end", "loss", "loss_scale", "blur_start",
+                 "blur_end", "clamp", "report_every", "device", "backoff")
 
 
 def reconstruct_many(images: Sequence[torch.Tensor] | torch.Tensor, configs: Sequence[ReconstructConfig],
@@ -400,6 +427,9 @@ def reconstruct_many(images: Sequence[torch.Tensor] | torch.Tensor, configs: Seq
     last_good = [to_uint8(a[i]) for i in range(B)]
     active = list(range(B))
     steps_done = 0
+    stepper = _Stepper(c0.optimizer, a.shape, dev)
+    stepper.scaled = dev.type == "cuda"  # a captured graph must carry the scale (1.0 gives the same bits)
+    guard = _BlowupGuard(B, c0.backoff)
     t0 = time.perf_counter()
 
     def record(step: int, rows: list[int], m: dict, x) -> None:
@@ -422,7 +452,8 @@ def reconstruct_many(images: Sequence[torch.Tensor] | torch.Tensor, configs: Seq
         if progress is None:
             return False
         rows = [{k: v[-1] for k, v in curves[i].items()} if curves[i]["step"] else {} for i in range(B)]
-        return bool(progress(Progress(step, N, time.perf_counter() - t0, rows, list(last_good))))
+        return bool(progress(Progress(step, N, time.perf_counter() - t0, rows, list(last_good),
+                                      [b["embedding_distance"] for b in baseline])))
 
     def forward(x: torch.Tensor, rows: list[int]):
         outs = run_paths(x, [paths[i] for i in rows])
@@ -436,12 +467,21 @@ def reconstruct_many(images: Sequence[torch.Tensor] | torch.Tensor, configs: Seq
                 "input_distance": torch.linalg.vector_norm((x.detach() - ref).flatten(1), dim=1),
                 "mse": ((x.detach().clamp(0, 1) - ref) ** 2).flatten(1).mean(1)}
 
-    def step_update(x: torch.Tensor, grad: torch.Tensor, lr, sigma) -> torch.Tensor:
-        x = blur(x.detach() - lr * grad, sigma)
+    def step_update(x: torch.Tensor, grad: torch.Tensor, lr, sigma, rows=None) -> torch.Tensor:
+        x = blur(stepper.step(x.detach(), grad, lr, rows), sigma)
         return x.clamp_(0, 1) if c0.clamp else x
 
+    def check(n: int, rows: list[int], losses: torch.Tensor, x: torch.Tensor) -> tuple[list[int], list[int]]:
+        """The blow-up guard at step ``n``: rows restored to their best image, rows given up (diverged)."""
+        restored, dead = guard.check(n, rows, losses, x)
+        for i in restored:
+            stepper.back_off(i)
+        for i in dead:
+            status[i] = f"diverged at step {n}"
+        return restored, dead
+
     with FLOAT32(dev):
-        graph = _CudaGraphStep.make(a, forward, metrics, step_update, c0, N, paths)
+        graph = _CudaGraphStep.make(a, forward, metrics, step_update, c0, N, paths, reset=stepper.reset)
         if graph is not None:  # CUDA: one graph replay per step, the host reads back only at report steps
             for n in range(N + 1):
                 if n < N:
@@ -455,15 +495,16 @@ def reconstruct_many(images: Sequence[torch.Tensor] | torch.Tensor, configs: Seq
                 if n % every and n != N:
                     continue
                 steps_done = n
-                finite = torch.isfinite(m["loss"]).tolist()
-                for i in list(active):
-                    if not finite[i]:  # rows never interact: a diverged row only stops being recorded
-                        status[i] = f"diverged at step {n}"
-                        active.remove(i)
+                restored, dead = check(n, active, m["loss"][active], x[active])
+                active = [i for i in active if i not in dead]
                 if not active:
                     break
+                ok = [i for i in active if i not in restored]  # rows never interact: a restored row just goes on
                 with torch.no_grad():
-                    record(n, active, {k: v[active] for k, v in m.items()}, x[active])
+                    if ok:
+                        record(n, ok, {k: v[ok] for k, v in m.items()}, x[ok])
+                    for i in restored:
+                        graph.a[i].copy_(guard.best_image(i))  # the next replay starts it from its best image
                 if report(n) and n < N:
                     for i in active:
                         status[i] = "stopped"
@@ -475,17 +516,15 @@ def reconstruct_many(images: Sequence[torch.Tensor] | torch.Tensor, configs: Seq
                     outs, losses = forward(x, active)
                 is_report = n % every == 0 or n == N
                 if is_report or n % check_every == 0:
-                    finite = torch.isfinite(losses).tolist()
-                    if not all(finite):  # drop diverged rows; the others go on undisturbed
-                        for j, i in enumerate(active):
-                            if not finite[j]:
-                                status[i] = f"diverged at step {n}"
-                        keep = [j for j, ok in enumerate(finite) if ok]
-                        active = [active[j] for j in keep]
+                    restored, dead = check(n, active, losses.detach(), x.detach())
+                    if restored or dead:  # those rows change or leave; the others go on undisturbed
+                        active = [i for i in active if i not in dead]
                         if not active:
                             break
-                        a = a.detach()
-                        x = a[active].detach().requires_grad_(n < N)
+                        a = a.detach().clone()
+                        for i in restored:
+                            a[i] = guard.best_image(i)
+                        x = (a if len(active) == B else a[active]).detach().requires_grad_(n < N)
                         with torch.enable_grad():
                             outs, losses = forward(x, active)
                 steps_done = n
@@ -501,7 +540,7 @@ def reconstruct_many(images: Sequence[torch.Tensor] | torch.Tensor, configs: Seq
                 (grad,) = torch.autograd.grad(losses.sum(), x)
                 with torch.no_grad():
                     x = step_update(x, grad, linear(c0.lr_start, c0.lr_end, n, N),
-                                    linear(c0.blur_start, c0.blur_end, n, N))
+                                    linear(c0.blur_start, c0.blur_end, n, N), None if len(active) == B else active)
                     if len(active) == B:
                         a = x
                     else:
@@ -518,8 +557,107 @@ def reconstruct_many(images: Sequence[torch.Tensor] | torch.Tensor, configs: Seq
         done = int(status[i].rsplit(" ", 1)[1]) if status[i].startswith("diverged") else steps_done
         results.append(Result(config=c, status=status[i], steps=done, seconds=seconds, device=str(dev),
                               weights_identity=lm.identity, target=to_uint8(img[i]), image=last_good[i],
-                              curves=cv, baseline=baseline[i], final=final, snapshots=snapshots[i]))
+                              curves=cv, baseline=baseline[i], final=final, snapshots=snapshots[i],
+                              backoffs=guard.backoffs[i]))
     return results
+
+
+class _Stepper:
+    """The update rule of a batch: the page's plain step, or Adam; a step-size scale per row (back-off).
+
+    ``step(x, grad, lr, rows)`` returns ``x - lr * direction`` for the batch
+    rows ``rows`` (``None`` = all).  The plain step with no back-off is the
+    page's expression exactly.  Adam's moments are kept per pixel and row, in
+    tensors updated in place (a CUDA graph captures them).
+    """
+
+    BETAS, EPS = (0.9, 0.999), 1e-8
+
+    def __init__(self, kind: str, shape, device) -> None:
+        self.kind = kind
+        b = shape[0]
+        self.scale = torch.ones(b, 1, 1, 1, device=device)
+        self.scaled = False
+        if kind == "adam":
+            self.m = torch.zeros(shape, device=device)
+            self.v = torch.zeros(shape, device=device)
+            self.t = torch.zeros(b, 1, 1, 1, device=device)
+
+    def reset(self) -> None:
+        """Forget all state (after a CUDA graph's warm-up steps)."""
+        if self.kind == "adam":
+            for s in (self.m, self.v, self.t):
+                s.zero_()
+
+    def back_off(self, row: int) -> None:
+        """Row ``row`` goes on at a quarter of its step, its Adam moments forgotten."""
+        self.scale[row] *= 0.25
+        self.scaled = True
+        if self.kind == "adam":
+            self.m[row] = 0
+            self.v[row] = 0
+            self.t[row] = 0
+
+    def step(self, x: torch.Tensor, grad: torch.Tensor, lr, rows: Optional[list[int]]) -> torch.Tensor:
+        if self.kind == "gd":
+            if not self.scaled:
+                return x - lr * grad  # the page's step, bit for bit
+            return x - lr * self.scale[rows if rows is not None else slice(None)] * grad
+        b1, b2 = self.BETAS
+        sel = slice(None) if rows is None else rows
+        m, v, t = self.m[sel], self.v[sel], self.t[sel]
+        if rows is None:  # in place: the state tensors themselves (CUDA-graph safe)
+            m.mul_(b1).add_(grad, alpha=1 - b1)
+            v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+            t.add_(1)
+        else:  # a subset of rows: compute on copies, write back
+            m = m * b1 + (1 - b1) * grad
+            v = v * b2 + (1 - b2) * grad * grad
+            t = t + 1
+            self.m[rows], self.v[rows], self.t[rows] = m, v, t
+        m_hat = m / (1 - b1 ** t)
+        v_hat = v / (1 - b2 ** t)
+        return x - lr * self.scale[sel] * m_hat / (v_hat.sqrt() + self.EPS)
+
+
+class _BlowupGuard:
+    """Watches each row's loss and image; at a blow-up the row goes back to its best image.
+
+    A blow-up is a non-finite loss, a loss ``BLOWUP_FACTOR`` times its best so
+    far, or a pixel ``BLOWUP_PIXEL`` away from mid-grey (patches running off).
+    The row's best image (lowest loss) is kept; on a blow-up it is restored
+    and the caller scales the row's step by 1/4.  After ``MAX_BACKOFFS``
+    back-offs the next blow-up ends the row as diverged.  Off (``backoff``
+    False), a non-finite loss still ends a row: nothing else is watched.
+    """
+
+    def __init__(self, rows: int, enabled: bool) -> None:
+        self.enabled = enabled
+        self.best_loss = [math.inf] * rows
+        self.best: list[Optional[torch.Tensor]] = [None] * rows
+        self.backoffs = [0] * rows
+
+    def check(self, n: int, rows: list[int], losses: torch.Tensor, x: torch.Tensor) -> tuple[list[int], list[int]]:
+        values = losses.tolist()
+        far = ((x - 0.5).abs().flatten(1).amax(1) > BLOWUP_PIXEL).tolist() if self.enabled else [False] * len(rows)
+        restored, dead = [], []
+        for j, i in enumerate(rows):
+            v = values[j]
+            blown = not math.isfinite(v) or (self.enabled and (far[j] or v > BLOWUP_FACTOR * self.best_loss[i]))
+            if blown:
+                if not self.enabled or self.best[i] is None or self.backoffs[i] >= MAX_BACKOFFS:
+                    dead.append(i)
+                else:
+                    self.backoffs[i] += 1
+                    restored.append(i)
+            elif v < self.best_loss[i]:
+                self.best_loss[i] = v
+                if self.enabled:
+                    self.best[i] = x[j].detach().clone()
+        return restored, dead
+
+    def best_image(self, row: int) -> torch.Tensor:
+        return self.best[row]
 
 
 FLOAT32 = float32  # the precision context of every run (benchmarks/precision.py swaps it to measure TF32)
@@ -531,12 +669,10 @@ def reconstruct(image: torch.Tensor, config: ReconstructConfig, progress: Option
     return reconstruct_many([image], [config], progress, lm)[0]
 
 
-def with_changes(config: ReconstructConfig, **kw) -> ReconstructConfig:
-    return replace(config, **kw)
-
-
 def cache_key(image: torch.Tensor, config: ReconstructConfig) -> str:
-    """The memo key of a run: image pixels, config (device resolved), weights identity, torch version."""
+    """The memo key of a run: image pixels, config (defaults and device resolved), weights identity, torch version."""
+    if config.optimizer == "auto" or config.lr_start is None or config.lr_end is None:
+        config = validate(config)
     d = config.to_dict()
     d["device"] = resolve_device(config.device).type
     return make_key("reconstruct", image=content_hash(image), config=d, weights=weights_identity(config.model),
@@ -561,22 +697,32 @@ def run(image: torch.Tensor, config: ReconstructConfig, memo: Optional[Memo] = N
                                keep=lambda r: r.status != "stopped")
 
 
+def plan_batches(configs: Sequence[ReconstructConfig]) -> list[list[int]]:
+    """The batches :func:`run_batch` runs ``configs`` in: indices grouped by shared model and schedule, in order."""
+    groups: dict = {}
+    for i, c in enumerate(configs):
+        groups.setdefault(tuple(getattr(c, f) for f in SHARED_FIELDS), []).append(i)
+    return list(groups.values())
+
+
 def run_batch(images: Sequence[torch.Tensor], configs: Sequence[ReconstructConfig], memo: Optional[Memo] = None,
               progress: Optional[Callable[[int, Progress], Optional[bool]]] = None) -> list[Result]:
     """Many runs through the memo: hits are read, the misses run as batches of shared model and schedule.
 
-    ``progress(group_index, Progress)`` reports each batch; rows of a group are
-    the misses in that group, in order.  Each batch is single-flight: callers
-    asking for the same batch at once compute it once.
+    ``progress(batch_index, Progress)`` reports each batch; ``batch_index`` is
+    the batch's place in :func:`plan_batches` (batches that are all memo hits
+    are skipped), rows of a batch are its misses, in order.  Each batch is
+    single-flight: callers asking for the same batch at once compute it once.
+    A batch stopped by its callback ends the whole call (later batches are
+    not started; their rows are ``None``).
     """
     configs = [validate(c) for c in configs]
     keys = [cache_key(im, c) for im, c in zip(images, configs)]
     out: list = [memo.get(k, Result.from_bytes) if memo is not None else None for k in keys]
-    groups: dict = {}
-    for i, r in enumerate(out):
-        if r is None:
-            groups.setdefault(tuple(getattr(configs[i], f) for f in SHARED_FIELDS), []).append(i)
-    for g, rows in enumerate(groups.values()):
+    for g, group in enumerate(plan_batches(configs)):
+        rows = [i for i in group if out[i] is None]
+        if not rows:
+            continue
         cb = None if progress is None else (lambda p, g=g: progress(g, p))
         # single flight per batch: a second session asking for the same sweep waits, then reads the memo
         flight = memo.flight(make_key("batch", rows=[keys[i] for i in rows])) \
@@ -600,4 +746,6 @@ def run_batch(images: Sequence[torch.Tensor], configs: Sequence[ReconstructConfi
                 if memo is not None and r.status != "stopped":
                     memo.put(keys[i], r.to_bytes())
                     memo.computations += 1
+            if any(r.status == "stopped" for r in batch):
+                break
     return out

@@ -68,10 +68,6 @@ class Surgery:
             return frozenset()
         return frozenset(self.remove)
 
-    @property
-    def is_identity(self) -> bool:
-        return not self.remove
-
     def describe(self) -> str:
         if not self.remove:
             return "intact"
