@@ -24,7 +24,8 @@ from plotly.subplots import make_subplots
 from vitrep.cache import get_memo
 from vitrep.errors import VitrepError
 from vitrep.images import SAMPLES, fit_image, load_image, sample_path, to_pil, to_tensor
-from vitrep.models import SPECS, make_ref, trained_file_local
+from vitrep.models import SPECS, SWAP_ALIASES, hub_checkpoint_dir, make_ref, trained_file_local
+from vitrep.calibration import default_schedule
 from vitrep.reconstruct import Progress, Result
 from vitrep.surgery import COMPONENTS
 from vitrep.taps import available_taps, describe_tap, parse_tap
@@ -33,6 +34,12 @@ ON_GPU = torch.cuda.is_available()
 DEFAULT_STEPS = 1500 if ON_GPU else 150  # Streamlit Cloud (CPU): a layer-1 run well under a minute
 CHECKPOINT_DIR = Path(tempfile.gettempdir()) / "vitrep-checkpoints"
 MODEL_LABELS = {name: f"{name}: {spec.description}" for name, spec in SPECS.items()}
+IMAGE_TYPES = "PNG, JPEG, WebP, GIF, BMP or TIFF"
+
+
+def error(e: VitrepError) -> None:
+    """A user's error as its one sentence, in the dashboard's words."""
+    st.error(e.say("dashboard"))
 
 
 @st.cache_resource
@@ -79,14 +86,14 @@ def image_picker(key: str, size: int, resize: str = "crop", default: str = "cat"
             name = st.selectbox("Sample image", names, index=names.index(default) if default in names else 0,
                                 key=f"{key}_sample")
             return to_tensor(fit_image(_cached_image(str(sample_path(name))), size, resize)), name
-        up = st.file_uploader("Upload an image", type=["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"],
-                              key=f"{key}_upload")
+        # every file is taken and checked here, so a refusal is a sentence on the page, not a tooltip
+        up = st.file_uploader(f"Upload an image ({IMAGE_TYPES})", key=f"{key}_upload")
         if up is None:
             st.info("Upload an image, or pick a sample.")
             return None
         return to_tensor(fit_image(load_image(up.getvalue()), size, resize)), up.name
     except VitrepError as e:
-        st.error(str(e))
+        error(e)
         return None
 
 
@@ -101,8 +108,10 @@ def checkpoint_input(label: str, key: str) -> Optional[str]:
                          placeholder="/path/to/weights.safetensors or .pt")
     if path.strip():
         return path.strip()
-    up = st.file_uploader("…or upload one (small files; the upload limit is set in .streamlit/config.toml)",
-                          type=["safetensors", "pt", "pth", "bin"], key=key)
+    up = st.file_uploader("…or upload one (.safetensors, .pt, .pth or .bin; small files)", key=key)
+    if up is not None and not up.name.lower().endswith((".safetensors", ".pt", ".pth", ".bin")):
+        st.error(f"{up.name} is not a checkpoint file: give a .safetensors, .pt, .pth or .bin file.")
+        return None
     return _save_checkpoint(up) if up is not None else None
 
 
@@ -116,10 +125,21 @@ def _save_checkpoint(up) -> str:
     return str(path)
 
 
-def model_picker(key: str, default: str = "vit_b_32", allow_swaps: bool = True, models=None, pre: dict | None = None):
+def weights_home(spec) -> str:
+    """Where a spec's trained weights file goes (torch hub's checkpoints folder, or the Hugging Face cache)."""
+    if spec.trained is None:
+        return ""
+    return str(hub_checkpoint_dir()) if spec.trained.kind == "torchvision" else "the Hugging Face cache"
+
+
+def model_picker(key: str, default: str = "vit_b_32", allow_swaps: bool = True, models=None, pre: dict | None = None,
+                 trained_wanted: str = ""):
     """Model, weights (untrained / trained / checkpoint file), seed, architecture, swaps -> ModelRef or None.
 
-    ``pre`` fills the widgets (a preset's panel): model, weights, swaps, arch.
+    ``pre`` fills the widgets (a preset's panel): model, weights, swaps, arch.  A page that wants
+    trained weights asks for them in ``pre``; where they are not on this machine the picker opens on
+    untrained weights instead (and says ``trained_wanted`` and how to get them), so a first view never
+    errors offline.
     """
     pre = pre or {}
     names = list(models or SPECS)
@@ -129,6 +149,13 @@ def model_picker(key: str, default: str = "vit_b_32", allow_swaps: bool = True, 
     spec = SPECS[name]
     options = ["untrained", "trained", "checkpoint file"] if spec.trained else ["untrained", "checkpoint file"]
     w0 = pre.get("weights", "untrained")
+    local = spec.trained is not None and trained_file_local(spec) is not None
+    if w0 == "trained" and not local:
+        w0 = "untrained"  # open on what works offline; trained weights stay one click away
+        if trained_wanted and spec.trained is not None:
+            st.info(f"{trained_wanted} Trained weights for {name} are not on this machine yet: choose 'trained' "
+                    f"to download {spec.trained.filename} (it goes into {weights_home(spec)}), or 'checkpoint "
+                    f"file' to use your own. Untrained weights are shown meanwhile.")
     weights = st.radio("Weights", options, index=options.index(w0) if w0 in options else 0, horizontal=True,
                        key=f"{key}_weights")
     if weights == "checkpoint file":
@@ -136,8 +163,9 @@ def model_picker(key: str, default: str = "vit_b_32", allow_swaps: bool = True, 
         if weights is None:
             st.info("Give a checkpoint for this architecture.")
             return None
-    elif weights == "trained" and not trained_file_local(spec):
-        st.caption(f"{spec.trained.filename} is not on this machine yet; it downloads on first use.")
+    elif weights == "trained" and not local:
+        st.caption(f"{spec.trained.filename} is not on this machine yet; it downloads on first use "
+                   f"(into {weights_home(spec)}).")
     arch = {}
     if spec.configurable:
         cols = st.columns(len(spec.arch_defaults))
@@ -147,7 +175,7 @@ def model_picker(key: str, default: str = "vit_b_32", allow_swaps: bool = True, 
     seed = st.number_input("Model seed (untrained init)", min_value=0, value=0, step=1, key=f"{key}_mseed")
     swaps, swap_from = "", "trained"
     if allow_swaps:
-        choices = ["stem", "pos_embedding", "class_token", "ln_1"] if spec.family in ("vit", "ffvit") else ["stem"]
+        choices = list(SWAP_ALIASES.get(spec.family, {}))
         swaps_list = st.multiselect("Swap in trained parts", choices,
                                     default=[x for x in pre.get("swaps", "").split(",") if x in choices],
                                     key=f"{key}_swaps",
@@ -164,7 +192,7 @@ def model_picker(key: str, default: str = "vit_b_32", allow_swaps: bool = True, 
     try:
         return make_ref(name, weights, seed=int(seed), swaps=swaps, swap_from=swap_from, **arch)
     except VitrepError as e:
-        st.error(str(e))
+        error(e)
         return None
 
 
@@ -186,15 +214,31 @@ def surgery_picker(key: str, ref, pre: dict | None = None) -> tuple[str, str]:
     return ",".join(remove), blocks
 
 
-def schedule_inputs(key: str, steps: int = DEFAULT_STEPS, lr: float = 1.0, lr_end: float = 0.05,
-                    pre: dict | None = None) -> dict:
-    """Steps, learning rate, loss, blur, seed and the switches, as ReconstructConfig keywords."""
+STEP_CHOICES = {"auto": "calibrated (Adam, sized for this model and layer)", "adam": "Adam, my step sizes",
+                "gd": "plain steps a − lr·g (the page's), my step sizes"}
+
+
+def schedule_inputs(key: str, steps: int = DEFAULT_STEPS, pre: dict | None = None) -> dict:
+    """Steps, optimiser and step sizes, loss, blur, seed and the switches, as ReconstructConfig keywords.
+
+    By default the step sizes are the calibrated ones for the model and the layer (``optimizer``
+    ``auto``, no lr): no tuning needed.  Choosing Adam or plain steps uses the two lr boxes.
+    """
     pre = pre or {}
-    steps, lr, lr_end = pre.get("steps", steps), pre.get("lr_start", lr), pre.get("lr_end", lr_end)
-    c1, c2, c3 = st.columns(3)
-    kw = {"steps": int(c1.number_input("Steps", 1, 200_000, steps, key=f"{key}_steps")),
-          "lr_start": c2.number_input("Learning rate (start)", 0.0, 1e6, lr, format="%.4g", key=f"{key}_lr"),
-          "lr_end": c3.number_input("Learning rate (end)", 0.0, 1e6, lr_end, format="%.4g", key=f"{key}_lrend")}
+    steps = pre.get("steps", steps)
+    c1, c2, c3, c4 = st.columns([1, 2, 1, 1])
+    steps = int(c1.number_input("Steps", 1, 200_000, steps, key=f"{key}_steps"))
+    opt0 = pre.get("optimizer", "auto" if "lr_start" not in pre else "gd")
+    opt = c2.selectbox("Step sizes", list(STEP_CHOICES), index=list(STEP_CHOICES).index(opt0),
+                       format_func=STEP_CHOICES.get, key=f"{key}_opt",
+                       help="Calibrated: Adam with the step sizes benchmarks/calibrate.py chose for this model family "
+                            "and depth (README, Step sizes). The lr boxes apply to the other two choices.")
+    lr = c3.number_input("lr (start)", 0.0, 1e6, float(pre.get("lr_start", 0.1)), format="%.4g", key=f"{key}_lr")
+    lr_end = c4.number_input("lr (end)", 0.0, 1e6, float(pre.get("lr_end", 0.01)), format="%.4g",
+                             key=f"{key}_lrend")
+    kw = {"steps": steps, "optimizer": opt}
+    if opt != "auto":
+        kw.update(lr_start=lr, lr_end=lr_end)
     with st.expander("Loss, blur, seed and switches"):
         c1, c2, c3 = st.columns(3)
         kw["loss"] = c1.selectbox("Loss", ["l1", "l2"], key=f"{key}_loss", help="l1: s·Σ|t−O| (the page's)")
@@ -208,73 +252,147 @@ def schedule_inputs(key: str, steps: int = DEFAULT_STEPS, lr: float = 1.0, lr_en
                                     key=f"{key}_pos")
         kw["normalize"] = st.toggle("ImageNet-normalise the input (the page fed raw pixels)", False, key=f"{key}_norm")
         kw["clamp"] = st.toggle("Clamp to [0, 1] after every step", False, key=f"{key}_clamp")
+        kw["backoff"] = st.toggle("Step back at a blow-up (return to the best image at a quarter of the step)", True,
+                                  key=f"{key}_backoff")
     return kw
 
 
-class Live:
-    """Progress bar, live image and curves, fed by the engine's callback."""
+def stop_button(key: str):
+    """A Stop button shown while a run is under way; returns its placeholder (empty it when the run ends).
 
-    def __init__(self, labels: list[str], total: int, show_image: bool = True) -> None:
-        self.labels, self.total = labels, total
+    Clicking it reruns the page, which stops the run at its next progress update (Streamlit ends the
+    old script run); ``stopped(key)`` is then true on that rerun.
+    """
+    slot = st.empty()
+    slot.button("Stop this run", key=key, help="Stops the run; what finished so far stays on screen.")
+    return slot
+
+
+def stopped(key: str) -> bool:
+    return bool(st.session_state.get(key))
+
+
+class Live:
+    """Progress bar, live image and live curves, fed by the engine's callback.
+
+    ``labels[i]`` names row i of a batch; ``batches`` (for a sweep or a figure) is the number of
+    batches the run goes through, ``names[g]`` what batch g is (a model), so the bar names the model
+    and moves forward over the whole run instead of restarting per batch.
+    """
+
+    DRAW_EVERY = 0.5  # seconds between redraws: do not flood the browser
+
+    def __init__(self, labels: list[str], total: int, show_image: bool = True, batches: int = 1,
+                 names: Optional[list[str]] = None, curves: bool = True, max_curves: int = 6) -> None:
+        self.labels, self.total, self.batches, self.names = labels, total, max(1, batches), names or []
         self.bar = st.progress(0.0, text="starting…")
         self.image = st.empty() if show_image else None
-        self.chart = st.empty()
-        self.rows: list[dict] = []
+        self.chart = st.empty() if curves else None
+        self.history: dict[tuple[int, int], dict[str, list]] = {}
+        self.baselines: dict[tuple[int, int], float] = {}
+        self.max_curves = max_curves
         self.last_draw = 0.0
+        self.draws = 0
 
-    def __call__(self, p: Progress) -> None:
-        frac = p.step / max(1, p.total)
+    def __call__(self, p: Progress, batch: int = 0) -> None:
+        frac = (batch + p.step / max(1, p.total)) / self.batches
         left = (p.total - p.step) / p.steps_per_second if p.steps_per_second > 0 else float("nan")
-        self.bar.progress(min(1.0, frac), text=f"step {p.step}/{p.total} · {p.steps_per_second:.1f} steps/s · "
-                                               f"{'~%.0f s left' % left if left == left else 'warming up'}")
+        what = f"{self.names[batch]} · " if batch < len(self.names) else ""
+        where = f"batch {batch + 1}/{self.batches} · " if self.batches > 1 else ""
+        self.bar.progress(min(1.0, frac), text=f"{where}{what}step {p.step}/{p.total} · {p.steps_per_second:.1f} "
+                                               f"steps/s · {'~%.0f s left in this batch' % left if left == left else 'warming up'}")
+        for i, b in enumerate(p.baselines):
+            self.baselines[(batch, i)] = b
+        for i, row in enumerate(p.rows):
+            if row:
+                h = self.history.setdefault((batch, i), {k: [] for k in ("step", "embedding_distance",
+                                                                         "input_distance", "psnr")})
+                if not h["step"] or h["step"][-1] != row["step"]:
+                    for k in h:
+                        h[k].append(row[k])
         st.session_state["_last_progress"] = {"step": p.step, "rows": p.rows, "image": p.images[0]}
         now = time.perf_counter()
-        if now - self.last_draw > 0.4 or p.step == p.total:  # do not flood the browser
+        if now - self.last_draw > self.DRAW_EVERY or p.step == p.total:
             self.last_draw = now
+            self.draws += 1
             if self.image is not None and p.images:
                 self.image.image(p.images[0], caption=f"step {p.step}", width=280)
+            if self.chart is not None:
+                self.chart.plotly_chart(self.figure(), key=f"live_{id(self)}_{self.draws}")
+
+    def figure(self) -> go.Figure:
+        series = []
+        for (g, i), h in list(self.history.items())[-self.max_curves:]:
+            label = self.labels[i] if self.batches == 1 and i < len(self.labels) else f"batch {g + 1} row {i + 1}"
+            series.append((label, h, self.baselines.get((g, i))))
+        return curves_figure_from(series, live=True)
 
     def done(self) -> None:
         """The run is over: the final result replaces the live preview."""
         self.bar.empty()
         if self.image is not None:
             self.image.empty()
+        if self.chart is not None:
+            self.chart.empty()
 
 
-def curves_figure(results: list[tuple[str, Result]]) -> go.Figure:
-    """Embedding distance (with each run's a' baseline dashed), input distance and PSNR against step."""
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("m_g (dashed: m_r)", "‖a − a_g‖", "PSNR (dB)"))
-    for i, (label, r) in enumerate(results):
+def _log_axis(fig: go.Figure, col: int) -> None:
+    fig.update_yaxes(type="log", row=1, col=col, dtick="D2", tickformat=".3~g", exponentformat="none",
+                     tickfont=dict(size=12))
+
+
+def curves_figure_from(series: list[tuple[str, dict, Optional[float]]], live: bool = False) -> go.Figure:
+    """``(label, curves, m_r)`` -> m_g with its m_r line, input distance and PSNR against step."""
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("m_g (dashed: the bar m_r)", "‖a − a_g‖ (input distance)",
+                                                        "PSNR (dB)"))
+    for i, (label, c, m_r) in enumerate(series):
         color = f"hsl({(i * 67) % 360},65%,45%)"
-        c = r.curves
+        if not c["step"]:
+            continue
         fig.add_trace(go.Scatter(x=c["step"], y=c["embedding_distance"], name=label, line=dict(color=color),
                                  legendgroup=label), 1, 1)
-        fig.add_trace(go.Scatter(x=[c["step"][0], c["step"][-1]], y=[r.baseline["embedding_distance"]] * 2,
-                                 line=dict(color=color, dash="dash"), showlegend=False, legendgroup=label,
-                                 name=f"{label} m_r"), 1, 1)
+        if m_r is not None:
+            fig.add_trace(go.Scatter(x=[c["step"][0], max(c["step"][-1], 1)], y=[m_r] * 2,
+                                     line=dict(color=color, dash="dash"), showlegend=False, legendgroup=label,
+                                     name=f"{label} m_r"), 1, 1)
         fig.add_trace(go.Scatter(x=c["step"], y=c["input_distance"], line=dict(color=color), showlegend=False,
                                  legendgroup=label), 1, 2)
         fig.add_trace(go.Scatter(x=c["step"], y=c["psnr"], line=dict(color=color), showlegend=False,
                                  legendgroup=label), 1, 3)
-    fig.update_yaxes(type="log", row=1, col=1)
-    fig.update_layout(height=330, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2))
+    _log_axis(fig, 1)
+    _log_axis(fig, 2)
+    fig.update_xaxes(title_text="step")
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25),
+                      uirevision="live" if live else None)
     return fig
+
+
+def curves_figure(results: list[tuple[str, Result]]) -> go.Figure:
+    """Embedding distance (with each run's a' baseline dashed), input distance and PSNR against step."""
+    return curves_figure_from([(label, r.curves, r.baseline["embedding_distance"]) for label, r in results])
 
 
 def verdict(r: Result) -> str:
     f, b = r.final, r.baseline
     ok = "reaches" if r.success else "does not reach"
+    c = r.config
+    steps = (f"{c.optimizer}, lr {c.lr_start:.3g} → {c.lr_end:.3g}")
+    back = (f" A blow-up sent it back to its best image {r.backoffs} time(s), each time at a quarter of the step."
+            if r.backoffs else "")
     return (f"{r.status.capitalize()} after {r.steps} steps ({r.steps_per_second:.1f} steps/s"
-            f"{', from the memo' if r.from_cache else ''}). The reconstruction **{ok}** the page's bar: "
+            f"{', from the memo' if r.from_cache else ''}; {steps}). The reconstruction **{ok}** the page's bar: "
             f"m_g = {f['embedding_distance']:.4g} {'<' if r.success else '≥'} m_r = {b['embedding_distance']:.4g} "
             f"(the distance a barely visible N(0, 1/18) change makes). Input distance {f['input_distance']:.4g}, "
-            f"PSNR {f['psnr']:.2f} dB.")
+            f"PSNR {f['psnr']:.2f} dB.{back}")
 
 
 def downloads(r: Result, key: str) -> None:
     c1, c2, c3, c4 = st.columns(4)
-    c1.download_button("reconstruction.png", png_bytes(r.image), "reconstruction.png", "image/png", key=f"{key}_dl1")
-    c2.download_button("target.png", png_bytes(r.target), "target.png", "image/png", key=f"{key}_dl2")
-    c3.download_button("curves.csv", r.curves_csv(), "curves.csv", "text/csv", key=f"{key}_dl3")
-    c4.download_button("result.json (rerun with --config)", json.dumps(r.summary(), indent=2), "result.json",
-                       "application/json", key=f"{key}_dl4")
+    c1.download_button("reconstruction.png", png_bytes(r.image), "reconstruction.png", "image/png", key=f"{key}_dl1",
+                       width="stretch")
+    c2.download_button("target.png", png_bytes(r.target), "target.png", "image/png", key=f"{key}_dl2",
+                       width="stretch")
+    c3.download_button("curves.csv", r.curves_csv(), "curves.csv", "text/csv", key=f"{key}_dl3", width="stretch")
+    c4.download_button("result.json", json.dumps(r.summary(), indent=2), "result.json", "application/json",
+                       key=f"{key}_dl4", width="stretch",
+                       help="Every setting and number of this run; the command line reruns it from this file.")

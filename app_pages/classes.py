@@ -9,7 +9,11 @@ st.title("Class images")
 st.caption("An input a trained model takes for one ImageNet class: descend |C − logit|, blur every step, then "
            "optimise random crops of an enlarged canvas (jitter). Needs trained weights to mean anything.")
 
-ref = ui.model_picker("cl", pre={"weights": "trained"}, allow_swaps=False)
+ref = ui.model_picker("cl", pre={"weights": "trained"}, allow_swaps=False,
+                      trained_wanted="Class images need trained weights to mean anything.")
+if ref is not None and ref.weights == "untrained":
+    st.caption("With untrained weights every class gives much the same texture: a check that the method runs, "
+               "not a class image.")
 q = st.text_input("Search ImageNet classes", "dalmatian", key="cl_query")
 hits = search_classes(q, limit=50) if q.strip() else []
 with st.form("cl_form"):
@@ -27,6 +31,7 @@ if submitted and ref is not None and cls is not None:
         cfg = make_generate_config(ref, cls[0], steps=steps, jitter_start=jitter_start, lr_start=lr,
                                    lr_end=lr * 0.4, report_every=max(1, steps // 20))
         load_model(ref)
+        stop = ui.stop_button("cl_stop")
         bar, img = st.progress(0.0), st.empty()
 
         def progress(n, total, row, image):
@@ -36,8 +41,11 @@ if submitted and ref is not None and cls is not None:
 
         st.session_state["cl_result"] = run_generate(cfg, ui.memo(), progress)
         img.empty()
+        stop.empty()
     except VitrepError as e:
-        st.error(str(e))
+        ui.error(e)
+elif ui.stopped("cl_stop"):
+    st.warning("Stopped; nothing was remembered for this run.")
 
 g = st.session_state.get("cl_result")
 if g is not None:

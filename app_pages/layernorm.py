@@ -29,7 +29,7 @@ try:
         if not (len(vectors) > 1 and same_output(vectors)):
             table(explain(preimages(vectors[0])[:4]))
 except VitrepError as e:
-    st.error(str(e))
+    st.error(e.say('dashboard'))
 
 st.subheader("Why ViT reconstructions look like patchwork")
 st.markdown("In a ViT each token is one image patch, and `ln_1` normalises each token on its own. Scale and "

@@ -6,34 +6,65 @@ import streamlit as st
 
 import ui
 from vitrep.errors import VitrepError
-from vitrep.presets import PRESETS, quick_steps, run_preset
+from vitrep.presets import BUDGETS, PRESETS, finding_line, run_preset
+
+BUDGET_HELP = {"quick": "a handful of steps: checks that the pipeline runs, shows noise",
+               "demo": "the smallest budget at which the figure's finding shows on a CPU",
+               "full": "the page's step counts: hours on a CPU, minutes on a GPU"}
 
 st.title("The page's figures")
-st.caption("Each figure of the write-up as a preset: run it as a grid, or open one panel in the Reconstruct form.")
+st.caption("Each figure of the write-up as a preset, with the page's finding checked on the numbers: run it as a "
+           "grid, or open one panel in the Reconstruct form.")
 
 names = sorted(PRESETS, key=lambda n: PRESETS[n].figure)
-name = st.selectbox("Figure", names, format_func=lambda n: f"{PRESETS[n].figure}. {PRESETS[n].title}", key="pr_name")
+first = next(n for n in names if not PRESETS[n].needs_trained)  # open on a figure that runs offline
+name = st.selectbox("Figure", names, index=names.index(first), key="pr_name",
+                    format_func=lambda n: f"{PRESETS[n].figure}. {PRESETS[n].title}"
+                                          + (" (needs trained weights)" if PRESETS[n].needs_trained else ""))
 p = PRESETS[name]
 st.markdown(p.about)
-if p.needs_trained:
-    st.info(f"Needs trained weights ({', '.join(p.models)}). Offline, upload a checkpoint to stand in for them.")
-quick = st.toggle("Quick look (reduced step counts)", not ui.ON_GPU, key="pr_quick")
-steps = sorted({x.steps for x in p.panels if x.kind != "filters"})
+if p.finding:
+    st.markdown(f"**The page's finding, checked on the numbers:** {p.finding.claim}")
+budget = st.radio("Budget", BUDGETS, index=BUDGETS.index("full" if ui.ON_GPU else "demo"), horizontal=True,
+                  key="pr_budget", format_func=lambda b: f"{b}: {BUDGET_HELP[b]}")
+steps = sorted({p.steps_for(x, budget) for x in p.panels_for(budget) if x.kind != "filters"})
+expected = p.expected_seconds(budget)
+facts = []
 if steps:
-    st.caption("Steps per panel: " + ", ".join(f"{s:,}" + (f" → {quick_steps(s)} (quick)" if quick else "") for s in steps))
-ckpt = ui.checkpoint_input("Checkpoint standing in for 'trained'", "pr_ckpt") if p.needs_trained else None
+    facts.append("steps per panel: " + ", ".join(f"{s:,}" for s in steps))
+if expected and not ui.ON_GPU:
+    facts.append(f"expected time: about {expected / 60:.1f} min on a 2-core CPU" if expected > 90
+                 else f"expected time: about {expected:.0f} s on a 2-core CPU")
+st.caption(" · ".join(facts))
+if p.left_out(budget):
+    st.caption(f"Left out of the {budget} budget (too costly on a CPU; choose full): "
+               + ", ".join(x.label for x in p.left_out(budget)))
+ckpt = None
+if p.needs_trained:
+    st.info(f"This figure needs trained weights ({', '.join(p.models)}). If they are not on this machine they "
+            "download on the first run; without internet, give a checkpoint file below to stand in for them.")
+    ckpt = ui.checkpoint_input("Checkpoint standing in for 'trained'", "pr_ckpt")
 
 c1, c2 = st.columns(2)
 if c1.button("Run this figure", type="primary", key="pr_run"):
+    st.session_state.pop("pr_result", None)
     try:
         out = Path(tempfile.mkdtemp(prefix=f"vitrep-{p.name}-"))
-        with st.status(f"Running figure {p.figure}…", expanded=True) as status:
-            summary = run_preset(p, out, quick, ckpt, ui.memo(),
-                                 progress=st.write)
+        recon = [x for x in p.panels_for(budget) if x.kind == "reconstruct"]
+        stop = ui.stop_button("pr_stop")
+        live = ui.Live([x.label for x in recon], max([p.steps_for(x, budget) for x in recon] or [1]),
+                       show_image=False, batches=max(1, len({(x.model, x.arch, x.weights, x.swaps) for x in recon})))
+        with st.status(f"Running figure {p.figure} ({budget} budget)…", expanded=True) as status:
+            summary = run_preset(p, out, budget, ckpt, ui.memo(), progress=st.write,
+                                 on_step=lambda g, pr: live(pr, g))
             status.update(label="Done", state="complete")
+        live.done()
+        stop.empty()
         st.session_state["pr_result"] = (p.name, str(out), summary)
     except VitrepError as e:
-        st.error(str(e))
+        ui.error(e)
+elif ui.stopped("pr_stop"):
+    st.warning("The figure was stopped; panels that had finished are remembered.")
 
 recon = [x for x in p.panels if x.kind == "reconstruct"]
 several = len({x.image for x in recon}) > 1
@@ -44,15 +75,21 @@ if idx is not None and c2.button("Open in Reconstruct", key="pr_open"):
     st.session_state["rc_prefill"] = {
         "model": panel.model, "weights": panel.weights, "swaps": panel.swaps, "arch": panel.arch,
         "layer": panel.layer, "remove": panel.remove, "blocks": panel.blocks, "image": panel.image,
-        "steps": quick_steps(panel.steps) if quick else panel.steps, "pos_embed": False, **dict(panel.options)}
+        "steps": p.steps_for(panel, budget), "pos_embed": False, **dict(panel.options)}
     st.switch_page("app_pages/reconstruct.py")
 
 res = st.session_state.get("pr_result")
 if res and res[0] == p.name:
     _, out, summary = res
+    f = summary.get("finding")
+    if f:
+        line = finding_line(f)
+        (st.success if f["held"] else st.error if f["held"] is False else st.warning)(
+            line + (f" ({f['note']})" if f.get("note") else ""))
     st.image(str(Path(out) / "contact_sheet.png"), width="stretch")
-    if summary["quick"]:
-        st.caption("Quick look: step counts reduced; not the page's figure.")
+    if summary["budget"] == "quick":
+        st.caption("Quick budget: a handful of steps, a pipeline check; the finding needs the demo budget.")
     d1, d2 = st.columns(2)
-    d1.download_button("contact_sheet.png", (Path(out) / "contact_sheet.png").read_bytes(), "contact_sheet.png", "image/png")
+    d1.download_button("contact_sheet.png", (Path(out) / "contact_sheet.png").read_bytes(), "contact_sheet.png",
+                       "image/png")
     d2.download_button("distances.json", json.dumps(summary, indent=2), "distances.json", "application/json")

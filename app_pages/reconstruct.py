@@ -9,55 +9,55 @@ st.title("Reconstruct")
 st.caption("Gradient descent from noise towards an input whose layer output matches the image's.")
 pre = st.session_state.pop("rc_prefill", None) or {}
 
-left, right = st.columns([1, 2], gap="large")
+left, right = st.columns([1, 1], gap="large")
 with left:
     ref = ui.model_picker("rc", pre=pre)
     picked = ui.image_picker("rc", ref.input_size, default=pre.get("image", "cat")) if ref else None
+with right:
     with st.form("rc_form"):
         layer = ui.layer_picker("rc", ref, pre.get("layer")) if ref else None
         remove, blocks = ui.surgery_picker("rc", ref, pre) if ref else ("", "")
         kw = ui.schedule_inputs("rc", pre=pre)
         submitted = st.form_submit_button("Reconstruct", type="primary", disabled=ref is None or picked is None)
 
-with right:
-    if submitted and ref is not None and picked is not None:
-        image, name = picked
-        st.session_state.pop("rc_result", None)  # a new run replaces the old result, also if it is stopped
-        try:
-            cfg = make_config(ref, layer, remove=remove, blocks=blocks or None, **kw)
-            m = ui.memo()
-            key = cache_key(image, cfg)
-            hit = m.get(key, Result.from_bytes)
-            if hit is None:
-                if m.busy(key):
-                    st.info("Another session is computing this very run; its result will show here when it is done.")
-                load_model(cfg.model, cfg.device)  # weights problems surface as one sentence, before the run
-                stop = st.empty()
-                stop.button("Stop this run", key="rc_stop", help="Stops the run; the partial result stays on screen.")
-                live = ui.Live([name], cfg.steps)
-                result = run(image, cfg, m, progress=live)
-                live.done()
-                stop.empty()
-            else:
-                result = hit
-            st.session_state["rc_result"] = result
-            st.session_state["rc_image_name"] = name
-            st.session_state.pop("_last_progress", None)
-        except VitrepError as e:
-            st.error(str(e))
-    elif st.session_state.get("rc_stop") and st.session_state.get("_last_progress"):
-        last = st.session_state.pop("_last_progress")
-        st.warning(f"Stopped at step {last['step']}; nothing was remembered for this run.")
-        st.image(last["image"], caption=f"the reconstruction at step {last['step']}", width=280)
-    r = st.session_state.get("rc_result")
-    if r is not None:
-        st.markdown(ui.verdict(r))
-        c1, c2 = st.columns(2)
-        c1.image(r.target, caption=f"target a: {st.session_state.get('rc_image_name', 'image')}", width="stretch")
-        c2.image(r.image, caption=f"reconstruction a_g ({r.config.model.label()}, {r.config.tap}, "
-                 f"{r.config.surgery.describe()})", width="stretch")
-        st.plotly_chart(ui.curves_figure([("run", r)]), key="rc_curves")
-        if r.snapshots:
-            st.caption("Snapshots")
-            st.image([im for _, im in r.snapshots], caption=[f"step {s}" for s, _ in r.snapshots], width=96)
-        ui.downloads(r, "rc")
+# the live view and the result sit right under the button, so they are in view after the click
+if submitted and ref is not None and picked is not None:
+    image, name = picked
+    st.session_state.pop("rc_result", None)  # a new run replaces the old result, also if it is stopped
+    try:
+        cfg = make_config(ref, layer, remove=remove, blocks=blocks or None, **kw)
+        m = ui.memo()
+        key = cache_key(image, cfg)
+        hit = m.get(key, Result.from_bytes)
+        if hit is None:
+            if m.busy(key):
+                st.info("Another session is computing this very run; its result will show here when it is done.")
+            load_model(cfg.model, cfg.device)  # weights problems surface as one sentence, before the run
+            stop = ui.stop_button("rc_stop")
+            live = ui.Live([name], cfg.steps)
+            result = run(image, cfg, m, progress=live)
+            live.done()
+            stop.empty()
+        else:
+            result = hit
+        st.session_state["rc_result"] = result
+        st.session_state["rc_image_name"] = name
+        st.session_state.pop("_last_progress", None)
+    except VitrepError as e:
+        ui.error(e)
+elif ui.stopped("rc_stop") and st.session_state.get("_last_progress"):
+    last = st.session_state.pop("_last_progress")
+    st.warning(f"Stopped at step {last['step']}; nothing was remembered for this run.")
+    st.image(last["image"], caption=f"the reconstruction at step {last['step']}", width=280)
+r = st.session_state.get("rc_result")
+if r is not None:
+    st.markdown(ui.verdict(r))
+    c1, c2, c3 = st.columns([1, 1, 2])
+    c1.image(r.target, caption=f"target a: {st.session_state.get('rc_image_name', 'image')}", width="stretch")
+    c2.image(r.image, caption=f"reconstruction a_g ({r.config.model.label()}, {r.config.tap}, "
+             f"{r.config.surgery.describe()})", width="stretch")
+    if r.snapshots:
+        c3.caption("Snapshots")
+        c3.image([im for _, im in r.snapshots], caption=[f"step {s}" for s, _ in r.snapshots], width=84)
+    st.plotly_chart(ui.curves_figure([("run", r)]), key="rc_curves")
+    ui.downloads(r, "rc")

@@ -134,7 +134,9 @@ def test_trained_weights_offline_is_one_sentence(monkeypatch):
     at.run()
     at.number_input(key="rc_steps").set_value(2)
     submit(at, "rc_form", "Reconstruct")
-    assert any("vit_b_32-d86f8d99.pth" in e.value and "--weights FILE" in e.value for e in at.error)
+    # one sentence in the dashboard's own words: the file, where it goes, and the widget to use instead
+    assert any("vit_b_32-d86f8d99.pth" in e.value and "'checkpoint file'" in e.value for e in at.error)
+    assert not any("--" in e.value for e in at.error)  # no command-line flag inside the dashboard
 
 
 def test_sweep_tiny():
@@ -199,9 +201,14 @@ def test_checkpoint_by_path_and_a_missing_path(tmp_path):
 def test_class_images_offline_sentence(monkeypatch):
     monkeypatch.setenv("VITREP_OFFLINE", "1")
     at = page("app_pages/classes.py")
+    # offline, the page opens on what works (untrained) and says how to get trained weights: no error
+    assert not at.error and at.radio(key="cl_weights").value == "untrained"
+    assert any("vit_b_32-d86f8d99.pth" in i.value and "'checkpoint file'" in i.value for i in at.info)
+    at.radio(key="cl_weights").set_value("trained")
+    at.run()
     at.number_input(key="cl_steps").set_value(2)
     submit(at, "cl_form", "Generate")
-    assert any("vit_b_32-d86f8d99.pth" in e.value for e in at.error)
+    assert any("vit_b_32-d86f8d99.pth" in e.value and "--" not in e.value for e in at.error)
 
 
 def test_filters_page_grid():
@@ -237,7 +244,7 @@ def test_preset_runs_quick_grid():
     at = page("app_pages/presets.py")
     at.selectbox(key="pr_name").set_value("single-encoders")
     at.run()
-    at.toggle(key="pr_quick").set_value(True)
+    at.radio(key="pr_budget").set_value("quick")
     at.button(key="pr_run").click()
     at.run()
     assert not at.exception and not at.error

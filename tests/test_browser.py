@@ -35,7 +35,9 @@ def server(tmp_path_factory):
             pytest.fail(f"{CHROMIUM} is missing in CI: the browser test must run (apt-get install chromium).")
         pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
     port = _free_port()
-    env = dict(os.environ, VITREP_CACHE_DIR=str(tmp_path_factory.mktemp("memo")), PYTHONUNBUFFERED="1")
+    # offline, as on this machine and CI: trained weights are never there, and no page may open on an error
+    env = dict(os.environ, VITREP_CACHE_DIR=str(tmp_path_factory.mktemp("memo")), PYTHONUNBUFFERED="1",
+               VITREP_OFFLINE="1", HF_HUB_OFFLINE="1", TORCH_HOME=str(tmp_path_factory.mktemp("torch")))
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                              "--server.headless", "true", "--server.address", "127.0.0.1"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -158,3 +160,72 @@ def test_a_session_that_leaves_mid_run_does_not_hold_up_others(server, browser):
     assert any("abandoned" in line for line in lines)  # the leaver's run was stopped, its locks released
     assert not any("Traceback" in line for line in lines)
     other.close()
+
+
+PAGE_PATHS = ["", "reconstruct", "sweep", "ablation", "presets", "classes", "filters", "layernorm"]
+
+
+def _errors_on(page) -> list[str]:
+    """Exceptions and error boxes on the page, as text."""
+    found = []
+    for sel in ('[data-testid="stException"]', '[data-testid="stAlertContentError"]'):
+        found += [e.inner_text() for e in page.locator(sel).all()]
+    return found
+
+
+def test_offline_first_view_of_every_page_shows_no_error(server, browser):
+    url, lines = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    for path in PAGE_PATHS:
+        page.goto(f"{url}/{path}", wait_until="networkidle")
+        page.get_by_text("Device").first.wait_for(timeout=60_000)  # the sidebar: the page has run
+        page.wait_for_timeout(1500)
+        assert _errors_on(page) == [], (path, _errors_on(page))
+        assert "Traceback" not in page.inner_text("body"), path
+    page.close()
+
+
+def _live_curve_points(page) -> int:
+    """Points drawn so far in the first line of the live curves (the m_g curve), 0 if none yet."""
+    path = page.locator('[data-testid="stPlotlyChart"] .scatterlayer .trace path.js-line').first
+    if not path.count():
+        return 0
+    d = path.get_attribute("d") or ""
+    return d.count("L") + (1 if d.startswith("M") else 0)
+
+
+def test_curves_grow_live_during_a_run(server, browser):
+    url, _ = server
+    page = _open_reconstruct(browser, url)
+    _set_steps_and_seed(page, 200, seed=21)
+    page.get_by_role("button", name="Reconstruct", exact=True).click()
+    lengths, t0 = [], time.perf_counter()
+    while time.perf_counter() - t0 < 240:
+        if page.get_by_text(re.compile(r"after 200 steps")).count():
+            break
+        n = _live_curve_points(page)
+        if n and (not lengths or n != lengths[-1]):
+            lengths.append(n)
+        page.wait_for_timeout(300)
+    print(f"\nlive curve lengths seen during the run: {lengths}")
+    assert len(set(lengths)) >= 2 and lengths == sorted(lengths)  # the curves grew while the run went on
+    page.get_by_text(re.compile(r"after 200 steps")).wait_for(timeout=120_000)
+    page.close()
+
+
+def test_figures_page_demo_budget_shows_the_finding(server, browser):
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page.goto(f"{url}/presets", wait_until="networkidle")
+    page.get_by_role("button", name="Run this figure", exact=True).wait_for(timeout=60_000)
+    page.get_by_text("demo: the smallest budget").wait_for(timeout=10_000)  # demo is the CPU default
+    page.locator('[data-testid="stSelectbox"]').first.click()
+    page.get_by_role("option", name=re.compile(r"^13\. ")).click()
+    page.get_by_text("expected time: about").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Run this figure", exact=True).click()
+    page.get_by_text(re.compile(r"^(HELD|NOT HELD): ")).wait_for(timeout=300_000)
+    body = page.inner_text("body")
+    assert "HELD: The embedding distance m_g falls" in body and "m_g_fell_by" in body
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "figures_page.png"), full_page=True)
+    page.close()

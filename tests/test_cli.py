@@ -69,7 +69,7 @@ def test_readme_reconstruction_memo_and_no_cache(tmp_path):
 def test_every_flag_reaches_result_json(tmp_path):
     p, _ = vitrep("reconstruct", "--image", "coffee", "--model", "vit_custom", "--patch", "8", "--width", "32",
                   "--depth", "3", "--heads", "2", "--size", "32", "--model-seed", "4", "--layer", "only-encoder-2",
-                  "--no-pos-embed", "--steps", "9", "--lr", "0.5", "--lr-end", "0.1", "--loss", "l2",
+                  "--no-pos-embed", "--steps", "9", "--optimizer", "gd", "--no-backoff", "--lr", "0.5", "--lr-end", "0.1", "--loss", "l2",
                   "--loss-scale", "0.2", "--blur", "1.5", "--blur-end", "0.3", "--clamp", "--normalize",
                   "--init-mean", "0.6", "--init-std", "0.1", "--seed", "3", "--report-every", "3", "--device", "cpu",
                   "--resize", "stretch", "--remove", "mlp,ln_2", "--blocks", "2", "--quiet", "--no-cache",
@@ -83,6 +83,7 @@ def test_every_flag_reaches_result_json(tmp_path):
     assert (c["blur_start"], c["blur_end"], c["clamp"], c["normalize"], c["init_mean"], c["init_std"]) == \
         (1.5, 0.3, True, True, 0.6, 0.1)
     assert (c["seed"], c["report_every"], c["device"], c["resize"]) == (3, 3, "cpu", "stretch")
+    assert (c["optimizer"], c["backoff"]) == ("gd", False)
     assert c["surgery"] == {"remove": ["ln_2", "mlp"], "blocks": [2]}
     # the result.json reruns as a config
     p2, _ = vitrep("reconstruct", "--image", "coffee", "--config", str(tmp_path / "o" / "result.json"),

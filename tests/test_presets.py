@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from vitrep.presets import PRESETS, get_preset, panel_config, quick_steps
+from vitrep.presets import BUDGETS, PRESETS, get_preset, panel_config
 
 from .conftest import ROOT
 
@@ -22,13 +22,15 @@ def test_sixteen_presets_one_per_figure():
 def test_every_panel_builds_a_valid_config(name, tmp_path):
     fake = tmp_path / "weights.pt"
     fake.write_bytes(b"")  # panel_config only resolves paths; nothing is loaded here
-    for p in PRESETS[name].panels:
-        for quick in (False, True):
-            cfg = panel_config(p, quick, str(fake) if p.needs_trained else None)
+    preset = PRESETS[name]
+    for budget in BUDGETS:
+        for p in preset.panels_for(budget):
+            cfg = panel_config(p, preset.steps_for(p, budget), str(fake) if p.needs_trained else None)
             if cfg is not None:
-                assert cfg.steps == (quick_steps(p.steps) if quick else p.steps)
+                assert cfg.steps == preset.steps_for(p, budget) <= p.steps
                 if hasattr(cfg, "pos_embed"):
                     assert cfg.pos_embed is False  # the page's figures left the positional embedding out
+                    assert cfg.optimizer in ("adam", "gd") and cfg.lr_start > 0  # calibrated defaults resolved
 
 
 def test_readme_lists_every_preset_with_its_figure():
@@ -45,11 +47,11 @@ def test_quick_preset_from_the_command_line(name, tmp_path, vitb32_standin):
         cmd += ["--weights", str(vitb32_standin)]
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
-    assert "quick mode: step counts reduced" in p.stdout or all(x.kind == "filters" for x in preset.panels)
+    assert "quick budget: step counts" in p.stdout or all(x.kind == "filters" for x in preset.panels)
     out = tmp_path / name
     assert (out / "contact_sheet.png").stat().st_size > 1000
     summary = json.loads((out / "distances.json").read_text())
-    assert summary["quick"] is True and len(summary["panels"]) == len(preset.panels)
+    assert summary["quick"] is True and summary["budget"] == "quick" and len(summary["panels"]) == len(preset.panels)
     for row in summary["panels"]:
         assert (out / row["file"]).is_file()
 

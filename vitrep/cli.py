@@ -37,8 +37,14 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     pe.add_argument("--pos-embed", dest="pos_embed", action="store_true", default=None, help="add the positional embedding as the model does (default)")
     pe.add_argument("--no-pos-embed", dest="pos_embed", action="store_false", help="leave it out, as the page's figures did")
     g.add_argument("--steps", type=int, default=None, help="gradient descent steps (default 300)")
-    g.add_argument("--lr", dest="lr_start", type=float, default=None, help="learning rate at the first step (default 1.0)")
-    g.add_argument("--lr-end", type=float, default=None, help="learning rate at the last step (default 0.05)")
+    g.add_argument("--optimizer", choices=("auto", "adam", "gd"), default=None,
+                   help="adam, or gd (the page's plain step a - lr*g); default auto: the calibrated choice (adam)")
+    g.add_argument("--lr", dest="lr_start", type=float, default=None,
+                   help="step size at the first step (default: calibrated for the model family and layer depth)")
+    g.add_argument("--lr-end", type=float, default=None, help="step size at the last step (default: calibrated)")
+    g.add_argument("--no-backoff", dest="backoff", action="store_false", default=None,
+                   help="do not step back at a blow-up (by default a row that blows up returns to its best image "
+                        "and goes on at a quarter of the step)")
     g.add_argument("--loss", choices=("l1", "l2"), default=None, help="l1: scale*sum|t-O| (the page's), l2: scale*sum (t-O)^2")
     g.add_argument("--loss-scale", type=float, default=None, help="the loss's scale s (default 0.05)")
     g.add_argument("--blur", dest="blur_start", type=float, default=None, help="3x3 Gaussian sigma at the first step (default 2.4; 0 = off)")
@@ -76,7 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("preset", help="run one of the page's figures as a grid (see --list)")
     pr.add_argument("name", nargs="?", help="preset name or figure number")
     pr.add_argument("--list", action="store_true", help="list the presets with their page figure")
-    pr.add_argument("--quick", action="store_true", help="reduced step counts for a quick look (the output says so)")
+    pr.add_argument("--budget", choices=("quick", "demo", "full"), default=None,
+                    help="quick: a pipeline check in seconds; demo (default): the smallest budget at which the "
+                         "figure's finding shows on a CPU; full: the page's step counts, for a GPU")
+    pr.add_argument("--quick", action="store_true", help="the same as --budget quick")
+    pr.add_argument("--image", action="append", default=None,
+                    help="run the figure on your own image (a file or sample name) instead of the bundled one; "
+                         "repeat for figures with two images")
+    pr.add_argument("--optimizer", choices=("auto", "adam", "gd"), default="auto",
+                    help="auto (default: calibrated), adam, or gd (the page's plain step)")
     pr.add_argument("--weights", default=None, help="a checkpoint FILE to use wherever the preset needs trained weights")
     pr.add_argument("--device", default="auto")
     _add_io_args(pr, image=False)
@@ -144,8 +158,8 @@ def config_from_args(a: argparse.Namespace):
                    seed=pick(a.model_seed, "seed", 0), swaps=swaps, swap_from=pick(a.swap_from, "swap_from", "trained"),
                    **arch)
     defaults = ReconstructConfig(model=ref)
-    fields = ("pos_embed", "steps", "lr_start", "lr_end", "loss", "loss_scale", "blur_start", "blur_end", "clamp",
-              "normalize", "init_mean", "init_std", "seed", "report_every", "device", "resize")
+    fields = ("pos_embed", "steps", "optimizer", "lr_start", "lr_end", "loss", "loss_scale", "blur_start", "blur_end",
+              "clamp", "normalize", "init_mean", "init_std", "seed", "report_every", "device", "resize", "backoff")
     kw = {f: (getattr(a, f) if getattr(a, f, None) is not None else base.get(f, getattr(defaults, f))) for f in fields}
     surg = base.get("surgery") or {}
     remove = a.remove if a.remove is not None else ",".join(surg.get("remove", ()))
@@ -254,32 +268,64 @@ def cmd_reconstruct(a) -> int:
 
 def cmd_preset(a) -> int:
     from .cache import get_memo
-    from .presets import PRESETS, get_preset, quick_steps, run_preset
+    from .presets import PRESETS, finding_line, get_preset, run_preset
 
     if a.list or not a.name:
-        print(f"{'figure':>6}  {'preset':<34}{'trained?':<10}title")
+        print(f"{'figure':>6}  {'preset':<34}{'trained?':<10}{'demo here':<11}title")
         for p in sorted(PRESETS.values(), key=lambda p: p.figure):
-            print(f"{p.figure:>6}  {p.name:<34}{'yes' if p.needs_trained else 'no':<10}{p.title}")
+            t = p.expected_seconds("demo")
+            print(f"{p.figure:>6}  {p.name:<34}{'yes' if p.needs_trained else 'no':<10}"
+                  f"{'~%.0f s' % t:<11}{p.title}")
         return 0
     preset = get_preset(a.name)
+    if a.quick and a.budget not in (None, "quick"):
+        raise ConfigError("--quick is the same as --budget quick; give one or the other.")
+    budget = "quick" if a.quick else (a.budget or "demo")
+    images = [str(_image_path(x)) if x not in _samples() else x for x in (a.image or [])] or None
     out = Path(a.out or f"out/{preset.name}")
     memo = None if a.no_cache else get_memo(a.cache_dir)
-    if a.quick:
-        steps = sorted({p.steps for p in preset.panels if p.kind != "filters"})
-        if steps:
-            print(f"quick mode: step counts reduced ({', '.join(f'{s} -> {quick_steps(s)}' for s in steps)}); "
-                  "for a look, not the page's figures")
+    steps = sorted({(p.steps, preset.steps_for(p, budget)) for p in preset.panels_for(budget) if p.kind != "filters"})
+    if steps and budget != "full":
+        print(f"{budget} budget: step counts {', '.join(f'{s:,} -> {b:,}' for s, b in steps)}"
+              + ("; a pipeline check, not the page's figure" if budget == "quick" else ""))
+    left = preset.left_out(budget)
+    if left:
+        print(f"left out of the {budget} budget (too costly on a CPU; run --budget full): "
+              + ", ".join(p.label for p in left))
+    expected = preset.expected_seconds(budget)
+    if expected:
+        print(f"expected: about {expected:.0f} s on a 2-core CPU")
     if preset.needs_trained and not a.weights:
         print(f"note: {preset.name} needs trained weights ({', '.join(preset.models)}); offline, pass --weights FILE")
     t0 = time.perf_counter()
-    summary = run_preset(preset, out, a.quick, a.weights, memo, a.device,
-                         progress=None if a.quiet else (lambda m: print(f"  {m}", file=sys.stderr)))
+    bar = _Bar(1, a.quiet, f"figure {preset.figure}")
+
+    def on_step(g, p):
+        if bar.bar is not None:
+            bar.bar.total = p.total
+            bar.bar.set_description(f"figure {preset.figure} batch {g + 1}")
+            bar.to(p.step)
+
+    try:
+        summary = run_preset(preset, out, budget, a.weights, memo, a.device,
+                             progress=None if a.quiet else (lambda m: print(f"  {m}", file=sys.stderr)),
+                             on_step=on_step, images=images, optimizer=a.optimizer)
+    finally:
+        bar.close()
     ok = sum(1 for r in summary["panels"] if r.get("success"))
     n = sum(1 for r in summary["panels"] if "success" in r)
-    print(f"figure {preset.figure} ({preset.name}): {len(summary['panels'])} panels in {time.perf_counter() - t0:.1f} s"
-          + (f"; {ok}/{n} reconstructions reach m_g < m_r" if n else ""))
+    print(f"figure {preset.figure} ({preset.name}), {budget} budget: {len(summary['panels'])} panels in "
+          f"{time.perf_counter() - t0:.1f} s" + (f"; {ok}/{n} reconstructions reach m_g < m_r" if n else ""))
+    if summary["finding"]:
+        print("finding " + finding_line(summary["finding"]))
     print(f"wrote {out}/contact_sheet.png, distances.json and one PNG per panel")
     return 0
+
+
+def _samples():
+    from .images import SAMPLES
+
+    return SAMPLES
 
 
 def _parse_layers(text: str, ref) -> list[str]:
@@ -315,9 +361,11 @@ def cmd_sweep(a) -> int:
     surgeries = [s.strip() for s in a.surgeries.split(";")] or ["none"]
     images = a.image or ["cat"]
     rows, cfgs, imgs = [], [], []
-    kw = {f: getattr(base, f) for f in ("pos_embed", "steps", "lr_start", "lr_end", "loss", "loss_scale", "blur_start",
+    kw = {f: getattr(base, f) for f in ("pos_embed", "steps", "loss", "loss_scale", "blur_start",
                                          "blur_end", "clamp", "normalize", "init_mean", "init_std", "seed",
-                                         "report_every", "device", "resize")}
+                                         "report_every", "device", "resize", "backoff")}
+    # step sizes: the user's, else each layer's calibrated default
+    kw.update(optimizer=a.optimizer or "auto", lr_start=a.lr_start, lr_end=a.lr_end)
     for name in images:
         img = prepare(_image_path(name), ref.input_size, base.resize)
         for surg in surgeries:
@@ -439,7 +487,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except VitrepError as exc:
-        print(f"vitrep: {exc}", file=sys.stderr)
+        print(f"vitrep: {exc.say('cli')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("vitrep: stopped.", file=sys.stderr)

@@ -1,8 +1,9 @@
-"""Contact sheets: labelled tiles in a grid, as one PNG."""
+"""Contact sheets: labelled tiles in a grid, as one PNG, with an optional finding line under the title."""
 
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Sequence
 
 import numpy as np
@@ -17,19 +18,31 @@ def _font(size: int):
 
 
 def contact_sheet(tiles: Sequence[tuple[np.ndarray, str]], title: str = "", cols: int | None = None,
-                  tile: int = 192, caption_lines: int = 3) -> Image.Image:
-    """``tiles`` of (uint8 image, caption with newlines) -> one labelled grid image."""
+                  tile: int = 224, caption_lines: int = 3, subtitle: str = "") -> Image.Image:
+    """``tiles`` of (uint8 image, caption with newlines) -> one labelled grid image.
+
+    Captions are 15 px type (legible at normal zoom); ``subtitle`` (a
+    figure's finding) is wrapped under the title.
+    """
     n = len(tiles)
     cols = cols or min(n, 6) or 1
     rows = math.ceil(n / cols) if n else 1
-    font, tfont = _font(12), _font(16)
-    line_h, pad = 15, 8
-    head = 28 if title else 0
+    font, tfont = _font(15), _font(20)
+    line_h, pad = 18, 10
+    width = max(cols * (tile + pad) + pad, 760)  # room for the title and the finding on a one-panel figure
+    chars = int(tile / 7.6)  # characters of 15 px type that fit under a tile
+    heading = textwrap.wrap(title, width=int(width / 10.5)) if title else []
+    sub = textwrap.wrap(subtitle, width=int(width / 8.4)) if subtitle else []
+    top = len(heading) * 26 + (8 if heading else 0)
+    head = top + len(sub) * line_h + (8 if sub else 0)
     cell_h = tile + caption_lines * line_h + pad
-    sheet = Image.new("RGB", (cols * (tile + pad) + pad, head + rows * cell_h + pad), "white")
+    sheet = Image.new("RGB", (width, head + rows * cell_h + pad), "white")
     draw = ImageDraw.Draw(sheet)
-    if title:
-        draw.text((pad, 6), title, fill="black", font=tfont)
+    for j, line in enumerate(heading):
+        draw.text((pad, 8 + j * 26), line, fill="black", font=tfont)
+    colour = "#146c2e" if subtitle.startswith("HELD") else "#b3261e" if subtitle.startswith("NOT HELD") else "#333333"
+    for j, line in enumerate(sub):
+        draw.text((pad, top + j * line_h), line, fill=colour, font=font)
     for i, (img, caption) in enumerate(tiles):
         r, c = divmod(i, cols)
         x, y = pad + c * (tile + pad), head + pad + r * cell_h
@@ -40,5 +53,5 @@ def contact_sheet(tiles: Sequence[tuple[np.ndarray, str]], title: str = "", cols
             im = im.resize((im.width * f, im.height * f), Image.Resampling.NEAREST)
         sheet.paste(im, (x + (tile - im.width) // 2, y + (tile - im.height) // 2))
         for j, line in enumerate(caption.split("\n")[:caption_lines]):
-            draw.text((x, y + tile + 2 + j * line_h), line[:34], fill="black", font=font)
+            draw.text((x, y + tile + 2 + j * line_h), line[:chars], fill="black", font=font)
     return sheet
