@@ -10,7 +10,10 @@ import hashlib
 import io
 import json
 import logging
+import os
+import shutil
 import tempfile
+import weakref
 import time
 from pathlib import Path
 from typing import Optional
@@ -35,6 +38,20 @@ DEFAULT_STEPS = 1500 if ON_GPU else 150  # Streamlit Cloud (CPU): a layer-1 run 
 CHECKPOINT_DIR = Path(tempfile.gettempdir()) / "vitrep-checkpoints"
 MODEL_LABELS = {name: f"{name}: {spec.description}" for name, spec in SPECS.items()}
 IMAGE_TYPES = "PNG, JPEG, WebP, GIF, BMP or TIFF"
+PUBLIC_QUEUE_LIMIT = 8  # waiting runs a public server accepts
+PUBLIC_CHECKPOINT_MB = 100  # largest checkpoint upload a public server takes
+PUBLIC_MAX_STEPS = 1000  # most steps a public server runs for one reconstruction
+PUBLIC_IMAGE_MB = 8  # largest image upload a public server takes
+
+
+def public_mode() -> bool:
+    """``VITREP_PUBLIC=1`` in the environment or in Streamlit's secrets: a server open to strangers."""
+    try:
+        secret = st.secrets.get("VITREP_PUBLIC")
+    except Exception:  # no secrets file
+        secret = None
+    value = secret if secret is not None else os.environ.get("VITREP_PUBLIC", "")
+    return str(value).strip().lower() in ("1", "true", "yes")
 
 
 def error(e: VitrepError) -> None:
@@ -67,9 +84,13 @@ def sidebar() -> None:
     with st.sidebar:
         st.markdown("**Device**: " + (f"GPU · {torch.cuda.get_device_name(0)}" if ON_GPU
                                        else f"CPU · {torch.get_num_threads()} threads"))
-        st.markdown(f"**Memo**: {len(m)} runs, {m.volume() / 2**20:.1f} MB")
+        limit = getattr(m, "size_limit", None)
+        st.markdown(f"**Memo**: {len(m)} runs, {m.volume() / 2**20:.1f} MB"
+                    + (f" of {limit / 2**20:.0f} MB (oldest dropped beyond)" if limit else ""))
         st.caption(f"Computed by this server: {m.computations} · memo hits: {m.hits}")
-        if st.button("Clear memo", key="clear_memo"):
+        if public_mode():
+            st.caption("Public mode: uploads only, capped steps and sizes; the memo is shared by everyone.")
+        elif st.button("Clear memo", key="clear_memo"):  # changes what every session sees: local mode only
             m.clear()
             st.toast("Memo cleared.")
         local = [n for n, s in SPECS.items() if s.trained and trained_file_local(s)]
@@ -91,6 +112,10 @@ def image_picker(key: str, size: int, resize: str = "crop", default: str = "cat"
         if up is None:
             st.info("Upload an image, or pick a sample.")
             return None
+        if public_mode() and up.size > PUBLIC_IMAGE_MB * 2**20:
+            st.error(f"{up.name} is {up.size / 2**20:.0f} MB, more than this public server's {PUBLIC_IMAGE_MB} MB "
+                     f"limit for images.")
+            return None
         return to_tensor(fit_image(load_image(up.getvalue()), size, resize)), up.name
     except VitrepError as e:
         error(e)
@@ -103,23 +128,50 @@ def _cached_image(path: str):
 
 
 def checkpoint_input(label: str, key: str) -> Optional[str]:
-    """A checkpoint as a path on this machine (any size) or a small upload; the path to load, or None."""
-    path = st.text_input(f"{label}: path on this machine", "", key=f"{key}_path",
-                         placeholder="/path/to/weights.safetensors or .pt")
-    if path.strip():
-        return path.strip()
-    up = st.file_uploader("…or upload one (.safetensors, .pt, .pth or .bin; small files)", key=key)
-    if up is not None and not up.name.lower().endswith((".safetensors", ".pt", ".pth", ".bin")):
+    """A checkpoint as a path on this machine (local mode only) or an upload; the path to load, or None.
+
+    Uploads are written to a folder of this browser session, removed when the session ends. A public
+    server takes uploads only, up to ``PUBLIC_CHECKPOINT_MB``: a stranger must not name server files.
+    """
+    if not public_mode():
+        path = st.text_input(f"{label}: path on this machine", "", key=f"{key}_path",
+                             placeholder="/path/to/weights.safetensors or .pt")
+        if path.strip():
+            return path.strip()
+    cap = f"up to {PUBLIC_CHECKPOINT_MB} MB" if public_mode() else "small files"
+    up = st.file_uploader(f"{'Upload' if public_mode() else '…or upload'} a checkpoint (.safetensors, .pt, .pth "
+                          f"or .bin; {cap})", key=key)
+    if up is None:
+        return None
+    if not up.name.lower().endswith((".safetensors", ".pt", ".pth", ".bin")):
         st.error(f"{up.name} is not a checkpoint file: give a .safetensors, .pt, .pth or .bin file.")
         return None
-    return _save_checkpoint(up) if up is not None else None
+    if public_mode() and up.size > PUBLIC_CHECKPOINT_MB * 2**20:
+        st.error(f"{up.name} is {up.size / 2**20:.0f} MB, more than this public server's {PUBLIC_CHECKPOINT_MB} MB "
+                 f"limit for checkpoints; run vitrep on your own machine for larger ones.")
+        return None
+    return _save_checkpoint(up)
+
+
+class _SessionFolder:
+    """A temporary folder owned by one browser session: removed when the session's state is dropped."""
+
+    def __init__(self) -> None:
+        CHECKPOINT_DIR.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix="session-", dir=CHECKPOINT_DIR))
+        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
+
+
+def session_folder() -> Path:
+    if "_vitrep_folder" not in st.session_state:
+        st.session_state["_vitrep_folder"] = _SessionFolder()
+    return st.session_state["_vitrep_folder"].path
 
 
 def _save_checkpoint(up) -> str:
     data = up.getvalue()
-    CHECKPOINT_DIR.mkdir(parents=True, exist_ok=True)
     suffix = ".safetensors" if up.name.endswith(".safetensors") else ".pt"
-    path = CHECKPOINT_DIR / (hashlib.sha256(data).hexdigest()[:16] + suffix)
+    path = session_folder() / (hashlib.sha256(data).hexdigest()[:16] + suffix)
     if not path.exists():
         path.write_bytes(data)
     return str(path)
@@ -227,7 +279,9 @@ def schedule_inputs(key: str, steps: int = DEFAULT_STEPS, pre: dict | None = Non
     pre = pre or {}
     steps = pre.get("steps", steps)
     c1, c2, c3, c4 = st.columns([1, 2, 1, 1])
-    steps = int(c1.number_input("Steps", 1, 200_000, steps, key=f"{key}_steps"))
+    top = PUBLIC_MAX_STEPS if public_mode() else 200_000
+    steps = int(c1.number_input("Steps", 1, top, min(steps, top), key=f"{key}_steps",
+                                help=f"At most {top:,} on this public server." if public_mode() else None))
     opt0 = pre.get("optimizer", "auto" if "lr_start" not in pre else "gd")
     opt = c2.selectbox("Step sizes", list(STEP_CHOICES), index=list(STEP_CHOICES).index(opt0),
                        format_func=STEP_CHOICES.get, key=f"{key}_opt",
@@ -255,6 +309,27 @@ def schedule_inputs(key: str, steps: int = DEFAULT_STEPS, pre: dict | None = Non
         kw["backoff"] = st.toggle("Step back at a blow-up (return to the best image at a quarter of the step)", True,
                                   key=f"{key}_backoff")
     return kw
+
+
+class QueueNote:
+    """Tells a waiting session its place in the device queue (an ``on_wait`` callback); clears itself."""
+
+    def __init__(self) -> None:
+        self.slot = st.empty()
+        self.seen = False
+
+    def __call__(self, place: int, queued: int) -> None:
+        self.seen = True
+        self.slot.info(f"Queued: {place} run{'s' if place != 1 else ''} ahead of yours on this server's "
+                       f"{'GPU' if ON_GPU else 'CPU'}. Yours starts when they finish.")
+
+    def clear(self) -> None:
+        self.slot.empty()
+
+
+def queue_limit() -> Optional[int]:
+    """How many waiting runs a public server accepts before it asks people to come back (None: no limit)."""
+    return PUBLIC_QUEUE_LIMIT if public_mode() else None
 
 
 def stop_button(key: str):

@@ -32,7 +32,10 @@ if submitted and ref is not None and picked is not None:
         cfgs = [make_config(ref, layer, **kw)] + [make_config(ref, layer, remove=c, **kw) for c in chosen]
         stop = ui.stop_button("ab_stop")
         live = ui.Live(labels, kw["steps"], show_image=False, batches=len(plan_batches(cfgs)))
-        results = run_batch([image] * len(cfgs), cfgs, ui.memo(), progress=lambda g, p: live(p, g))
+        queued = ui.QueueNote()
+        results = run_batch([image] * len(cfgs), cfgs, ui.memo(), progress=lambda g, p: live(p, g),
+                            on_wait=queued, queue_limit=ui.queue_limit())
+        queued.clear()
         live.done()
         stop.empty()
         st.session_state["ab_result"] = [(lb, r) for lb, r in zip(labels, results) if r is not None]

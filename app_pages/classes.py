@@ -19,7 +19,8 @@ hits = search_classes(q, limit=50) if q.strip() else []
 with st.form("cl_form"):
     cls = st.selectbox("Class", hits, format_func=lambda h: f"{h[0]}: {h[1]}", key="cl_class") if hits else None
     c1, c2, c3 = st.columns(3)
-    steps = int(c1.number_input("Steps", 2, 20_000, 400 if ui.ON_GPU else 60, key="cl_steps"))
+    top = ui.PUBLIC_MAX_STEPS if ui.public_mode() else 20_000
+    steps = int(c1.number_input("Steps", 2, top, 400 if ui.ON_GPU else 60, key="cl_steps"))
     jitter_start = int(c2.number_input("Jitter from step", 0, 20_000, 200 if ui.ON_GPU else 30, key="cl_jstart"))
     lr = c3.number_input("Step size (pixels)", 0.0, 10.0, 0.05, format="%.3f", key="cl_lr")
     submitted = st.form_submit_button("Generate", type="primary", disabled=ref is None or cls is None)
@@ -39,7 +40,10 @@ if submitted and ref is not None and cls is not None:
                                          f"(best other {row['best_other_logit']:.3g})")
             img.image(image, width=260)
 
-        st.session_state["cl_result"] = run_generate(cfg, ui.memo(), progress)
+        queued = ui.QueueNote()
+        st.session_state["cl_result"] = run_generate(cfg, ui.memo(), progress, on_wait=queued,
+                                                     queue_limit=ui.queue_limit())
+        queued.clear()
         img.empty()
         stop.empty()
     except VitrepError as e:

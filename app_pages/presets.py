@@ -25,8 +25,9 @@ p = PRESETS[name]
 st.markdown(p.about)
 if p.finding:
     st.markdown(f"**The page's finding, checked on the numbers:** {p.finding.claim}")
-budget = st.radio("Budget", BUDGETS, index=BUDGETS.index("full" if ui.ON_GPU else "demo"), horizontal=True,
-                  key="pr_budget", format_func=lambda b: f"{b}: {BUDGET_HELP[b]}")
+offered = [b for b in BUDGETS if b != "full" or not ui.public_mode()]  # a public server never runs for hours
+budget = st.radio("Budget", offered, index=offered.index("full" if ui.ON_GPU and "full" in offered else "demo"),
+                  horizontal=True, key="pr_budget", format_func=lambda b: f"{b}: {BUDGET_HELP[b]}")
 steps = sorted({p.steps_for(x, budget) for x in p.panels_for(budget) if x.kind != "filters"})
 expected = p.expected_seconds(budget)
 facts = []
@@ -55,8 +56,10 @@ if c1.button("Run this figure", type="primary", key="pr_run"):
         live = ui.Live([x.label for x in recon], max([p.steps_for(x, budget) for x in recon] or [1]),
                        show_image=False, batches=max(1, len({(x.model, x.arch, x.weights, x.swaps) for x in recon})))
         with st.status(f"Running figure {p.figure} ({budget} budget)…", expanded=True) as status:
+            queued = ui.QueueNote()
             summary = run_preset(p, out, budget, ckpt, ui.memo(), progress=st.write,
-                                 on_step=lambda g, pr: live(pr, g))
+                                 on_step=lambda g, pr: live(pr, g), on_wait=queued, queue_limit=ui.queue_limit())
+            queued.clear()
             status.update(label="Done", state="complete")
         live.done()
         stop.empty()

@@ -34,8 +34,10 @@ if submitted and ref is not None and picked is not None:
                 st.info("Another session is computing this very run; its result will show here when it is done.")
             load_model(cfg.model, cfg.device)  # weights problems surface as one sentence, before the run
             stop = ui.stop_button("rc_stop")
+            queued = ui.QueueNote()
             live = ui.Live([name], cfg.steps)
-            result = run(image, cfg, m, progress=live)
+            result = run(image, cfg, m, progress=live, on_wait=queued, queue_limit=ui.queue_limit())
+            queued.clear()
             live.done()
             stop.empty()
         else:

@@ -39,7 +39,10 @@ if submitted and picked is not None:
         stop = ui.stop_button("sw_stop")
         live = ui.Live([f"{j[0]} {describe_tap(j[1])}" for j in jobs], kw["steps"], show_image=False,
                        batches=len(plan), names=[f"{jobs[g[0]][0]} ({len(g)} layers)" for g in plan])
-        results = run_batch([j[2] for j in jobs], cfgs, ui.memo(), progress=lambda g, p: live(p, g))
+        queued = ui.QueueNote()
+        results = run_batch([j[2] for j in jobs], cfgs, ui.memo(), progress=lambda g, p: live(p, g),
+                            on_wait=queued, queue_limit=ui.queue_limit())
+        queued.clear()
         live.done()
         stop.empty()
         st.session_state["sw_result"] = [(m, tap, r) for (m, tap, _, _), r in zip(jobs, results) if r is not None]

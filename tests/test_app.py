@@ -249,3 +249,51 @@ def test_preset_runs_quick_grid():
     at.run()
     assert not at.exception and not at.error
     assert "image" in types(at.main) and "download_button" in types(at.main)
+
+
+# --- public mode (VITREP_PUBLIC=1): safe for strangers ---------------------------------------------
+
+def test_public_mode_has_no_server_paths_and_no_clear_button(monkeypatch):
+    monkeypatch.setenv("VITREP_PUBLIC", "1")
+    at = page("app_pages/reconstruct.py")
+    assert not [b for b in at.sidebar.button if b.key == "clear_memo"]  # would change what everyone sees
+    at.radio(key="rc_weights").set_value("checkpoint file")
+    at.run()
+    assert not at.exception
+    assert not [t for t in at.text_input if t.key and t.key.endswith("_path")]  # no path on the server
+    assert at.number_input(key="rc_steps").proto.max <= 1000
+    pr = page("app_pages/presets.py")
+    assert "full" not in pr.radio(key="pr_budget").options  # no hour-long runs for strangers
+
+
+def test_local_mode_keeps_paths_and_the_clear_button():
+    at = page("app_pages/reconstruct.py")
+    assert at.sidebar.button(key="clear_memo")
+    at.radio(key="rc_weights").set_value("checkpoint file")
+    at.run()
+    assert at.text_input(key="rc_ckpt_path")
+
+
+def test_public_upload_is_removed_when_its_session_ends(monkeypatch, tmp_path):
+    import gc
+
+    import ui
+
+    monkeypatch.setenv("VITREP_PUBLIC", "1")
+    m, _ = build_model(make_ref("vit_custom", seed=4))
+    buf = io.BytesIO()
+    torch.save(m.state_dict(), buf)
+    at = page("app_pages/reconstruct.py")
+    at.selectbox(key="rc_model").set_value("vit_custom")
+    at.run()
+    at.radio(key="rc_weights").set_value("checkpoint file")
+    at.run()
+    at.file_uploader(key="rc_ckpt").set_value(("mine.pt", buf.getvalue(), "application/octet-stream"))
+    at.run()
+    reconstruct_tiny(at, 2)
+    folders = [p for p in ui.CHECKPOINT_DIR.glob("session-*") if any(p.iterdir())]
+    mine = [p for p in folders if at.session_state["_vitrep_folder"].path == p]
+    assert mine and any(f.suffix == ".pt" for f in mine[0].iterdir())
+    del at  # the session ends: Streamlit drops its state
+    gc.collect()
+    assert not mine[0].exists()

@@ -223,10 +223,11 @@ def generate_key(config: GenerateConfig) -> str:
                     torch=".".join(torch.__version__.split(".")[:2]))
 
 
-def run_generate(config: GenerateConfig, memo: Optional[Memo] = None, progress: Optional[Callable] = None) -> Generated:
-    """:func:`generate` through the disk memo."""
+def run_generate(config: GenerateConfig, memo: Optional[Memo] = None, progress: Optional[Callable] = None,
+                 on_wait=None, queue_limit: Optional[int] = None) -> Generated:
+    """:func:`generate` through the disk memo (queued per device like a reconstruction)."""
     def compute() -> Generated:
-        with device_lock(config.device):
+        with device_lock(config.device, on_wait, queue_limit):
             return generate(config, progress)
 
     if memo is None:

@@ -546,7 +546,8 @@ def run_preset(preset: Preset, out: Path, budget: str = "demo", weights_file: Op
                memo: Optional[Memo] = None, device: str = "auto",
                progress: Optional[Callable[[str], None]] = None,
                on_step: Optional[Callable[[int, Progress], Optional[bool]]] = None,
-               images: Optional[Sequence[str]] = None, optimizer: str = "auto") -> dict:
+               images: Optional[Sequence[str]] = None, optimizer: str = "auto",
+               on_wait=None, queue_limit: Optional[int] = None) -> dict:
     """Run the preset's panels at ``budget``; write each panel's PNG, ``contact_sheet.png`` and ``distances.json``.
 
     ``progress(message)`` narrates; ``on_step(batch, Progress)`` sees every
@@ -572,7 +573,8 @@ def run_preset(preset: Preset, out: Path, budget: str = "demo", weights_file: Op
     if recon:
         say(f"reconstructing {len(recon)} panel(s)")
         batch = run_batch([loaded[(mapping[panels[i].image], cfgs[i].model.input_size)] for i in recon],
-                          [cfgs[i] for i in recon], memo, progress=on_step)
+                          [cfgs[i] for i in recon], memo, progress=on_step, on_wait=on_wait,
+                          queue_limit=queue_limit)
         for i, r in zip(recon, batch):
             results[i] = r
     stopped = any(isinstance(r, Result) and r.status == "stopped" for r in results)
@@ -581,7 +583,8 @@ def run_preset(preset: Preset, out: Path, budget: str = "demo", weights_file: Op
             break
         if p.kind == "generate":
             say(f"class image: {p.cls}")
-            results[i] = run_generate(panel_config(p, preset.steps_for(p, budget), weights_file, device), memo)
+            results[i] = run_generate(panel_config(p, preset.steps_for(p, budget), weights_file, device), memo,
+                                      on_wait=on_wait, queue_limit=queue_limit)
         elif p.kind == "filters":
             say(f"filters: {p.label}")
             results[i] = filter_grid(load_model(panel_ref(p, weights_file), device))

@@ -19,7 +19,6 @@ import contextlib
 import logging
 import math
 import os
-import threading
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Callable, Optional, Sequence
@@ -35,6 +34,7 @@ from .cache import Memo, make_key, pack, unpack
 from .images import content_hash
 from .models import LoadedModel, ModelRef, load_model, make_ref, resolve_device, weights_identity
 from .surgery import Surgery, make_surgery
+from .queueing import OnWait, device_queue
 from .taps import needs_gather, parse_tap, run_paths, tap_path
 
 log = logging.getLogger("vitrep")
@@ -44,12 +44,11 @@ MAX_BACKOFFS = 4  # a fifth blow-up ends the row as diverged
 BLOWUP_FACTOR = 10.0  # loss this many times its best so far = a blow-up
 BLOWUP_PIXEL = 20.0  # a pixel this far from 0.5 = running off (images live in [0, 1])
 
-_DEVICE_LOCKS: dict[str, threading.Lock] = {"cpu": threading.Lock(), "cuda": threading.Lock()}
-
-
-def device_lock(device: str) -> threading.Lock:
-    """One computation per device at a time: sessions queue instead of oversubscribing a GPU or 2 CPU cores."""
-    return _DEVICE_LOCKS.setdefault(resolve_device(device).type, threading.Lock())
+def device_lock(device: str, on_wait: Optional[OnWait] = None, limit: Optional[int] = None):
+    """One computation per device at a time, first come first served (:mod:`vitrep.queueing`):
+    sessions queue instead of oversubscribing a GPU or 2 CPU cores; ``on_wait(place, queued)`` hears
+    a waiting caller's place, and ``limit`` refuses a run beyond that many waiting ones."""
+    return device_queue(resolve_device(device).type).hold(on_wait, limit)
 MAX_SNAPSHOTS = 24
 
 
@@ -680,7 +679,8 @@ def cache_key(image: torch.Tensor, config: ReconstructConfig) -> str:
 
 
 def run(image: torch.Tensor, config: ReconstructConfig, memo: Optional[Memo] = None,
-        progress: Optional[ProgressFn] = None) -> Result:
+        progress: Optional[ProgressFn] = None, on_wait: Optional[OnWait] = None,
+        queue_limit: Optional[int] = None) -> Result:
     """:func:`reconstruct` through the disk memo: a repeat is a hit (``result.from_cache``).
 
     Stopped runs are not remembered; finished and diverged ones are.
@@ -688,7 +688,7 @@ def run(image: torch.Tensor, config: ReconstructConfig, memo: Optional[Memo] = N
     config = validate(config)
 
     def compute() -> Result:
-        with device_lock(config.device):
+        with device_lock(config.device, on_wait, queue_limit):
             return reconstruct(image, config, progress)
 
     if memo is None:
@@ -706,7 +706,8 @@ def plan_batches(configs: Sequence[ReconstructConfig]) -> list[list[int]]:
 
 
 def run_batch(images: Sequence[torch.Tensor], configs: Sequence[ReconstructConfig], memo: Optional[Memo] = None,
-              progress: Optional[Callable[[int, Progress], Optional[bool]]] = None) -> list[Result]:
+              progress: Optional[Callable[[int, Progress], Optional[bool]]] = None,
+              on_wait: Optional[OnWait] = None, queue_limit: Optional[int] = None) -> list[Result]:
     """Many runs through the memo: hits are read, the misses run as batches of shared model and schedule.
 
     ``progress(batch_index, Progress)`` reports each batch; ``batch_index`` is
@@ -736,7 +737,7 @@ def run_batch(images: Sequence[torch.Tensor], configs: Sequence[ReconstructConfi
                     continue
                 memo.waiting.update(keys[i] for i in rows)
             try:
-                with device_lock(configs[rows[0]].device):
+                with device_lock(configs[rows[0]].device, on_wait, queue_limit):
                     batch = reconstruct_many([images[i] for i in rows], [configs[i] for i in rows], cb)
             finally:
                 if memo is not None:
