@@ -439,9 +439,9 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
                                    "than the model without MLPs.", _check_no_attention_vs_no_mlp)),
     Preset("mixer-layers", 16, "Untrained MLP-Mixer layers with and without layer norm; patch 16 vs 8",
            "Width 1024; removing the norms makes m_g easy to minimise; patch 8 reduces the error.",
-           _sweep("p16 ", [f"block-{k}" for k in (1, 2, 4, 8)], model="mixer", arch=(("patch", 16), ("width", 1024)))
-           + _sweep("p16 no norm ", [f"block-{k}" for k in (1, 2, 4, 8)], model="mixer",
-                    arch=(("patch", 16), ("width", 1024)), remove="norm_1,norm_2")
+           tuple(Panel(f"p16{' no norm' if rm else ''} block {k}", model="mixer", layer=f"block-{k}",
+                       arch=(("patch", 16), ("width", 1024)), remove=rm, demo=k in (1, 8))
+                 for rm in ("", "norm_1,norm_2") for k in (1, 2, 4, 8))
            + (Panel("p8 block 1", model="mixer", layer="block-1", arch=(("patch", 8), ("width", 1024))),
               Panel("p8 block 8", model="mixer", layer="block-8", arch=(("patch", 8), ("width", 1024)), demo=False)),
            cols=5,
