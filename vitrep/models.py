@@ -582,6 +582,7 @@ def _make_room(ref: ModelRef) -> None:
             break
         if _MODELS[key].device.type == "cpu":
             _evict(key, f"to make room for {ref.label()} (about {need / 2 ** 20:.0f} MB; budget {limit / 2 ** 20:.0f} MB)")
+    budget.release()  # what the evicted models (and earlier runs) leave goes back before the build
 
 
 def resolve_device(device: str = "auto") -> torch.device:
