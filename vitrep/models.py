@@ -568,12 +568,12 @@ def evict_models() -> int:
 
 def _make_room(ref: ModelRef) -> None:
     """Evict least recently used CPU models until ``ref``'s estimate fits the budget; refuse a model alone over it."""
-    from . import budget
+    from . import budget, fastops
 
     limit = budget.memory_budget_bytes()
     if limit is None:
         return
-    need = budget.model_bytes(ref)
+    need = budget.model_bytes(ref, fast=fastops.enabled())  # a CPU model: packs when the path is on
     if need > limit:
         raise budget.MemoryBudgetError(budget.too_big(ref, need, limit) +
                                        "; set VITREP_MEMORY_MB higher (or to 'unlimited') to run it.")
