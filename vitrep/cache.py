@@ -10,6 +10,11 @@ damaged entry is detected on read, dropped and recomputed.
 process (several dashboard sessions) compute once: the first caller computes,
 the others wait for it and read its result.  ``computations`` counts the runs
 actually computed, so this can be seen and tested.
+
+The memo is bounded on disk (``Memo.size_limit``, bytes): ``size_limit_mb``,
+else ``$VITREP_MEMO_MB``, else 4 GiB (1 GiB with ``VITREP_PUBLIC=1``).
+Beyond it diskcache drops the least recently used entries (a read counts as a
+use), so ``volume()`` stays at or under the limit.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import io
 import json
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
@@ -30,7 +36,10 @@ import numpy as np
 
 CACHE_VERSION = 2  # 2: optimiser, back-off
 DEFAULT_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vitrep"
-SIZE_LIMIT = 4 * 2**30
+SIZE_LIMIT = 4 * 2**30  # the default bound on disk
+PUBLIC_SIZE_LIMIT = 2**30  # ... in public mode (VITREP_PUBLIC=1): a shared demo server's disk is small
+EVICTION_POLICY = "least-recently-used"  # a result read often (a preset, the home page's example) stays
+CULL_LIMIT = 1  # entries diskcache drops per write once over the limit (its default, 10, can empty a small memo)
 
 T = TypeVar("T")
 log = logging.getLogger("vitrep")
@@ -39,6 +48,24 @@ log = logging.getLogger("vitrep")
 def cache_dir(explicit: Optional[str | os.PathLike] = None) -> Path:
     """``explicit``, else ``$VITREP_CACHE_DIR``, else ``~/.cache/vitrep``."""
     return Path(explicit or os.environ.get("VITREP_CACHE_DIR") or DEFAULT_DIR).expanduser()
+
+
+def memo_limit_bytes(size_limit_mb: Optional[float] = None) -> int:
+    """The memo's bound on disk: ``size_limit_mb``, else ``$VITREP_MEMO_MB``, else 4 GiB (1 GiB in public mode)."""
+    from .errors import ConfigError
+
+    raw = size_limit_mb if size_limit_mb is not None else os.environ.get("VITREP_MEMO_MB", "").strip()
+    if raw in ("", None):
+        from .budget import public_mode
+
+        return PUBLIC_SIZE_LIMIT if public_mode() else SIZE_LIMIT
+    try:
+        mb = float(raw)
+    except (TypeError, ValueError):
+        mb = -1.0
+    if not mb > 0:
+        raise ConfigError(f"The memo's size limit (VITREP_MEMO_MB) must be a positive number of megabytes, not {raw!r}.")
+    return int(mb * 2**20)
 
 
 def make_key(kind: str, **parts) -> str:
@@ -64,10 +91,12 @@ def unpack(data: bytes) -> tuple[dict, dict[str, np.ndarray]]:
 class Memo:
     """A diskcache-backed memo of result bytes with single-flight computation."""
 
-    def __init__(self, directory: Optional[str | os.PathLike] = None) -> None:
+    def __init__(self, directory: Optional[str | os.PathLike] = None, size_limit_mb: Optional[float] = None) -> None:
         self.directory = cache_dir(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._cache = diskcache.Cache(str(self.directory), size_limit=SIZE_LIMIT)
+        self.size_limit = memo_limit_bytes(size_limit_mb)  # bytes on disk; the least recently used go first
+        self._cache = diskcache.Cache(str(self.directory), size_limit=self.size_limit, cull_limit=CULL_LIMIT,
+                                      eviction_policy=EVICTION_POLICY)
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self.computations = 0
@@ -92,10 +121,35 @@ class Memo:
         return value
 
     def put(self, key: str, data: bytes) -> None:
+        """Store ``data``; beyond :attr:`size_limit` the least recently used entries are dropped."""
         try:
-            self._cache.set(key, data)
+            self._cache.set(key, data)  # diskcache culls the least recently used entry when over the limit
+            self._trim()
         except Exception:  # a full or read-only disk loses the memo, not the result
             pass
+
+    def _trim(self) -> None:
+        """Cull one least recently used entry at a time until the volume is under the limit.
+
+        diskcache culls ``cull_limit`` entries per write, which is not enough
+        after a large entry, and its ``cull()`` drops ten at a time, which can
+        empty a small memo, the newest entry included.  This runs diskcache's
+        own policy step (``_cull``, one entry) until the memo fits; the entry
+        just written is the most recently used, so it goes last, and only
+        when it alone is over the limit.
+        """
+        c = self._cache
+        n = len(c)
+        while n and c.volume() > self.size_limit:
+            try:
+                with c._transact(retry=True) as (sql, cleanup):
+                    c._cull(time.time(), sql, cleanup, limit=1)
+            except AttributeError:  # a diskcache without these internals: its public, coarser cull
+                c.cull(retry=True)
+                return
+            n, before = len(c), n
+            if n >= before:  # nothing was culled (another writer, or no policy): leave it to diskcache
+                return
 
     def _discard(self, key: str) -> None:
         try:

@@ -17,10 +17,12 @@ keyed by its identity and version, so a weight changed in place is repacked.
 Only float32 CPU tensors take the path, and only where a probe at first use
 shows oneDNN gives ``F.linear``'s result; ``VITREP_FAST=0`` turns it off (the
 plain path, for comparison).  Packs double a model's weights in memory, so
-they stop at ``VITREP_FAST_BUDGET_MB`` (default 3072) per process: weights
-beyond it take the plain path (ViT-B/32 needs 700 MB; lower it on a small
-cloud instance).  Results agree with the plain path to float
-rounding (tests/test_fast_paths.py).
+they stop at ``VITREP_FAST_BUDGET_MB`` per process (default: half of the
+memory budget ``VITREP_MEMORY_MB`` where one is set, else 3072): weights
+beyond it take the plain path (ViT-B/32 needs 700 MB).  :func:`pack_bytes`
+and :func:`drop_packs` count and drop the packs of given weights, which the
+model cache does for a model it evicts (vitrep/budget.py).  Results agree
+with the plain path to float rounding (tests/test_fast_paths.py).
 """
 
 from __future__ import annotations
@@ -63,8 +65,56 @@ def applies(x: torch.Tensor) -> bool:
     return x.device.type == "cpu" and x.dtype == torch.float32 and enabled()
 
 
+DEFAULT_BUDGET_MB = 3072  # with no memory budget (vitrep/budget.py)
+
+
 def budget_bytes() -> int:
-    return int(float(os.environ.get("VITREP_FAST_BUDGET_MB", "3072")) * 2 ** 20)
+    """Bytes the packs may hold: ``VITREP_FAST_BUDGET_MB``, else a share of ``VITREP_MEMORY_MB``, else 3,072 MB."""
+    raw = os.environ.get("VITREP_FAST_BUDGET_MB", "").strip()
+    if raw:
+        return int(float(raw) * 2 ** 20)
+    from .budget import PACK_SHARE, memory_budget_mb
+
+    mb = memory_budget_mb()
+    return int((DEFAULT_BUDGET_MB if mb is None else mb * PACK_SHARE) * 2 ** 20)
+
+
+def _storages(tensors) -> set[int]:
+    return {t.untyped_storage().data_ptr() for t in tensors if t.device.type == "cpu"}
+
+
+def _matching(tensors) -> list[int]:
+    """Keys of the packs made from ``tensors`` or from views of them (the patch embedding's reshaped kernel)."""
+    ptrs = _storages(tensors)
+    keys = []
+    for key, hit in _PACKS.items():
+        w = hit[0]()
+        if w is not None and w.untyped_storage().data_ptr() in ptrs:
+            keys.append(key)
+    return keys
+
+
+def pack_bytes(tensors=None) -> int:
+    """Bytes held in packs: all of them, or those made from ``tensors`` (e.g. a model's parameters)."""
+    with _LOCK:
+        if tensors is None:
+            return _BYTES[0]
+        return sum(_PACKS[k][4] for k in _matching(tensors))
+
+
+def drop_packs(tensors) -> int:
+    """Drop the packs made from ``tensors`` (a model leaving the cache); returns the bytes given back.
+
+    A computation still running on those weights repacks them at its next
+    step, within the budget; a model that is gone gives its packs back anyway
+    (each pack is dropped when its weight is freed).
+    """
+    with _LOCK:
+        keys = _matching(tensors)
+        freed = sum(_PACKS[k][4] for k in keys)
+        for k in keys:
+            _drop(k)
+        return freed
 
 
 def _drop(key: int) -> None:

@@ -5,7 +5,9 @@ A :class:`ModelSpec` carries what a model needs besides its weights: family
 builder and where its trained weights come from.  A :class:`ModelRef` is the
 hashable choice a config makes (name, weights, seed, architecture overrides,
 swaps); :func:`load_model` turns it into a shared, read-only
-:class:`LoadedModel` (eval mode, ``requires_grad`` off), cached per process.
+:class:`LoadedModel` (eval mode, ``requires_grad`` off), cached per process
+(least recently used first; evicted beyond the memory budget of
+:mod:`vitrep.budget`).
 
 Trained weights go through the standard download-and-cache paths
 (torch.hub's ``checkpoints/`` folder for torchvision, the Hugging Face cache
@@ -18,8 +20,10 @@ unpickle.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -422,17 +426,21 @@ class LoadedModel:
         return 4  # resnet stages
 
 
+def builder_kwargs(ref: ModelRef) -> dict:
+    """The keyword arguments ``ref.spec.builder`` takes for ``ref``'s architecture and input size."""
+    spec = ref.spec
+    if spec.family == "resnet":
+        return {}
+    if not spec.configurable and ref.size not in (None, spec.size):
+        return {"image_size": ref.size}
+    return ref.arch()
+
+
 def build_untrained(ref: ModelRef) -> nn.Module:
     """The architecture with the seed's initialisation; does not touch the global RNG."""
-    spec = ref.spec
-    kwargs = ref.arch()
-    if spec.family == "resnet":
-        kwargs = {}
-    elif not spec.configurable and ref.size not in (None, spec.size):
-        kwargs = {"image_size": ref.size}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(ref.seed)
-        return spec.builder(**kwargs)
+        return ref.spec.builder(**builder_kwargs(ref))
 
 
 def _source_identity(ref: ModelRef, weights: str) -> str:
@@ -501,8 +509,87 @@ def build_model(ref: ModelRef, progress: bool = False) -> tuple[nn.Module, str]:
     return module, weights_identity(ref)
 
 
-_MODELS: dict[tuple, LoadedModel] = {}
+# The shared models, least recently used first.  With a memory budget (vitrep/budget.py) the CPU
+# models and their packs stay within it: a new model evicts from the front before it is built.
+_MODELS: "OrderedDict[tuple, LoadedModel]" = OrderedDict()
 _LOCK = threading.Lock()
+log = logging.getLogger("vitrep")
+
+
+def module_bytes(module: nn.Module) -> int:
+    """Bytes of a module's parameters and buffers."""
+    return sum(t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers()))
+
+
+def held_bytes(lm: LoadedModel) -> int:
+    """What a loaded model holds now: parameters, buffers and the oneDNN packs of its weights."""
+    from . import fastops
+
+    return module_bytes(lm.module) + fastops.pack_bytes(lm.module.parameters())
+
+
+def reserved_bytes(lm: LoadedModel) -> int:
+    """What a cached CPU model holds, or will hold once its packs are made: the more of
+    :func:`held_bytes` and the estimate :func:`vitrep.budget.model_bytes` (a GPU model: 0,
+    the memory budget counts host memory)."""
+    if lm.device.type != "cpu":
+        return 0
+    from . import budget, fastops
+
+    return max(held_bytes(lm), budget.model_bytes(lm.ref, fast=fastops.enabled()))
+
+
+def cached_models() -> list[tuple[LoadedModel, int]]:
+    """The cached models, least recently used first, each with :func:`held_bytes`."""
+    with _LOCK:
+        return [(lm, held_bytes(lm)) for lm in _MODELS.values()]
+
+
+def cache_bytes() -> int:
+    """What the cached CPU models hold or will hold once used (:func:`reserved_bytes`), all together."""
+    with _LOCK:
+        return sum(reserved_bytes(lm) for lm in _MODELS.values())
+
+
+def is_cached(ref: ModelRef, device: str | torch.device = "auto") -> bool:
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    return (ref, str(dev)) in _MODELS
+
+
+def _evict(key: tuple, why: str) -> int:
+    """Forget a cached model and drop its packs; whoever still uses it keeps it alive until done."""
+    from . import fastops
+
+    lm = _MODELS.pop(key)
+    size = module_bytes(lm.module)
+    freed = size + fastops.drop_packs(lm.module.parameters())
+    log.info("evicted %s (%.0f MB) %s", lm.ref.label(), freed / 2 ** 20, why)
+    return freed
+
+
+def evict_models() -> int:
+    """Forget every cached model (bytes they held); the next :func:`load_model` builds afresh."""
+    with _LOCK:
+        return sum(_evict(k, "on request") for k in list(_MODELS))
+
+
+def _make_room(ref: ModelRef) -> None:
+    """Evict least recently used CPU models until ``ref``'s estimate fits the budget; refuse a model alone over it."""
+    from . import budget, fastops
+
+    limit = budget.memory_budget_bytes()
+    if limit is None:
+        return
+    need = budget.model_bytes(ref, fast=fastops.enabled())  # a CPU model: packs when the path is on
+    if need > limit:
+        raise budget.MemoryBudgetError(budget.too_big(ref, need, limit) +
+                                       "; set VITREP_MEMORY_MB higher (or to 'unlimited') to run it.")
+    for key in list(_MODELS):
+        if sum(reserved_bytes(lm) for lm in _MODELS.values()) + need <= limit:
+            break
+        if _MODELS[key].device.type == "cpu":
+            _evict(key, f"to make room for {ref.label()} (about {need / 2 ** 20:.0f} MB; budget {limit / 2 ** 20:.0f} MB)")
+    budget.release()  # what the evicted models (and earlier runs) leave goes back before the build
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -517,15 +604,26 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def load_model(ref: ModelRef, device: str | torch.device = "auto", progress: bool = False) -> LoadedModel:
-    """The shared, frozen model for ``ref`` on ``device`` (built once per process)."""
+    """The shared, frozen model for ``ref`` on ``device`` (built once per process while it stays cached).
+
+    With a memory budget (``VITREP_MEMORY_MB``, see :mod:`vitrep.budget`) the
+    least recently used CPU models are evicted, before this one is built, until
+    it fits; a model alone over the budget raises :class:`budget.MemoryBudgetError`.
+    """
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     key = (ref, str(dev))
     with _LOCK:
-        if key not in _MODELS:
-            module, identity = build_model(ref, progress)
-            module.eval().requires_grad_(False).to(dev)
-            _MODELS[key] = LoadedModel(ref, module, identity, dev)
-        return _MODELS[key]
+        lm = _MODELS.get(key)
+        if lm is not None:
+            _MODELS.move_to_end(key)
+            return lm
+        if dev.type == "cpu":
+            _make_room(ref)  # before building: the evicted models' memory is free for this one
+        module, identity = build_model(ref, progress)
+        module.eval().requires_grad_(False).to(dev)
+        lm = _MODELS[key] = LoadedModel(ref, module, identity, dev)
+        log.info("built %s on %s (%.0f MB)", ref.label(), dev, module_bytes(module) / 2 ** 20)
+        return lm
 
 
 def imagenet_classes() -> list[str]:
