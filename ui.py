@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 from plotly.subplots import make_subplots
 
+from vitrep import budget
 from vitrep.cache import get_memo
 from vitrep.errors import VitrepError
 from vitrep.images import SAMPLES, fit_image, load_image, sample_path, to_pil, to_tensor
@@ -44,14 +45,21 @@ PUBLIC_MAX_STEPS = 1000  # most steps a public server runs for one reconstructio
 PUBLIC_IMAGE_MB = 8  # largest image upload a public server takes
 
 
+def models_cache_bytes() -> int:
+    from vitrep.models import cache_bytes
+
+    return cache_bytes()
+
+
 def public_mode() -> bool:
     """``VITREP_PUBLIC=1`` in the environment or in Streamlit's secrets: a server open to strangers."""
     try:
         secret = st.secrets.get("VITREP_PUBLIC")
     except Exception:  # no secrets file
         secret = None
-    value = secret if secret is not None else os.environ.get("VITREP_PUBLIC", "")
-    return str(value).strip().lower() in ("1", "true", "yes")
+    if secret is not None:
+        return str(secret).strip().lower() in ("1", "true", "yes", "on")
+    return budget.public_mode()
 
 
 def error(e: VitrepError) -> None:
@@ -61,7 +69,12 @@ def error(e: VitrepError) -> None:
 
 @st.cache_resource
 def memo():
-    """The disk memo, shared by every session of this server; its computations are logged to stderr."""
+    """The disk memo, shared by every session of this server; its computations are logged to stderr.
+
+    Public mode is settled first: reading Streamlit's secrets puts them into the environment, where
+    the engine reads its limits (a public memo is bounded to 1 GiB unless VITREP_MEMO_MB says).
+    """
+    public_mode()
     log = logging.getLogger("vitrep")
     if not log.handlers:
         h = logging.StreamHandler()
@@ -88,6 +101,10 @@ def sidebar() -> None:
         st.markdown(f"**Memo**: {len(m)} runs, {m.volume() / 2**20:.1f} MB"
                     + (f" of {limit / 2**20:.0f} MB (oldest dropped beyond)" if limit else ""))
         st.caption(f"Computed by this server: {m.computations} · memo hits: {m.hits}")
+        limit_mb = budget.memory_budget_mb()
+        held = models_cache_bytes()
+        if limit_mb or held:
+            st.caption(f"Models in memory: {held / 2**20:.0f} MB" + (f" of a {limit_mb:,} MB budget" if limit_mb else ""))
         if public_mode():
             st.caption("Public mode: uploads only, capped steps and sizes; the memo is shared by everyone.")
         elif st.button("Clear memo", key="clear_memo"):  # changes what every session sees: local mode only
@@ -177,6 +194,17 @@ def _save_checkpoint(up) -> str:
     return str(path)
 
 
+@st.cache_data(show_spinner=False)
+def over_budget() -> dict[str, str]:
+    """Models that do not fit this server's memory budget, with the reason (none without a budget)."""
+    out = {}
+    for name in SPECS:
+        fits, why = budget.model_fits(make_ref(name))
+        if not fits:
+            out[name] = why
+    return out
+
+
 def weights_home(spec) -> str:
     """Where a spec's trained weights file goes (torch hub's checkpoints folder, or the Hugging Face cache)."""
     if spec.trained is None:
@@ -195,9 +223,14 @@ def model_picker(key: str, default: str = "vit_b_32", allow_swaps: bool = True, 
     """
     pre = pre or {}
     names = list(models or SPECS)
+    local_only = over_budget() if public_mode() else {}
+    names = [n for n in names if n not in local_only]
     default = pre.get("model", default)
     name = st.selectbox("Model", names, index=names.index(default) if default in names else 0,
                         format_func=lambda n: MODEL_LABELS[n], key=f"{key}_model")
+    if local_only:
+        st.caption("Local only (run vitrep on your own machine for these): "
+                   + "; ".join(f"{n}: {why}" for n, why in local_only.items()))
     spec = SPECS[name]
     options = ["untrained", "trained", "checkpoint file"] if spec.trained else ["untrained", "checkpoint file"]
     w0 = pre.get("weights", "untrained")
@@ -266,8 +299,8 @@ def surgery_picker(key: str, ref, pre: dict | None = None) -> tuple[str, str]:
     return ",".join(remove), blocks
 
 
-STEP_CHOICES = {"auto": "calibrated (Adam, sized for this model and layer)", "adam": "Adam, my step sizes",
-                "gd": "plain steps a − lr·g (the page's), my step sizes"}
+STEP_CHOICES = {"auto": "calibrated for this model and layer (Adam)", "adam": "Adam with my lr",
+                "gd": "the page's plain steps a − lr·g, my lr"}
 
 
 def schedule_inputs(key: str, steps: int = DEFAULT_STEPS, pre: dict | None = None) -> dict:
@@ -278,7 +311,7 @@ def schedule_inputs(key: str, steps: int = DEFAULT_STEPS, pre: dict | None = Non
     """
     pre = pre or {}
     steps = pre.get("steps", steps)
-    c1, c2, c3, c4 = st.columns([1, 2, 1, 1])
+    c1, c2 = st.columns([1, 3])
     top = PUBLIC_MAX_STEPS if public_mode() else 200_000
     steps = int(c1.number_input("Steps", 1, top, min(steps, top), key=f"{key}_steps",
                                 help=f"At most {top:,} on this public server." if public_mode() else None))
@@ -287,9 +320,11 @@ def schedule_inputs(key: str, steps: int = DEFAULT_STEPS, pre: dict | None = Non
                        format_func=STEP_CHOICES.get, key=f"{key}_opt",
                        help="Calibrated: Adam with the step sizes benchmarks/calibrate.py chose for this model family "
                             "and depth (README, Step sizes). The lr boxes apply to the other two choices.")
-    lr = c3.number_input("lr (start)", 0.0, 1e6, float(pre.get("lr_start", 0.1)), format="%.4g", key=f"{key}_lr")
-    lr_end = c4.number_input("lr (end)", 0.0, 1e6, float(pre.get("lr_end", 0.01)), format="%.4g",
-                             key=f"{key}_lrend")
+    c3, c4 = st.columns(2)
+    lr = c3.number_input("lr at the start (not for calibrated)", 0.0, 1e6, float(pre.get("lr_start", 0.1)),
+                         format="%.4g", key=f"{key}_lr")
+    lr_end = c4.number_input("lr at the end (not for calibrated)", 0.0, 1e6, float(pre.get("lr_end", 0.01)),
+                             format="%.4g", key=f"{key}_lrend")
     kw = {"steps": steps, "optimizer": opt}
     if opt != "auto":
         kw.update(lr_start=lr, lr_end=lr_end)

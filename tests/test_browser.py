@@ -4,6 +4,7 @@ In CI a missing chromium is a failure; on a developer machine without it the
 test is skipped with the install command.
 """
 
+import contextlib
 import os
 import re
 import socket
@@ -28,8 +29,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@contextlib.contextmanager
+def server_process(tmp_path_factory, **extra_env):
+    """`streamlit run app.py` on a free loopback port; yields (url, output lines, process); stopped after."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing in CI: the browser test must run (apt-get install chromium).")
@@ -37,7 +39,8 @@ def server(tmp_path_factory):
     port = _free_port()
     # offline, as on this machine and CI: trained weights are never there, and no page may open on an error
     env = dict(os.environ, VITREP_CACHE_DIR=str(tmp_path_factory.mktemp("memo")), PYTHONUNBUFFERED="1",
-               VITREP_OFFLINE="1", HF_HUB_OFFLINE="1", TORCH_HOME=str(tmp_path_factory.mktemp("torch")))
+               VITREP_OFFLINE="1", HF_HUB_OFFLINE="1", TORCH_HOME=str(tmp_path_factory.mktemp("torch")),
+               **extra_env)
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                              "--server.headless", "true", "--server.address", "127.0.0.1"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -53,9 +56,17 @@ def server(tmp_path_factory):
     else:
         proc.kill()
         pytest.fail("streamlit did not start: " + "".join(lines[-20:]))
-    yield f"http://127.0.0.1:{port}", lines
-    proc.terminate()
-    proc.wait(timeout=20)
+    try:
+        yield f"http://127.0.0.1:{port}", lines, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with server_process(tmp_path_factory) as (url, lines, _):
+        yield url, lines
 
 
 @pytest.fixture(scope="module")

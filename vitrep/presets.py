@@ -613,7 +613,9 @@ def run_preset(preset: Preset, out: Path, budget: str = "demo", weights_file: Op
             row.update(filters=r.count, filter_size=list(r.tiles.shape[1:3]),
                        neighbour_correlation=neighbour_correlation(r.tiles))
         rows.append(row)
-    finding = None if stopped else evaluate(preset, [p for p, _ in done], rows)
+    # the checks see the images under the names shown (the user's own, with --image)
+    finding = None if stopped else evaluate(
+        preset, [replace(p, image=shown.get(p.image, p.image)) for p, _ in done], rows)
     if finding is not None and weights_file and preset.needs_trained:
         finding["note"] = "trained weights stood in by the checkpoint file " + Path(weights_file).name
     label = {"quick": " (QUICK: a pipeline check, not the figure)", "demo": " (demo budget)", "full": ""}[budget]

@@ -34,6 +34,7 @@ from .cache import Memo, make_key, pack, unpack
 from .images import content_hash
 from .models import LoadedModel, ModelRef, load_model, make_ref, resolve_device, weights_identity
 from .surgery import Surgery, make_surgery
+from . import budget
 from .queueing import OnWait, device_queue
 from .taps import needs_gather, parse_tap, run_paths, tap_path
 
@@ -720,10 +721,15 @@ def run_batch(images: Sequence[torch.Tensor], configs: Sequence[ReconstructConfi
     configs = [validate(c) for c in configs]
     keys = [cache_key(im, c) for im, c in zip(images, configs)]
     out: list = [memo.get(k, Result.from_bytes) if memo is not None else None for k in keys]
+    chunks = []  # (batch index, rows): a batch split into chunks whose activations fit the memory budget
     for g, group in enumerate(plan_batches(configs)):
         rows = [i for i in group if out[i] is None]
-        if not rows:
-            continue
+        if rows:
+            c0 = configs[rows[0]]
+            sizes = [budget.row_bytes(c0.model, configs[i].tap, configs[i].pos_embed, configs[i].normalize)
+                     for i in rows] if budget.memory_budget_bytes() else 0
+            chunks += [(g, chunk) for chunk in budget.split_rows(rows, sizes, model=c0.model)]
+    for g, rows in chunks:
         cb = None if progress is None else (lambda p, g=g: progress(g, p))
         # single flight per batch: a second session asking for the same sweep waits, then reads the memo
         flight = memo.flight(make_key("batch", rows=[keys[i] for i in rows])) \
