@@ -55,3 +55,19 @@ def vitb32_standin(tmp_path_factory):
     f = tmp_path_factory.mktemp("weights") / "vit_b_32_standin.pt"
     torch.save(m.state_dict(), f)
     return f
+
+
+def assert_float32_close(actual, expected, products: int) -> None:
+    """``actual`` equals ``expected`` up to float32 rounding through ``products`` matrix products in series.
+
+    Two float32 computations of the same formula that sum in a different order (another kernel,
+    a matrix product for a convolution, another torch's oneDNN) differ per product by a random walk
+    of roundings: about one epsilon (1.19e-7) of the values' scale, in the worst element a few times
+    that. Through ``products`` products in series the worst element stays within
+    ``4 * products * eps * max|expected|``; a real error (a wrong line, a missing term) is orders of
+    magnitude larger.
+    """
+    eps = torch.finfo(torch.float32).eps
+    bound = 4 * products * eps * float(expected.abs().max())
+    worst = float((actual - expected).abs().max())
+    assert worst <= bound, f"max |difference| {worst:.3g} > {bound:.3g} ({products} products in series)"

@@ -122,9 +122,9 @@ class Preset:
 
 # Seconds per block and step on the 2-core reference CPU, at batch 1, from the demo runs in the README
 # (a layer sweep shares its prefix, so this overestimates it a little).  Used for "expected time".
-SECONDS_PER_BLOCK_STEP = {"vit_b_32": 0.012, "vit_b_16": 0.05, "vit_l_16": 0.05, "vit_l_16_512": 0.25,
-                          "vit_l_32": 0.015, "vit_h_14": 0.12, "resnet50": 0.05, "mixer": 0.08, "mixer_b16": 0.08,
-                          "ffvit": 0.05, "vit_custom": 0.0005}
+SECONDS_PER_BLOCK_STEP = {"vit_b_32": 0.009, "vit_b_16": 0.04, "vit_l_16": 0.03, "vit_l_16_512": 0.2,
+                          "vit_l_32": 0.012, "vit_h_14": 0.1, "resnet50": 0.025, "mixer": 0.032, "mixer_b16": 0.032,
+                          "ffvit": 0.03, "vit_custom": 0.0005}
 GENERATE_STEP = 0.15  # a class-image step: a whole trained ViT-B/32 forward and backward
 
 
