@@ -459,8 +459,8 @@ def curves_figure_from(series: list[tuple[str, dict, Optional[float]]], live: bo
         color = f"hsl({(i * 67) % 360},65%,45%)"
         if not c["step"]:
             continue
-        fig.add_trace(go.Scatter(x=c["step"], y=c["embedding_distance"], name=label, line=dict(color=color),
-                                 legendgroup=label), 1, 1)
+        fig.add_trace(go.Scatter(x=c["step"], y=c["embedding_distance"], name=label,
+                                 line=dict(color=color, simplify=False), legendgroup=label), 1, 1)
         if m_r is not None:
             fig.add_trace(go.Scatter(x=[c["step"][0], max(c["step"][-1], 1)], y=[m_r] * 2,
                                      line=dict(color=color, dash="dash"), showlegend=False, legendgroup=label,

@@ -219,7 +219,7 @@ def test_curves_grow_live_during_a_run(server, browser):
             lengths.append(n)
         page.wait_for_timeout(300)
     print(f"\nlive curve lengths seen during the run: {lengths}")
-    assert len(set(lengths)) >= 2 and lengths == sorted(lengths)  # the curves grew while the run went on
+    assert len(set(lengths)) >= 2 and lengths[-1] > lengths[0]  # the curves grew while the run went on
     page.get_by_text(re.compile(r"after 200 steps")).wait_for(timeout=120_000)
     page.close()
 
