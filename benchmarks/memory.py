@@ -18,21 +18,20 @@ A process's peak resident set comes from ``os.wait4`` (the kernel's ``ru_maxrss`
 The engine actions also sample ``/proc/self/status`` in the child and print, per phase, the
 resident set at the phase's end and its peak, with the models' and packs' bytes, so the
 growth can be placed.  The last line is ``peak_rss_mb N``, the largest peak of the actions
-(the ``import`` floor excluded).  ``--json FILE`` writes everything.  ``--fixed-run-paths``
-measures the engine actions with a proposed fix to ``taps.run_paths`` (see :func:`fix_run_paths`).
+(the ``import`` floor excluded).  ``--json FILE`` writes everything.
 The peak comes from the kernel's count for the child, which starts from this (small, torch-free)
 parent's own resident set.
 
 Measured on the project's CPU machine (2 cores, torch 2.14.1+cu130, a CUDA build whose
 ``import torch`` alone holds 0.65 GB; the CPU build 2.13.0+cpu holds 0.21 GB), VITREP_MEMORY_MB=2000:
 
-| action | peak RSS, engine as is | with ``--fixed-run-paths`` |
+| action | peak RSS before run_paths lost its reference cycle | after (benchmarks/memory_results.json) |
 |---|---|---|
 | import (floor) | 832 MB | 832 MB |
-| cli-sweep (ViT-B/32 1-12, 20 steps) | 2,216 MB | (CLI not patched) |
+| cli-sweep (ViT-B/32 1-12, 20 steps) | 2,216 MB | 1,909 MB |
 | reconstruct (ViT-B/32 encoder 12, 150 steps) | 1,925 MB | 1,818 MB |
-| sweep (ViT-B/32 1-12 + ResNet-50, 20 steps) | 3,023 MB | 2,397 MB |
-| ablation (ViT-B/32 encoder 4, 7 rows, 20 steps) | 1,572 MB | 1,475 MB |
+| sweep (ViT-B/32 1-12 + ResNet-50, 20 steps) | 3,023 MB | 2,428 MB |
+| ablation (ViT-B/32 encoder 4, 7 rows, 20 steps) | 1,572 MB | 1,477 MB |
 
 Where the sweep's memory goes (phases, as is): after imports 516 MB; ViT-B/32 built +517
 (353 MB of weights, the rest initialisation leftovers); ResNet-50 +98; the ViT batch +1,306
@@ -96,40 +95,10 @@ class Phases:
         self.peak = 0.0
 
 
-def fix_run_paths() -> None:
-    """The proposed fix for ``vitrep.taps.run_paths``, applied in this process only (``--fixed-run-paths``).
-
-    ``run_paths`` recurses through a nested ``go`` that names itself, so each call leaves a reference
-    cycle (function -> closure cell -> function) that holds the step's output list, and with it the
-    step's autograd graph, until Python's cyclic collector runs, which for these long-lived cycles is
-    seldom.  A module-level recursion holds nothing after the call.  Remove this flag once taps.py has it.
-    """
-    import vitrep.reconstruct as rec
-    import vitrep.taps as taps
-
-    def go(x, plan, out):
-        for item in plan:
-            if len(item) == 2:
-                r, pos = item
-                out[r] = x[pos]
-            else:
-                op, positions, sub = item
-                go(op.fn(taps._take(x, positions)), sub, out)
-
-    def run_paths(x, paths):
-        out = [None] * len(paths)
-        go(x, taps._plan(paths, list(range(len(paths))), 0), out)
-        return out
-
-    taps.run_paths = rec.run_paths = run_paths
-
-
-def child(action: str, steps: int, recon_steps: int, fixed: bool = False) -> None:
+def child(action: str, steps: int, recon_steps: int) -> None:
     import torch
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
-    if fixed:
-        fix_run_paths()
     ph = Phases()
     from vitrep.cache import get_memo
     from vitrep.images import prepare, sample_path
@@ -206,16 +175,13 @@ def main() -> None:
     ap.add_argument("--recon-steps", type=int, default=150, help="steps of the single reconstruction")
     ap.add_argument("--only", default=",".join(ACTIONS), help="comma-separated subset of " + ", ".join(ACTIONS))
     ap.add_argument("--json", help="write the results here")
-    ap.add_argument("--fixed-run-paths", action="store_true",
-                    help="measure the engine actions with the proposed taps.run_paths fix (see fix_run_paths)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        return child(a.child, a.steps, a.recon_steps, a.fixed_run_paths)
+        return child(a.child, a.steps, a.recon_steps)
 
     results = {}
-    print(f"VITREP_MEMORY_MB={a.memory_mb}; peak resident set of each action in a fresh process"
-          + ("; engine actions with the proposed taps.run_paths fix" if a.fixed_run_paths else ""))
+    print(f"VITREP_MEMORY_MB={a.memory_mb}; peak resident set of each action in a fresh process")
     print(f"{'action':<12} {'peak_rss_mb':>11} {'seconds':>8}")
     for action in [x.strip() for x in a.only.split(",") if x.strip()]:
         with tempfile.TemporaryDirectory() as tmp:
@@ -228,7 +194,7 @@ def main() -> None:
                        "1-12", "--steps", str(a.steps), "--out", str(Path(tmp) / "out"), "--quiet"]
             else:
                 cmd = [sys.executable, __file__, "--child", action, "--steps", str(a.steps),
-                       "--recon-steps", str(a.recon_steps)] + (["--fixed-run-paths"] if a.fixed_run_paths else [])
+                       "--recon-steps", str(a.recon_steps)]
             r = results[action] = measure(cmd, env)
         print(f"{action:<12} {r['peak_rss_mb']:>11} {r['seconds']:>8}", flush=True)
         for ph in r["phases"]:
@@ -239,7 +205,6 @@ def main() -> None:
         import torch
 
         Path(a.json).write_text(json.dumps({"memory_mb": a.memory_mb, "torch": torch.__version__, "steps": a.steps,
-                                            "fixed_run_paths": a.fixed_run_paths,
                                             "recon_steps": a.recon_steps, "results": results}, indent=1) + "\n")
     peaks = [r["peak_rss_mb"] for k, r in results.items() if k != "import"]
     print(f"peak_rss_mb {max(peaks) if peaks else results.get('import', {}).get('peak_rss_mb', 0)}")

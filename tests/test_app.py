@@ -161,19 +161,26 @@ def test_ablation_tiny():
     assert t.count("image") >= 4 and "plotly_chart" in t  # target, intact, two removals
 
 
-def test_class_images_with_uploaded_checkpoint(tmp_path):
-    m, _ = build_model(make_ref("vit_custom", seed=3))
-    torch.manual_seed(0)
-    torch.nn.init.normal_(m.heads.head.weight, std=0.1)
+def _page_with_uploaded_checkpoint(path: str, prefix: str, seed: int, head_std: float = 0.0) -> AppTest:
+    """``path`` with vit_custom chosen and a checkpoint of another seed uploaded as a user would."""
+    m, _ = build_model(make_ref("vit_custom", seed=seed))
+    if head_std:
+        torch.manual_seed(0)
+        torch.nn.init.normal_(m.heads.head.weight, std=head_std)
     buf = io.BytesIO()
     torch.save(m.state_dict(), buf)
-    at = page("app_pages/classes.py")
-    at.selectbox(key="cl_model").set_value("vit_custom")
+    at = page(path)
+    at.selectbox(key=f"{prefix}_model").set_value("vit_custom")
     at.run()
-    at.radio(key="cl_weights").set_value("checkpoint file")
+    at.radio(key=f"{prefix}_weights").set_value("checkpoint file")
     at.run()
-    at.file_uploader(key="cl_ckpt").set_value(("standin.pt", buf.getvalue(), "application/octet-stream"))
+    at.file_uploader(key=f"{prefix}_ckpt").set_value(("standin.pt", buf.getvalue(), "application/octet-stream"))
     at.run()
+    return at
+
+
+def test_class_images_with_uploaded_checkpoint(tmp_path):
+    at = _page_with_uploaded_checkpoint("app_pages/classes.py", "cl", seed=3, head_std=0.1)
     at.number_input(key="cl_steps").set_value(4)
     at.number_input(key="cl_jstart").set_value(2)
     submit(at, "cl_form", "Generate")
@@ -280,16 +287,7 @@ def test_public_upload_is_removed_when_its_session_ends(monkeypatch, tmp_path):
     import ui
 
     monkeypatch.setenv("VITREP_PUBLIC", "1")
-    m, _ = build_model(make_ref("vit_custom", seed=4))
-    buf = io.BytesIO()
-    torch.save(m.state_dict(), buf)
-    at = page("app_pages/reconstruct.py")
-    at.selectbox(key="rc_model").set_value("vit_custom")
-    at.run()
-    at.radio(key="rc_weights").set_value("checkpoint file")
-    at.run()
-    at.file_uploader(key="rc_ckpt").set_value(("mine.pt", buf.getvalue(), "application/octet-stream"))
-    at.run()
+    at = _page_with_uploaded_checkpoint("app_pages/reconstruct.py", "rc", seed=4)
     reconstruct_tiny(at, 2)
     folders = [p for p in ui.CHECKPOINT_DIR.glob("session-*") if any(p.iterdir())]
     mine = [p for p in folders if at.session_state["_vitrep_folder"].path == p]
