@@ -28,8 +28,7 @@ from vitrep import budget
 from vitrep.cache import get_memo
 from vitrep.errors import VitrepError
 from vitrep.images import SAMPLES, fit_image, load_image, sample_path, to_pil, to_tensor
-from vitrep.models import SPECS, SWAP_ALIASES, hub_checkpoint_dir, make_ref, trained_file_local
-from vitrep.calibration import default_schedule
+from vitrep.models import SPECS, SWAP_ALIASES, cache_bytes, hub_checkpoint_dir, make_ref, trained_file_local
 from vitrep.reconstruct import Progress, Result
 from vitrep.surgery import COMPONENTS
 from vitrep.taps import available_taps, describe_tap, parse_tap
@@ -43,12 +42,6 @@ PUBLIC_QUEUE_LIMIT = 8  # waiting runs a public server accepts
 PUBLIC_CHECKPOINT_MB = 100  # largest checkpoint upload a public server takes
 PUBLIC_MAX_STEPS = 1000  # most steps a public server runs for one reconstruction
 PUBLIC_IMAGE_MB = 8  # largest image upload a public server takes
-
-
-def models_cache_bytes() -> int:
-    from vitrep.models import cache_bytes
-
-    return cache_bytes()
 
 
 def public_mode() -> bool:
@@ -97,12 +90,11 @@ def sidebar() -> None:
     with st.sidebar:
         st.markdown("**Device**: " + (f"GPU · {torch.cuda.get_device_name(0)}" if ON_GPU
                                        else f"CPU · {torch.get_num_threads()} threads"))
-        limit = getattr(m, "size_limit", None)
-        st.markdown(f"**Memo**: {len(m)} runs, {m.volume() / 2**20:.1f} MB"
-                    + (f" of {limit / 2**20:.0f} MB (oldest dropped beyond)" if limit else ""))
+        st.markdown(f"**Memo**: {len(m)} runs, {m.volume() / 2**20:.1f} MB of {m.size_limit / 2**20:.0f} MB "
+                    f"(oldest dropped beyond)")
         st.caption(f"Computed by this server: {m.computations} · memo hits: {m.hits}")
         limit_mb = budget.memory_budget_mb()
-        held = models_cache_bytes()
+        held = cache_bytes()
         if limit_mb or held:
             st.caption(f"Models in memory: {held / 2**20:.0f} MB" + (f" of a {limit_mb:,} MB budget" if limit_mb else ""))
         if public_mode():
@@ -351,10 +343,8 @@ class QueueNote:
 
     def __init__(self) -> None:
         self.slot = st.empty()
-        self.seen = False
 
     def __call__(self, place: int, queued: int) -> None:
-        self.seen = True
         self.slot.info(f"Queued: {place} run{'s' if place != 1 else ''} ahead of yours on this server's "
                        f"{'GPU' if ON_GPU else 'CPU'}. Yours starts when they finish.")
 

@@ -6,7 +6,8 @@ import streamlit as st
 
 import ui
 from vitrep.errors import VitrepError
-from vitrep.presets import BUDGETS, PRESETS, finding_line, run_preset
+from vitrep.presets import BUDGETS, PRESETS, finding_line, panel_config, run_preset
+from vitrep.reconstruct import plan_batches
 
 BUDGET_HELP = {"quick": "a handful of steps: checks that the pipeline runs, shows noise",
                "demo": "the smallest budget at which the figure's finding shows on a CPU",
@@ -53,8 +54,9 @@ if c1.button("Run this figure", type="primary", key="pr_run"):
         out = Path(tempfile.mkdtemp(prefix=f"vitrep-{p.name}-"))
         recon = [x for x in p.panels_for(budget) if x.kind == "reconstruct"]
         stop = ui.stop_button("pr_stop")
+        plan = plan_batches([panel_config(x, p.steps_for(x, budget), ckpt) for x in recon])
         live = ui.Live([x.label for x in recon], max([p.steps_for(x, budget) for x in recon] or [1]),
-                       show_image=False, batches=max(1, len({(x.model, x.arch, x.weights, x.swaps) for x in recon})))
+                       show_image=False, batches=max(1, len(plan)))
         with st.status(f"Running figure {p.figure} ({budget} budget)…", expanded=True) as status:
             queued = ui.QueueNote()
             summary = run_preset(p, out, budget, ckpt, ui.memo(), progress=st.write,

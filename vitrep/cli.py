@@ -129,13 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
 # --- helpers -------------------------------------------------------------------------------------
 
 def _image_path(text: Optional[str]) -> Path:
-    from .images import SAMPLES, sample_path
+    from .images import image_source
 
     if not text:
         raise ConfigError("Give an image with --image PATH (or a bundled sample: cat, coffee, astronaut, rocket).")
-    if text in SAMPLES and not Path(text).exists():
-        return sample_path(text)
-    return Path(text).expanduser()
+    return image_source(text)
 
 
 def config_from_args(a: argparse.Namespace):
@@ -281,7 +279,7 @@ def cmd_preset(a) -> int:
     if a.quick and a.budget not in (None, "quick"):
         raise ConfigError("--quick is the same as --budget quick; give one or the other.")
     budget = "quick" if a.quick else (a.budget or "demo")
-    images = [str(_image_path(x)) if x not in _samples() else x for x in (a.image or [])] or None
+    images = a.image or None  # sample names or files; run_preset resolves them
     out = Path(a.out or f"out/{preset.name}")
     memo = None if a.no_cache else get_memo(a.cache_dir)
     steps = sorted({(p.steps, preset.steps_for(p, budget)) for p in preset.panels_for(budget) if p.kind != "filters"})
@@ -320,12 +318,6 @@ def cmd_preset(a) -> int:
         print("finding " + finding_line(summary["finding"]))
     print(f"wrote {out}/contact_sheet.png, distances.json and one PNG per panel")
     return 0
-
-
-def _samples():
-    from .images import SAMPLES
-
-    return SAMPLES
 
 
 def _parse_layers(text: str, ref) -> list[str]:

@@ -45,6 +45,13 @@ def sample_path(name: str) -> Path:
     return SAMPLES_DIR / SAMPLES[name]
 
 
+def image_source(text: str) -> Path:
+    """A user's image argument: a bundled sample's name (unless a file of that name exists) or a file path."""
+    if text in SAMPLES and not Path(text).exists():
+        return sample_path(text)
+    return Path(text).expanduser()
+
+
 def _read_bytes(source: ImageSource) -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray)):
         return bytes(source), "the uploaded data"

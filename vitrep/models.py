@@ -281,7 +281,7 @@ def trained_file_local(spec: ModelSpec) -> Optional[Path]:
     return Path(p) if p else None
 
 
-def _missing(spec: ModelSpec, cause: Optional[BaseException] = None) -> WeightsUnavailable:
+def _missing(spec: ModelSpec) -> WeightsUnavailable:
     """The one-sentence error for missing trained weights, with each interface's way out."""
     return WeightsUnavailable(_missing_sentence(spec), hints={
         "cli": ", or load it as a local checkpoint with --weights FILE",

@@ -35,7 +35,7 @@ from .cache import Memo
 from .errors import ConfigError
 from .filters import filter_grid
 from .generate import make_generate_config, run_generate
-from .images import prepare, sample_path, SAMPLES, to_pil
+from .images import SAMPLES, image_source, prepare, to_pil
 from .models import load_model, make_ref
 from .reconstruct import Progress, Result, make_config, run_batch
 from .sheets import contact_sheet
@@ -501,7 +501,7 @@ def _image_label(source: str) -> str:
 
 
 def _load(source: str, size: int):
-    return prepare(sample_path(source) if source in SAMPLES and not Path(source).exists() else source, size)
+    return prepare(image_source(source), size)
 
 
 def _caption(p: Panel, r, image: str = "") -> str:

@@ -45,11 +45,14 @@ MAX_BACKOFFS = 4  # a fifth blow-up ends the row as diverged
 BLOWUP_FACTOR = 10.0  # loss this many times its best so far = a blow-up
 BLOWUP_PIXEL = 20.0  # a pixel this far from 0.5 = running off (images live in [0, 1])
 
+
 def device_lock(device: str, on_wait: Optional[OnWait] = None, limit: Optional[int] = None):
     """One computation per device at a time, first come first served (:mod:`vitrep.queueing`):
     sessions queue instead of oversubscribing a GPU or 2 CPU cores; ``on_wait(place, queued)`` hears
     a waiting caller's place, and ``limit`` refuses a run beyond that many waiting ones."""
     return device_queue(resolve_device(device).type).hold(on_wait, limit)
+
+
 MAX_SNAPSHOTS = 24
 
 
@@ -129,16 +132,22 @@ def make_config(model: str | ModelRef = "vit_b_32", layer: str | int = 1, *, wei
     return validate(ReconstructConfig(model=ref, tap=tap, surgery=surgery, **kw))
 
 
-def validate(c: ReconstructConfig) -> ReconstructConfig:
-    """Check every value and resolve the calibrated defaults (``auto`` optimiser, lr ``None``)."""
+def resolve_defaults(c: ReconstructConfig) -> ReconstructConfig:
+    """``c`` with the calibrated defaults filled in (an ``auto`` optimiser, an lr of ``None``)."""
     from .calibration import default_schedule
 
     if c.optimizer not in OPTIMIZERS + ("auto",):
         raise ConfigError(f"Optimizer {c.optimizer!r} is not known; use gd (the page's plain step) or adam.")
-    if c.optimizer == "auto" or c.lr_start is None or c.lr_end is None:
-        opt, lr0, lr1 = default_schedule(c.model, c.tap, None if c.optimizer == "auto" else c.optimizer)
-        c = replace(c, optimizer=opt, lr_start=lr0 if c.lr_start is None else c.lr_start,
-                    lr_end=(lr1 if c.lr_start is None else c.lr_start * lr1 / lr0) if c.lr_end is None else c.lr_end)
+    if c.optimizer != "auto" and c.lr_start is not None and c.lr_end is not None:
+        return c
+    opt, lr0, lr1 = default_schedule(c.model, c.tap, None if c.optimizer == "auto" else c.optimizer)
+    return replace(c, optimizer=opt, lr_start=lr0 if c.lr_start is None else c.lr_start,
+                   lr_end=(lr1 if c.lr_start is None else c.lr_start * lr1 / lr0) if c.lr_end is None else c.lr_end)
+
+
+def validate(c: ReconstructConfig) -> ReconstructConfig:
+    """Check every value and resolve the calibrated defaults (:func:`resolve_defaults`)."""
+    c = resolve_defaults(c)
     if c.steps < 1:
         raise ConfigError(f"Steps must be at least 1, not {c.steps}.")
     if c.loss not in LOSSES:
@@ -671,9 +680,7 @@ def reconstruct(image: torch.Tensor, config: ReconstructConfig, progress: Option
 
 def cache_key(image: torch.Tensor, config: ReconstructConfig) -> str:
     """The memo key of a run: image pixels, config (defaults and device resolved), weights identity, torch version."""
-    if config.optimizer == "auto" or config.lr_start is None or config.lr_end is None:
-        config = validate(config)
-    d = config.to_dict()
+    d = resolve_defaults(config).to_dict()
     d["device"] = resolve_device(config.device).type
     return make_key("reconstruct", image=content_hash(image), config=d, weights=weights_identity(config.model),
                     torch=".".join(torch.__version__.split(".")[:2]))
