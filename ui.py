@@ -10,7 +10,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import shutil
 import tempfile
 import weakref
@@ -28,10 +27,9 @@ from vitrep import budget
 from vitrep.cache import get_memo
 from vitrep.errors import VitrepError
 from vitrep.images import SAMPLES, fit_image, load_image, sample_path, to_pil, to_tensor
-from vitrep.models import SPECS, SWAP_ALIASES, cache_bytes, hub_checkpoint_dir, make_ref, trained_file_local
+from vitrep.models import SPECS, cache_bytes, hub_checkpoint_dir, make_ref, trained_file_local
 from vitrep.reconstruct import Progress, Result
-from vitrep.surgery import COMPONENTS
-from vitrep.taps import available_taps, describe_tap, parse_tap
+from vitrep.taps import describe_tap
 
 ON_GPU = torch.cuda.is_available()
 DEFAULT_STEPS = 1500 if ON_GPU else 150  # Streamlit Cloud (CPU): a layer-1 run well under a minute
@@ -252,7 +250,7 @@ def model_picker(key: str, default: str = "vit_b_32", allow_swaps: bool = True, 
     seed = st.number_input("Model seed (untrained init)", min_value=0, value=0, step=1, key=f"{key}_mseed")
     swaps, swap_from = "", "trained"
     if allow_swaps:
-        choices = list(SWAP_ALIASES.get(spec.family, {}))
+        choices = list(spec.adapter.swap_aliases)
         swaps_list = st.multiselect("Swap in trained parts", choices,
                                     default=[x for x in pre.get("swaps", "").split(",") if x in choices],
                                     key=f"{key}_swaps",
@@ -275,16 +273,16 @@ def model_picker(key: str, default: str = "vit_b_32", allow_swaps: bool = True, 
 
 def layer_picker(key: str, ref, default: str | None = None) -> str:
     """Every tap of the model, in forward order."""
-    fam, depth = ref.spec.family, ref.num_blocks
-    taps = [t for t in available_taps(fam, depth) if "." not in t]  # ResNet: stages, not single blocks
-    default = parse_tap(default or 1, fam, depth)
+    adapter, depth = ref.adapter, ref.num_blocks
+    taps = adapter.picker_taps(depth)
+    default = adapter.parse_tap(default or 1, depth)
     return st.selectbox("Layer", taps, index=taps.index(default) if default in taps else 0,
                         format_func=describe_tap, key=f"{key}_layer")
 
 
 def surgery_picker(key: str, ref, pre: dict | None = None) -> tuple[str, str]:
     pre = pre or {}
-    comps = COMPONENTS[ref.spec.family]
+    comps = ref.adapter.components
     remove = st.multiselect("Remove components", comps, default=[c for c in pre.get("remove", "").split(",") if c in comps],
                             key=f"{key}_remove")
     blocks = st.text_input("…in blocks (e.g. 1-4,7; empty = all)", pre.get("blocks", ""), key=f"{key}_blocks")

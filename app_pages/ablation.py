@@ -5,7 +5,6 @@ from vitrep.errors import VitrepError
 from vitrep.models import load_model
 from vitrep.reconstruct import make_config, plan_batches, run_batch
 from vitrep.sheets import contact_sheet
-from vitrep.surgery import COMPONENTS
 
 st.title("Ablation survey")
 st.caption("The same layer with each component removed in turn (in every block up to it), side by side, "
@@ -16,9 +15,8 @@ st.caption("The same layer with each component removed in turn (in every block u
 ref = ui.model_picker("ab")
 picked = ui.image_picker("ab", ref.input_size) if ref else None
 with st.form("ab_form"):
-    layer = ui.layer_picker("ab", ref, min(4, ref.num_blocks) if ref and ref.spec.family != "resnet" else 1) \
-        if ref else None
-    comps = COMPONENTS[ref.spec.family] if ref else ()
+    layer = ui.layer_picker("ab", ref, ref.adapter.default_layer(ref.num_blocks)) if ref else None
+    comps = ref.adapter.components if ref else ()
     chosen = st.multiselect("Remove, one at a time", comps, default=list(comps), key="ab_comps")
     kw = ui.schedule_inputs("ab", steps=ui.DEFAULT_STEPS)
     submitted = st.form_submit_button("Run the survey", type="primary", disabled=ref is None or picked is None)

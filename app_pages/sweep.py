@@ -9,7 +9,7 @@ from vitrep.images import fit_image, to_pil, to_tensor
 from vitrep.models import load_model, make_ref
 from vitrep.reconstruct import make_config, plan_batches, run_batch
 from vitrep.sheets import contact_sheet
-from vitrep.taps import describe_tap, layer_taps
+from vitrep.taps import describe_tap
 
 st.title("Layer sweep")
 st.caption("One image through every layer of each model, as the page's main figures show it; the layers of a "
@@ -33,7 +33,7 @@ if submitted and picked is not None:
             ref = make_ref(m)
             lm = load_model(ref)
             img = image if ref.input_size == image.shape[-1] else to_tensor(fit_image(to_pil(image[0]), ref.input_size))
-            jobs += [(m, tap, img, make_config(ref, tap, **kw)) for tap in layer_taps(lm.family, lm.depth)]
+            jobs += [(m, tap, img, make_config(ref, tap, **kw)) for tap in lm.adapter.sweep_taps(lm.depth)]
         cfgs = [j[3] for j in jobs]
         plan = plan_batches(cfgs)
         stop = ui.stop_button("sw_stop")

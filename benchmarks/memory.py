@@ -104,7 +104,6 @@ def child(action: str, steps: int, recon_steps: int) -> None:
     from vitrep.images import prepare, sample_path
     from vitrep.models import load_model, make_ref
     from vitrep.reconstruct import make_config, run, run_batch
-    from vitrep.taps import layer_taps
 
     ph.mark("import")
     memo = get_memo()
@@ -121,7 +120,7 @@ def child(action: str, steps: int, recon_steps: int) -> None:
             ref = make_ref(name)
             lm = load_model(ref)
             ph.mark(f"load {name}")
-            jobs += [make_config(ref, tap, steps=steps, lr_start=0.25, lr_end=0.02) for tap in layer_taps(lm.family, lm.depth)]
+            jobs += [make_config(ref, tap, steps=steps, lr_start=0.25, lr_end=0.02) for tap in lm.adapter.sweep_taps(lm.depth)]
         done = []
 
         def progress(group: int, p) -> None:
@@ -133,13 +132,12 @@ def child(action: str, steps: int, recon_steps: int) -> None:
         rs = run_batch([cat] * len(jobs), jobs, memo, progress=progress)
         ph.mark(f"batch {len(done) - 1} done ({len(rs)} rows, {steps} steps)")
     elif action == "ablation":
-        from vitrep.surgery import COMPONENTS
 
         ref = make_ref("vit_b_32")
         load_model(ref)
         ph.mark("load vit_b_32")
         kw = dict(steps=steps, lr_start=0.25, lr_end=0.02)
-        cfgs = [make_config(ref, 4, **kw)] + [make_config(ref, 4, remove=c, **kw) for c in COMPONENTS["vit"]]
+        cfgs = [make_config(ref, 4, **kw)] + [make_config(ref, 4, remove=c, **kw) for c in ref.adapter.components]
         rs = run_batch([cat] * len(cfgs), cfgs, memo)
         ph.mark(f"ablation encoder-4, {len(rs)} rows, {steps} steps")
     else:

@@ -21,7 +21,10 @@ import torch.nn.functional as F
 
 from vitrep import fastops
 from vitrep.models import build_model, load_model, make_ref
-from vitrep.surgery import COMPONENTS, ffvit_block, mixer_block, vit_block
+from vitrep.families import get_family
+
+COMPONENTS = {name: get_family(name).components for name in ("vit", "mixer", "ffvit", "resnet")}
+vit_block, mixer_block, ffvit_block, resnet_block = (get_family(n).block_forward for n in ("vit", "mixer", "ffvit", "resnet"))
 from vitrep.taps import forward_tap
 from vitrep.reconstruct import make_config, reconstruct, reconstruct_many
 from vitrep.reference import NewResNet, NewVit, page_loop

@@ -7,7 +7,12 @@ from .conftest import assert_float32_close
 
 from vitrep.errors import ConfigError
 from vitrep.models import load_model, make_ref
-from vitrep.taps import available_taps, forward_tap, parse_tap, run_paths, tap_path
+from vitrep.families import get_family
+from vitrep.taps import forward_tap, run_paths, tap_path
+
+
+def parse_tap(text, family, depth):
+    return get_family(family).parse_tap(text, depth)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +140,7 @@ def test_ffvit_taps(ffvit, x64):
 def test_every_listed_tap_runs(mixer, ffvit, x64):
     for lm in (mixer, ffvit):
         with torch.no_grad():
-            for tap in available_taps(lm.family, lm.depth):
+            for tap in lm.adapter.taps(lm.depth):
                 assert forward_tap(lm, x64, tap).shape[0] == 2
 
 
@@ -150,7 +155,7 @@ def test_run_paths_shares_prefixes_and_matches_single(vit, x224):
         outs = run_paths(x, counted)
         for t, o in zip(taps, outs):
             torch.testing.assert_close(o, forward_tap(vit, x224, t)[0], rtol=0, atol=1e-5)
-    assert calls.count(("patchify",)) == 1  # one stem for all five rows
+    assert calls.count(("stem",)) == 1  # one stem for all five rows
     assert calls.count(("embed", True)) == 1  # the stem row stops before it
     assert calls.count(("block", 1, frozenset())) == 1  # shared by encoder-1, encoder-4 and logits
     assert calls.count(("block", 4, frozenset())) == 2  # encoder-4 with logits, and only-encoder-4 on its own
@@ -172,12 +177,12 @@ def test_parse_tap():
 
 
 def test_patch_embedding_matmul_equals_the_stem_convolution(vit, ffvit, x224, x64):
-    from vitrep.taps import patch_embed
+    from vitrep.families.base import patch_product
 
     for lm, x in ((vit, x224), (ffvit, x64)):
         xs = x.clone().requires_grad_(True)
         ys = x.clone().requires_grad_(True)
-        a, b = patch_embed(lm.module)(xs), lm.module._process_input(ys)
+        a, b = patch_product(lm.module.conv_proj, lm.size, None)(xs), lm.module._process_input(ys)
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
         (ga,) = torch.autograd.grad(a.square().sum(), xs)
         (gb,) = torch.autograd.grad(b.square().sum(), ys)
@@ -186,7 +191,7 @@ def test_patch_embedding_matmul_equals_the_stem_convolution(vit, ffvit, x224, x6
 
 def test_normalize_feeds_the_model_imagenet_normalised_pixels():
     """normalize=True must equal feeding (x - mean) / std to the plain path, and differ from raw pixels."""
-    from vitrep.models import IMAGENET_MEAN, IMAGENET_STD
+    from vitrep.families.base import IMAGENET_MEAN, IMAGENET_STD
 
     lm = load_model(make_ref("vit_custom", patch=8, width=32, depth=2, heads=2, size=32), "cpu")
     x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))

@@ -164,18 +164,7 @@ def _sizes(ref: ModelRef) -> tuple[int, int]:
 def _count_sizes(ref: ModelRef) -> tuple[int, int]:
     m = _meta_module(ref)
     own = sum(t.numel() * t.element_size() for t in list(m.parameters()) + list(m.buffers()))
-    packable = 0
-    if ref.spec.family in ("vit", "ffvit", "mixer"):  # ResNet blocks stay on the plain path (README, Performance)
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.Linear):
-                packable += mod.weight.numel() * 4
-            elif isinstance(mod, torch.nn.MultiheadAttention) and mod.in_proj_weight is not None:
-                packable += mod.in_proj_weight.numel() * 4
-        if ref.spec.family != "mixer" and hasattr(m, "conv_proj"):  # the patch embedding as one product
-            packable += m.conv_proj.weight.numel() * 4
-    else:
-        packable = sum(mod.weight.numel() * 4 for mod in m.modules() if isinstance(mod, torch.nn.Linear))
-    return own, packable
+    return own, ref.adapter.packable_bytes(m)
 
 
 def param_bytes(ref: ModelRef) -> int:

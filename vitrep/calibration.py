@@ -64,8 +64,8 @@ def default_optimizer() -> str:
 def default_schedule(model, tap: str, optimizer: Optional[str] = None) -> tuple[str, float, float]:
     """``(optimizer, lr_start, lr_end)`` for ``model`` (a ModelRef) at ``tap``; ``optimizer`` None = the default."""
     opt = optimizer or default_optimizer()
-    family = model.spec.family
-    rows = table().get("schedules", {}).get(family, {}).get(opt, [])
+    adapter = model.adapter
+    rows = table().get("schedules", {}).get(adapter.calibration or adapter.name, {}).get(opt, [])
     row = _band(rows, tap_depth(tap, model.num_blocks))
     if row is None:
         lr0, lr1 = FALLBACK[opt]

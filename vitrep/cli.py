@@ -210,12 +210,7 @@ def cmd_models(a) -> int:
     for name, spec in SPECS.items():
         ref = make_ref(name)
         local = "n/a" if spec.trained is None else ("yes" if trained_file_local(spec) else "no")
-        unit = {"vit": "encoder", "ffvit": "encoder", "mixer": "block", "resnet": "layer"}[spec.family]
-        if spec.family == "resnet":
-            taps = "conv1, stem, layer1-4, layerS.B, pool, logits"
-        else:
-            pre = "stem, embed" if spec.family != "mixer" else "stem"
-            taps = f"{pre}, {unit}-1..{ref.num_blocks}, only-{unit}-k, norm, logits"
+        taps = ref.adapter.taps_summary(ref.num_blocks)
         rows.append({"name": name, "family": spec.family, "size": ref.input_size, "depth": ref.num_blocks,
                      "trained_local": local, "taps": taps, "description": spec.description,
                      "arch": dict(spec.arch_defaults)})
@@ -322,18 +317,17 @@ def cmd_preset(a) -> int:
 
 def _parse_layers(text: str, ref) -> list[str]:
     from .surgery import parse_blocks
-    from .taps import layer_taps, parse_tap
 
-    fam, depth = ref.spec.family, ref.num_blocks
+    adapter, depth = ref.adapter, ref.num_blocks
     if text.strip().lower() in ("all", ""):
-        return layer_taps(fam, depth)
+        return adapter.sweep_taps(depth)
     taps = []
     for part in text.split(","):
         part = part.strip()
         if part.replace("-", "").isdigit() and "-" in part:
-            taps += [parse_tap(k, fam, depth) for k in parse_blocks(part)]
+            taps += [adapter.parse_tap(k, depth) for k in parse_blocks(part)]
         elif part:
-            taps.append(parse_tap(part, fam, depth))
+            taps.append(adapter.parse_tap(part, depth))
     return taps
 
 

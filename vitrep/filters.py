@@ -1,8 +1,8 @@
 """Stem filter views: the first layer's filters as a grid, each min-max normalised.
 
-ViT and the feed-forward ViT: ``conv_proj`` (D filters of 3 x P x P, 768 of
-3x32x32 for ViT-B/32); Mixer: ``stem.proj``; ResNet-50: ``conv1`` (64 of
-3x7x7).  Each filter is scaled on its own to span [0, 1] (minimum to 0,
+The stem is the family adapter's ``first_conv`` (timm's name for it): a
+ViT's ``conv_proj`` (D filters of 3 x P x P, 768 of 3x32x32 for ViT-B/32),
+a Mixer's ``stem.proj``, ResNet-50's ``conv1`` (64 of 3x7x7).  Each filter is scaled on its own to span [0, 1] (minimum to 0,
 maximum to 1), as the page plots them.
 """
 
@@ -19,12 +19,7 @@ from .models import LoadedModel
 
 def stem_weight(lm: LoadedModel) -> torch.Tensor:
     """The stem's weight ``(N, 3, k, k)``."""
-    m = lm.module
-    if lm.family in ("vit", "ffvit"):
-        return m.conv_proj.weight
-    if lm.family == "mixer":
-        return m.stem.proj.weight
-    return m.conv1.weight
+    return lm.adapter.stem_weight(lm.module)
 
 
 def normalise_each(w: torch.Tensor) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The model registry: named specs, weights, local checkpoints, swaps.
 
-A :class:`ModelSpec` carries what a model needs besides its weights: family
-(which taps and surgery apply), input size, normalisation, an untrained
+A :class:`ModelSpec` (declared by its family's adapter, :mod:`vitrep.families`)
+carries what a model needs besides its weights: family (which taps and surgery apply), input size, normalisation, an untrained
 builder and where its trained weights come from.  A :class:`ModelRef` is the
 hashable choice a config makes (name, weights, seed, architecture overrides,
 swaps); :func:`load_model` turns it into a shared, read-only
@@ -24,128 +24,20 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 from torch import nn
 
 from .errors import CheckpointError, ConfigError, WeightsUnavailable
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-HALF = (0.5, 0.5, 0.5)
+from .families import FAMILIES, ModelSpec, TrainedSource
 
-
-@dataclass(frozen=True)
-class TrainedSource:
-    """Where trained weights come from: a torchvision weights enum or a timm/HF file."""
-
-    kind: str  # "torchvision" | "timm"
-    ident: str  # "ViT_B_32_Weights.IMAGENET1K_V1" or "timm/mixer_b16_224.goog_in21k_ft_in1k"
-    filename: str  # the file as it is cached
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    family: str  # vit | resnet | mixer | ffvit
-    size: int
-    description: str
-    builder: Callable[..., nn.Module] = field(repr=False, compare=False)
-    mean: tuple = IMAGENET_MEAN
-    std: tuple = IMAGENET_STD
-    trained: Optional[TrainedSource] = None
-    arch_defaults: tuple = ()  # configurable architectures: (("patch", 16), ("width", 1024), ...)
-    depth: int = 12  # encoders / blocks (ResNet: 4 stages)
-
-    @property
-    def configurable(self) -> bool:
-        return bool(self.arch_defaults)
-
-
-def _tv(fn_name: str, **fixed):
-    def build(**kw):
-        import torchvision.models as tvm
-
-        return getattr(tvm, fn_name)(weights=None, **fixed, **kw)
-
-    return build
-
-
-def _custom_vit(patch, width, depth, heads, size, mlp_ratio=4):
-    from torchvision.models.vision_transformer import VisionTransformer
-
-    return VisionTransformer(image_size=size, patch_size=patch, num_layers=depth, num_heads=heads,
-                             hidden_dim=width, mlp_dim=width * mlp_ratio)
-
-
-def _custom_mixer(patch, width, depth, size, **_):
-    from timm.models.mlp_mixer import MlpMixer
-
-    return MlpMixer(img_size=size, patch_size=patch, num_blocks=depth, embed_dim=width)
-
-
-def _mixer_b16(**_):
-    import timm
-
-    return timm.create_model("mixer_b16_224", pretrained=False)
-
-
-def _ffvit(patch, width, depth, size, **_):
-    from .ffvit import FeedForwardViT
-
-    return FeedForwardViT(image_size=size, patch_size=patch, hidden_dim=width, depth=depth)
-
-
-def _tvw(enum_name: str, filename: str) -> TrainedSource:
-    return TrainedSource("torchvision", enum_name, filename)
-
-
-SPECS: dict[str, ModelSpec] = {s.name: s for s in [
-    ModelSpec("vit_b_32", "vit", 224, "ViT-B/32, 12 encoders of width 768 (torchvision)", _tv("vit_b_32"),
-              trained=_tvw("ViT_B_32_Weights.IMAGENET1K_V1", "vit_b_32-d86f8d99.pth")),
-    ModelSpec("vit_b_16", "vit", 224, "ViT-B/16, 12 encoders of width 768 (torchvision)", _tv("vit_b_16"),
-              trained=_tvw("ViT_B_16_Weights.IMAGENET1K_V1", "vit_b_16-c867db91.pth")),
-    ModelSpec("vit_l_16", "vit", 224, "ViT-L/16, 24 encoders of width 1024 (torchvision)", _tv("vit_l_16"),
-              depth=24, trained=_tvw("ViT_L_16_Weights.IMAGENET1K_V1", "vit_l_16-852ce7e3.pth")),
-    ModelSpec("vit_l_16_512", "vit", 512, "ViT-L/16 at 512 px with SWAG end-to-end weights (the page's)",
-              _tv("vit_l_16", image_size=512),
-              depth=24, trained=_tvw("ViT_L_16_Weights.IMAGENET1K_SWAG_E2E_V1", "vit_l_16_swag-4f3808c9.pth")),
-    ModelSpec("vit_l_32", "vit", 224, "ViT-L/32, 24 encoders of width 1024 (torchvision)", _tv("vit_l_32"),
-              depth=24, trained=_tvw("ViT_L_32_Weights.IMAGENET1K_V1", "vit_l_32-c7638314.pth")),
-    ModelSpec("vit_h_14", "vit", 224, "ViT-H/14, 32 encoders of width 1280, SWAG linear-probe weights",
-              _tv("vit_h_14"),
-              depth=32, trained=_tvw("ViT_H_14_Weights.IMAGENET1K_SWAG_LINEAR_V1", "vit_h_14_lc_swag-c1eb923e.pth")),
-    ModelSpec("vit_h_14_518", "vit", 518, "ViT-H/14 at 518 px with SWAG end-to-end weights",
-              _tv("vit_h_14", image_size=518),
-              depth=32, trained=_tvw("ViT_H_14_Weights.IMAGENET1K_SWAG_E2E_V1", "vit_h_14_swag-80465313.pth")),
-    ModelSpec("resnet50", "resnet", 224, "ResNet-50 (torchvision); 299 px also works", _tv("resnet50"),
-              depth=4, trained=_tvw("ResNet50_Weights.IMAGENET1K_V1", "resnet50-0676ba61.pth")),
-    ModelSpec("mixer_b16", "mixer", 224, "MLP-Mixer B/16 (timm mixer_b16_224, Tolstikhin et al.)", _mixer_b16,
-              mean=HALF, std=HALF,
-              trained=TrainedSource("timm", "timm/mixer_b16_224.goog_in21k_ft_in1k", "model.safetensors")),
-    ModelSpec("mixer", "mixer", 224, "MLP-Mixer of any patch, width and depth (untrained; page: patch 16 or 8, width 1024)",
-              _custom_mixer, mean=HALF, std=HALF,
-              arch_defaults=(("patch", 16), ("width", 1024), ("depth", 8), ("size", 224))),
-    ModelSpec("ffvit", "ffvit", 224, "Attention-free feed-forward ViT (Melas-Kyriazi), untrained", _ffvit,
-              arch_defaults=(("patch", 16), ("width", 768), ("depth", 12), ("size", 224))),
-    ModelSpec("vit_custom", "vit", 64, "A ViT of any size, for teaching and fast tests", _custom_vit,
-              arch_defaults=(("patch", 8), ("width", 96), ("depth", 4), ("heads", 4), ("size", 64))),
-]}
+SPECS: dict[str, ModelSpec] = {s.name: s for f in FAMILIES.values() for s in f.specs}
 
 ARCH_KEYS = ("patch", "width", "depth", "heads", "size")
-
-# Friendly names for swaps; anything else is taken as a state_dict prefix.
-SWAP_ALIASES = {
-    "vit": {"stem": "conv_proj", "pos_embedding": "encoder.pos_embedding", "class_token": "class_token",
-            "ln_1": "encoder.layers.encoder_layer_0.ln_1", "final_norm": "encoder.ln", "head": "heads"},
-    "ffvit": {"stem": "conv_proj", "pos_embedding": "encoder.pos_embedding", "class_token": "class_token",
-              "ln_1": "encoder.layers.encoder_layer_0.ln_1", "final_norm": "encoder.ln", "head": "heads"},
-    "mixer": {"stem": "stem", "ln_1": "blocks.0.norm1", "final_norm": "norm", "head": "head"},
-    "resnet": {"stem": "conv1", "head": "fc"},
-}
 
 
 @dataclass(frozen=True)
@@ -180,6 +72,11 @@ class ModelRef:
             if getattr(self, k) is not None:
                 out[k] = getattr(self, k)
         return out
+
+    @property
+    def adapter(self):
+        """The family adapter (:mod:`vitrep.families`): taps, components, swaps of this model."""
+        return self.spec.adapter
 
     @property
     def num_blocks(self) -> int:
@@ -227,7 +124,7 @@ def make_ref(name: str, weights: str = "untrained", seed: int = 0, swaps=(), swa
         raise ConfigError(f"Unknown architecture option {bad[0]!r}.")
     allowed = dict(spec.arch_defaults)
     for k, v in arch.items():
-        if k == "size" and spec.family == "resnet":
+        if k == "size" and spec.adapter.takes_any_size:
             continue  # ResNet takes any input size
         if k not in allowed:
             raise ConfigError(f"{name} has a fixed architecture; --{k} applies only to {', '.join(n for n, s in SPECS.items() if s.configurable)}.")
@@ -413,27 +310,21 @@ class LoadedModel:
         return self.spec.family
 
     @property
+    def adapter(self):
+        return self.spec.adapter
+
+    @property
     def size(self) -> int:
         return self.ref.input_size
 
     @property
     def depth(self) -> int:
-        m = self.module
-        if self.family in ("vit", "ffvit"):
-            return len(m.encoder.layers)
-        if self.family == "mixer":
-            return len(m.blocks)
-        return 4  # resnet stages
+        return self.adapter.depth(self.module)
 
 
 def builder_kwargs(ref: ModelRef) -> dict:
     """The keyword arguments ``ref.spec.builder`` takes for ``ref``'s architecture and input size."""
-    spec = ref.spec
-    if spec.family == "resnet":
-        return {}
-    if not spec.configurable and ref.size not in (None, spec.size):
-        return {"image_size": ref.size}
-    return ref.arch()
+    return ref.adapter.builder_kwargs(ref)
 
 
 def build_untrained(ref: ModelRef) -> nn.Module:
@@ -472,18 +363,18 @@ def _state_dict_for(ref: ModelRef, weights: str, progress: bool) -> dict:
     return read_state_dict(weights)
 
 
-def _resolve_swap(family: str, name: str, keys: list[str]) -> list[str]:
-    prefix = SWAP_ALIASES.get(family, {}).get(name, name)
+def _resolve_swap(aliases: dict, name: str, keys: list[str]) -> list[str]:
+    prefix = aliases.get(name, name)
     hit = [k for k in keys if k == prefix or k.startswith(prefix + ".")]
     if not hit:
-        raise ConfigError(f"Nothing in this model is called {name!r}; swap one of {', '.join(SWAP_ALIASES.get(family, {}))} or a state_dict name such as {keys[0]!r}.")
+        raise ConfigError(f"Nothing in this model is called {name!r}; swap one of {', '.join(aliases)} or a state_dict name such as {keys[0]!r}.")
     return hit
 
 
 def swap_keys(ref: ModelRef, module: nn.Module) -> list[str]:
     """The state_dict names that ``ref.swaps`` copies."""
     keys = list(module.state_dict())
-    return [k for name in ref.swaps for k in _resolve_swap(ref.spec.family, name, keys)]
+    return [k for name in ref.swaps for k in _resolve_swap(ref.adapter.swap_aliases, name, keys)]
 
 
 def build_model(ref: ModelRef, progress: bool = False) -> tuple[nn.Module, str]:

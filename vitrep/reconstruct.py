@@ -36,7 +36,7 @@ from .models import LoadedModel, ModelRef, load_model, make_ref, resolve_device,
 from .surgery import Surgery, make_surgery
 from . import budget
 from .queueing import OnWait, device_queue
-from .taps import needs_gather, parse_tap, run_paths, tap_path
+from .taps import needs_gather, run_paths, tap_path
 
 log = logging.getLogger("vitrep")
 LOSSES = ("l1", "l2")
@@ -126,9 +126,9 @@ def make_config(model: str | ModelRef = "vit_b_32", layer: str | int = 1, *, wei
     """Build and validate a config from user-level values (model name, layer text, component names)."""
     ref = model if isinstance(model, ModelRef) else make_ref(model, weights, seed=kw.pop("model_seed", 0),
                                                              **{k: kw.pop(k) for k in ("patch", "width", "depth", "heads", "size", "swaps", "swap_from") if k in kw})
-    family, depth = ref.spec.family, ref.num_blocks
-    tap = parse_tap(layer, family, depth)
-    surgery = make_surgery(family, remove, blocks, depth if family != "resnet" else 16)
+    adapter, depth = ref.adapter, ref.num_blocks
+    tap = adapter.parse_tap(layer, depth)
+    surgery = make_surgery(adapter, remove, blocks, adapter.surgery_blocks(depth))
     return validate(ReconstructConfig(model=ref, tap=tap, surgery=surgery, **kw))
 
 

@@ -1,33 +1,15 @@
 """Component removal inside blocks, as pure functions of the unmodified block.
 
-Removal never edits a model: each block kind has a forward here that takes the
-set of removed components and computes the block's formula with those lines
-deleted.  The shared (cached) model is therefore never patched, hooked or
-copied; removing nothing calls the block's own ``forward``.
-
-torchvision's ViT ``EncoderBlock`` (DESIGN.md section 2)::
-
-    x = ln_1(in)          # ln_1
-    x = attn(x)           # attention
-    x = x + in            # residual_1
-    y = ln_2(x)           # ln_2
-    y = mlp(y)            # mlp
-    out = x + y           # residual_2
-
-Removing a component deletes its line, so the value flows through unchanged:
-without ``attention`` the first half is ``ln_1(in) + in``; without
-``residual_1`` it is ``attn(ln_1(in))``; without ``mlp`` the output is
-``x + ln_2(x)``; without ``residual_2`` it is ``mlp(ln_2(x))``.  "Attention
-only" in the page's sense is ``--remove mlp,ln_2,residual_1,residual_2``.
-
-timm's MLP-Mixer block has the same six lines with ``norm_1``,
-``token_mixing``, ``residual_1``, ``norm_2``, ``channel_mixing``,
-``residual_2``; the attention-free ViT (``ffvit``) has ``ln_1``, ``mlp``,
-``residual_1``, ``ln_2``, ``token_mlp``, ``residual_2``; a ResNet bottleneck
-has ``skip`` (its residual connection; the block is then
-``relu(bn3(conv3(...)))``).  Names from one family are accepted for another
-where the meaning is the same (``attention`` -> token mixing, ``mlp`` ->
-channel mixing, ``ln_1`` -> ``norm_1``, ``residual`` -> ``skip``).
+Removal never edits a model: each family's adapter (:mod:`vitrep.families`)
+has a block forward that takes the set of removed components and computes
+the block's formula with those lines deleted.  The shared (cached) model is
+therefore never patched, hooked or copied; removing nothing calls the block's
+own ``forward``.  This module holds what is common to every family: which
+components to remove in which blocks (:class:`Surgery`), and reading a
+user's names for them against the adapter's list (:func:`make_surgery`).
+Names from one family are accepted for another where the meaning is the same
+(``attention`` -> a Mixer's token mixing, ``residual`` -> a ResNet's
+``skip``): each adapter's ``component_aliases``.
 """
 
 from __future__ import annotations
@@ -35,26 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-from . import fastops
 from .errors import ConfigError
-
-COMPONENTS = {
-    "vit": ("ln_1", "attention", "residual_1", "ln_2", "mlp", "residual_2"),
-    "mixer": ("norm_1", "token_mixing", "residual_1", "norm_2", "channel_mixing", "residual_2"),
-    "ffvit": ("ln_1", "mlp", "residual_1", "ln_2", "token_mlp", "residual_2"),
-    "resnet": ("skip",),
-}
-ALIASES = {
-    "mixer": {"ln_1": "norm_1", "ln_2": "norm_2", "attention": "token_mixing", "mlp": "channel_mixing"},
-    "ffvit": {"attention": "token_mlp"},
-    "resnet": {"residual": "skip", "residual_1": "skip", "residual_2": "skip"},
-    "vit": {},
-}
-
 
 @dataclass(frozen=True)
 class Surgery:
@@ -108,14 +71,17 @@ def format_blocks(blocks: Iterable[int]) -> str:
     return ",".join(parts)
 
 
-def make_surgery(family: str, remove: Iterable[str] | str = (), blocks=None, depth: int | None = None) -> Surgery:
-    """Validate component names for a model family and build a :class:`Surgery`."""
+def make_surgery(family, remove: Iterable[str] | str = (), blocks=None, depth: int | None = None) -> Surgery:
+    """Validate component names for a model family (its adapter, or its name) and build a :class:`Surgery`."""
+    from .families import Family, get_family
+
+    adapter = family if isinstance(family, Family) else get_family(family)
     if isinstance(remove, str):
         remove = [r for r in remove.replace(" ", "").split(",") if r]
-    names = COMPONENTS[family]
+    names = adapter.components
     canon = []
     for r in remove:
-        c = ALIASES[family].get(r.lower(), r.lower())
+        c = adapter.canonical_component(r)
         if c not in names:
             raise ConfigError(f"{r!r} is not a removable component of this model; choose from {', '.join(names)}.")
         canon.append(c)
@@ -127,63 +93,3 @@ def make_surgery(family: str, remove: Iterable[str] | str = (), blocks=None, dep
         raise ConfigError(f"This model has {depth} blocks, so block {max(blocks)} does not exist.")
     order = {n: i for i, n in enumerate(names)}
     return Surgery(tuple(sorted(set(canon), key=order.get)), blocks if canon else None)
-
-
-# --- block forwards -------------------------------------------------------------------------------
-
-def _plain(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return module(x)
-
-
-def vit_block(block: nn.Module, x: torch.Tensor, removed: frozenset, fast: bool = False) -> torch.Tensor:
-    """torchvision ``EncoderBlock`` with the ``removed`` lines deleted.
-
-    ``fast`` computes the same formula with :mod:`vitrep.fastops` (packed
-    linear layers on CPU); otherwise removing nothing calls the block itself.
-    """
-    if not removed and not fast:
-        return block(x)
-    call = fastops.call if fast else _plain
-    inp = x  # (B, 1+N, D)
-    h = x if "ln_1" in removed else block.ln_1(x)
-    if "attention" not in removed:
-        h = fastops.attention(block.self_attention, h) if fast else block.self_attention(h, h, h, need_weights=False)[0]
-        h = block.dropout(h)
-    x = h if "residual_1" in removed else h + inp
-    y = x if "ln_2" in removed else block.ln_2(x)
-    if "mlp" not in removed:
-        y = call(block.mlp, y)
-    return y if "residual_2" in removed else x + y
-
-
-def mixer_block(block: nn.Module, x: torch.Tensor, removed: frozenset, fast: bool = False) -> torch.Tensor:
-    """timm ``MixerBlock`` with the ``removed`` lines deleted (``fast``: as in :func:`vit_block`)."""
-    if not removed and not fast:
-        return block(x)
-    call = fastops.call if fast else _plain
-    inp = x  # (B, N, D)
-    h = x if "norm_1" in removed else block.norm1(x)
-    if "token_mixing" not in removed:
-        h = call(block.mlp_tokens, h.transpose(1, 2)).transpose(1, 2)
-    x = h if "residual_1" in removed else inp + h
-    y = x if "norm_2" in removed else block.norm2(x)
-    if "channel_mixing" not in removed:
-        y = call(block.mlp_channels, y)
-    return y if "residual_2" in removed else x + y
-
-
-def ffvit_block(block: nn.Module, x: torch.Tensor, removed: frozenset, fast: bool = False) -> torch.Tensor:
-    return block(x, removed, fastops.call if fast else None)
-
-
-def resnet_block(block: nn.Module, x: torch.Tensor, removed: frozenset, fast: bool = False) -> torch.Tensor:
-    """torchvision ``Bottleneck``; without ``skip`` the identity/downsample branch is not added."""
-    if not removed:
-        return block(x)
-    out = F.relu(block.bn1(block.conv1(x)))
-    out = F.relu(block.bn2(block.conv2(out)))
-    out = block.bn3(block.conv3(out))
-    return F.relu(out)
-
-
-BLOCK_FORWARD = {"vit": vit_block, "mixer": mixer_block, "ffvit": ffvit_block, "resnet": resnet_block}

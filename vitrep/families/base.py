@@ -1,0 +1,282 @@
+"""What every model family's adapter provides, and the shared machinery of token models.
+
+A family adapter is the one place that knows a kind of network: its models
+(:class:`ModelSpec` s), its taps and how a user names them, the path of
+operations from image to each tap, its block forward with components
+removed, its component and swap names, its first convolution and classifier
+(named as timm's per-model config names them: ``first_conv``, ``classifier``)
+and what the packed CPU path would hold.  Nothing outside ``vitrep.families``
+asks which family a model is; it asks the model's adapter
+(``spec.adapter``, ``ref.adapter``, ``lm.adapter``).
+
+:class:`TokenFamily` holds what the token models (ViT, the feed-forward ViT,
+DeiT, MLP-Mixer) share: ``stem`` -> [``embed``] -> blocks -> ``norm`` ->
+``logits`` and the taps of that chain.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import fastops
+from ..errors import ConfigError
+
+if TYPE_CHECKING:  # typing only: the models module imports the families
+    from ..models import LoadedModel, ModelRef
+    from ..surgery import Surgery
+    from ..taps import Op
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+HALF = (0.5, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class TrainedSource:
+    """Where trained weights come from: a torchvision weights enum or a timm/HF file.
+
+    A torchvision file name is read from the enum's own URL (``filename``),
+    never retyped.
+    """
+
+    kind: str  # "torchvision" | "timm"
+    ident: str  # "ViT_B_32_Weights.IMAGENET1K_V1" or "timm/mixer_b16_224.goog_in21k_ft_in1k"
+    hf_filename: str = "model.safetensors"  # the file of a timm/HF repository
+
+    @property
+    def filename(self) -> str:
+        """The file as it is cached: the last part of torchvision's URL, or the HF file's name."""
+        if self.kind == "torchvision":
+            from torchvision.models import get_weight
+
+            return get_weight(self.ident).url.rsplit("/", 1)[-1]
+        return self.hf_filename
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: str  # the adapter's name (vitrep.families)
+    size: int
+    description: str
+    builder: Callable[..., nn.Module] = field(repr=False, compare=False)
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+    trained: Optional[TrainedSource] = None
+    arch_defaults: tuple = ()  # configurable architectures: (("patch", 16), ("width", 1024), ...)
+    depth: int = 12  # encoders / blocks (ResNet: 4 stages)
+
+    @property
+    def configurable(self) -> bool:
+        return bool(self.arch_defaults)
+
+    @property
+    def adapter(self) -> "Family":
+        from . import get_family
+
+        return get_family(self.family)
+
+
+def _plain(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return module(x)
+
+
+def caller(fast: bool) -> Callable[[nn.Module, torch.Tensor], torch.Tensor]:
+    """``call(module, x)``: on the packed CPU path (:mod:`vitrep.fastops`) or plain."""
+    return fastops.call if fast else _plain
+
+
+class Family:
+    """One family of models; subclasses fill in the attributes and the path."""
+
+    name: str = ""
+    unit: str = "block"  # what a plain layer number counts: encoder, block, layer (a ResNet stage)
+    components: tuple[str, ...] = ()  # removable lines of a block, in forward order
+    component_aliases: dict[str, str] = {}  # other families' names for the same line
+    swap_aliases: dict[str, str] = {}  # friendly swap names -> state_dict prefixes
+    first_conv: str = ""  # the stem convolution's module name (timm's ``first_conv``)
+    classifier: str = ""  # the classifier's module name (timm's ``classifier``)
+    calibration: str = ""  # the calibration table's family for the default step sizes (default: name)
+    takes_any_size: bool = False  # an input size option applies to a fixed architecture
+    specs: tuple[ModelSpec, ...] = ()
+
+    # --- taps ------------------------------------------------------------------------------------
+    def taps(self, depth: int) -> list[str]:
+        """Every tap, in forward order."""
+        raise NotImplementedError
+
+    def sweep_taps(self, depth: int) -> list[str]:
+        """The taps of a layer sweep: every encoder/block/stage output in order."""
+        raise NotImplementedError
+
+    def picker_taps(self, depth: int) -> list[str]:
+        """The taps a layer menu offers."""
+        return self.taps(depth)
+
+    def default_layer(self, depth: int) -> str:
+        """Where a survey of components looks first: a few blocks in."""
+        return self.sweep_taps(depth)[min(4, depth) - 1]
+
+    def parse_tap(self, text: str | int, depth: int) -> str:
+        """A user's layer (``1``, ``encoder 3``, ``final norm``, ...) -> canonical tap, or a ConfigError."""
+        raise NotImplementedError
+
+    def taps_summary(self, depth: int) -> str:
+        """One line naming the taps, for ``vitrep models``."""
+        raise NotImplementedError
+
+    def path(self, lm: "LoadedModel", tap: str, surgery: "Surgery", pos_embed: bool, fast: bool) -> list["Op"]:
+        """The operations from the (normalised) image to ``tap``; keys include the surgery."""
+        raise NotImplementedError
+
+    # --- blocks and surgery ----------------------------------------------------------------------
+    def block_forward(self, block: nn.Module, x: torch.Tensor, removed: frozenset, fast: bool = False) -> torch.Tensor:
+        raise NotImplementedError
+
+    def surgery_blocks(self, depth: int) -> int:
+        """How many blocks a surgery's block numbers range over."""
+        return depth
+
+    def canonical_component(self, name: str) -> str:
+        c = name.lower()
+        return self.component_aliases.get(c, c)
+
+    # --- the module ------------------------------------------------------------------------------
+    def depth(self, module: nn.Module) -> int:
+        """Encoders/blocks of a built module."""
+        raise NotImplementedError
+
+    def stem_weight(self, module: nn.Module) -> torch.Tensor:
+        """The first convolution's weight ``(N, 3, k, k)``."""
+        return module.get_submodule(self.first_conv).weight
+
+    def builder_kwargs(self, ref: "ModelRef") -> dict:
+        """The keyword arguments ``ref.spec.builder`` takes for ``ref``'s architecture and input size."""
+        spec = ref.spec
+        if not spec.configurable and ref.size not in (None, spec.size):
+            return {"image_size": ref.size}
+        return ref.arch()
+
+    def packable_bytes(self, module: nn.Module) -> int:
+        """Bytes :mod:`vitrep.fastops` packs for this (meta-device) module: every linear weight."""
+        n = 0
+        for mod in module.modules():
+            if isinstance(mod, nn.Linear):
+                n += mod.weight.numel() * 4
+            elif isinstance(mod, nn.MultiheadAttention) and mod.in_proj_weight is not None:
+                n += mod.in_proj_weight.numel() * 4
+        return n
+
+
+def patch_product(conv: nn.Conv2d, size: int, fallback: Callable, fast: bool = False) -> Callable:
+    """A patch-embedding convolution as one matrix product, tokens ``(B, N, D)`` in row-major order.
+
+    The stem is a convolution with kernel = stride = patch and no padding, so it
+    equals cutting the image into patches and multiplying by the reshaped
+    kernel.  On CPU its backward to the input is several times faster than the
+    strided convolution's (benchmarks/), and the result agrees to float
+    rounding (tests/test_taps.py).  Any other convolution runs ``fallback``.
+    """
+    p = conv.kernel_size[0]
+    if conv.stride != (p, p) or conv.padding != (0, 0) or conv.kernel_size != (p, p):
+        return fallback
+    weight = conv.weight.reshape(conv.out_channels, -1)  # (D, 3*p*p)
+
+    def f(x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        torch._assert(h == size and w == size, f"Expected {size}x{size} input, got {h}x{w}")
+        patches = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(b, (h // p) * (w // p), c * p * p)
+        return (fastops.linear if fast else F.linear)(patches, weight, conv.bias)
+
+    return f
+
+
+class TokenFamily(Family):
+    """Token models: ``stem`` (patch tokens), [``embed``], blocks, ``norm``, ``logits``."""
+
+    has_embed: bool = True  # a class token and positions after the stem (not Mixer)
+
+    # subclasses say where the parts are
+    def blocks(self, m: nn.Module) -> list[nn.Module]:
+        raise NotImplementedError
+
+    def stem_op(self, m: nn.Module, size: int, fast: bool) -> Callable:
+        raise NotImplementedError
+
+    def embed_op(self, m: nn.Module, pos_embed: bool) -> Callable:
+        raise NotImplementedError
+
+    def norm(self, m: nn.Module) -> nn.Module:
+        raise NotImplementedError
+
+    def head_op(self, m: nn.Module, fast: bool) -> Callable:
+        raise NotImplementedError
+
+    def depth(self, module: nn.Module) -> int:
+        return len(self.blocks(module))
+
+    # taps
+    def _pre(self) -> list[str]:
+        return ["stem", "embed"] if self.has_embed else ["stem"]
+
+    def taps(self, depth: int) -> list[str]:
+        u = self.unit
+        return self._pre() + [f"{u}-{k}" for k in range(1, depth + 1)] + \
+            [f"only-{u}-{k}" for k in range(1, depth + 1)] + ["norm", "logits"]
+
+    def sweep_taps(self, depth: int) -> list[str]:
+        return [f"{self.unit}-{k}" for k in range(1, depth + 1)]
+
+    def parse_tap(self, text: str | int, depth: int) -> str:
+        t = str(text).strip().lower().replace("_", "-").replace(" ", "-")
+        t = {"final-norm": "norm", "ln": "norm", "final-ln": "norm", "head": "logits", "output": "logits"}.get(t, t)
+        if t in self._pre() + ["norm", "logits"]:
+            return t
+        m = re.fullmatch(r"(only-)?(?:(?:encoder|block|layer)-?)?(\d+)", t)
+        u = self.unit
+        if m:
+            k = int(m.group(2))
+            if not 1 <= k <= depth:
+                raise ConfigError(f"This model has {u}s 1 to {depth}, so {u} {k} does not exist.")
+            return f"{'only-' if m.group(1) else ''}{u}-{k}"
+        raise ConfigError(f"{text!r} is not a layer of this model; use a {u} number 1-{depth}, only-{u}-k, "
+                          f"{', '.join(self._pre())}, norm or logits.")
+
+    def taps_summary(self, depth: int) -> str:
+        return f"{', '.join(self._pre())}, {self.unit}-1..{depth}, only-{self.unit}-k, norm, logits"
+
+    def path(self, lm, tap, surgery, pos_embed, fast):
+        from ..taps import Op
+
+        m = lm.module
+        blocks = self.blocks(m)
+        ops = [Op(("stem",), self.stem_op(m, lm.size, fast))]  # (B, N, D)
+        if tap == "stem":
+            return ops
+        if self.has_embed:
+            ops.append(Op(("embed", pos_embed), self.embed_op(m, pos_embed)))  # (B, 1+N, D)
+            if tap == "embed":
+                return ops
+
+        def block_op(k: int) -> Op:
+            blk, rm = blocks[k - 1], surgery.removed_in(k)
+            return Op(("block", k, rm), lambda x: self.block_forward(blk, x, rm, fast))
+
+        if tap.startswith("only-"):
+            k = int(tap.rsplit("-", 1)[1])
+            ops.append(Op(("only",), lambda x: x))  # keeps "only k" apart from "after k" in the prefix tree
+            return ops + [block_op(k)]
+        last = int(tap.rsplit("-", 1)[1]) if tap.startswith(f"{self.unit}-") else len(blocks)
+        ops += [block_op(k) for k in range(1, last + 1)]
+        if tap.startswith(f"{self.unit}-"):
+            return ops
+        ops.append(Op(("norm",), self.norm(m)))
+        if tap == "logits":
+            ops.append(Op(("head",), self.head_op(m, fast)))
+        return ops
