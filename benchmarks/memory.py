@@ -123,7 +123,8 @@ def child(action: str, steps: int, recon_steps: int) -> None:
             jobs += [make_config(ref, tap, steps=steps, lr_start=0.25, lr_end=0.02) for tap in lm.adapter.sweep_taps(lm.depth)]
         done = []
 
-        def progress(group: int, p) -> None:
+        def progress(p) -> None:
+            group = p.batch
             if group not in done:
                 done.append(group)
                 if group:

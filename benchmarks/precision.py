@@ -22,10 +22,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vitrep.images import prepare, sample_path  # noqa: E402
-import functools  # noqa: E402
 
-from vitrep import reconstruct as engine  # noqa: E402
-from vitrep.reconstruct import make_config, reconstruct  # noqa: E402
+from vitrep.reconstruct import make_config, reconstruct, reconstruct_many  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -42,14 +40,12 @@ def main(argv=None) -> int:
     runs = {}
     for name in ("fp32", "tf32", "bf16"):
         cfg = make_config("vit_b_32", a.layer, **kw)
-        engine.FLOAT32 = functools.partial(engine.float32, tf32=name == "tf32")
         t = time.perf_counter()
         if name == "bf16":
             with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
                 r = reconstruct(image, cfg)
         else:
-            r = reconstruct(image, cfg)
-        engine.FLOAT32 = engine.float32
+            r = reconstruct_many([image], [cfg], tf32=name == "tf32")[0]
         runs[name] = {"seconds": time.perf_counter() - t, "status": r.status, **r.final}
     base = runs["fp32"]
     print(f"ViT-B/32 encoder-{a.layer}, {a.steps} steps, {torch.cuda.get_device_name(0)}")

@@ -284,7 +284,7 @@ def test_local_mode_keeps_paths_and_the_clear_button():
 def test_public_upload_is_removed_when_its_session_ends(monkeypatch, tmp_path):
     import gc
 
-    import ui
+    from dashboard import server as ui
 
     monkeypatch.setenv("VITREP_PUBLIC", "1")
     at = _page_with_uploaded_checkpoint("app_pages/reconstruct.py", "rc", seed=4)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from vitrep.models import load_model, make_ref
-from vitrep.reconstruct import _CudaGraphStep, make_config, reconstruct, reconstruct_many
+from vitrep.cudagraph import CudaGraphStep as _CudaGraphStep
+from vitrep.reconstruct import make_config, reconstruct, reconstruct_many
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

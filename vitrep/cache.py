@@ -181,6 +181,38 @@ class Memo:
                 self.put(key, encode(value))
             return value
 
+    def get_or_compute_many(self, keys: list[str], compute: Callable[[list[int]], list[T]],
+                            encode: Callable[[T], bytes], decode: Callable[[bytes], T],
+                            keep: Callable[[T], bool] = lambda v: True) -> list[T]:
+        """Values for ``keys``: those in the memo read, the others computed together, once.
+
+        ``compute(indices)`` returns the values of ``keys[i]`` for ``i`` in
+        ``indices`` (the misses), in order.  Single flight over the set: a
+        second caller asking for the same keys at once waits, then reads
+        them.  Values that ``keep`` refuses (a stopped run) are returned but
+        not remembered.
+        """
+        out: list = [None] * len(keys)
+        with self.flight(make_key("batch", keys=list(keys))):
+            todo = []
+            for i, k in enumerate(keys):
+                out[i] = self.get(k, decode)
+                if out[i] is None:
+                    todo.append(i)
+            if not todo:
+                return out
+            self.waiting.update(keys[i] for i in todo)
+            try:
+                values = compute(todo)
+            finally:
+                self.waiting.difference_update(keys[i] for i in todo)
+            for i, v in zip(todo, values):
+                out[i] = v
+                if keep(v):
+                    self.put(keys[i], encode(v))
+                    self.computations += 1
+        return out
+
     @contextlib.contextmanager
     def flight(self, key: str):
         """Hold ``key``'s single-flight lock: one computation of it at a time in this process."""

@@ -33,29 +33,29 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--layer", default=None, help="a number (encoder/block/stage k) or a tap: stem, embed, only-encoder-3, norm, logits, layer3.2 ...")
     g.add_argument("--remove", default=None, help="components to remove, e.g. attention,mlp,ln_1,ln_2,residual_1,residual_2")
     g.add_argument("--blocks", default=None, help="blocks the removal applies to, e.g. 1-4,7 (default all)")
-    pe = g.add_mutually_exclusive_group()
-    pe.add_argument("--pos-embed", dest="pos_embed", action="store_true", default=None, help="add the positional embedding as the model does (default)")
-    pe.add_argument("--no-pos-embed", dest="pos_embed", action="store_false", help="leave it out, as the page's figures did")
-    g.add_argument("--steps", type=int, default=None, help="gradient descent steps (default 300)")
-    g.add_argument("--optimizer", choices=("auto", "adam", "gd"), default=None,
-                   help="adam, or gd (the page's plain step a - lr*g); default auto: the calibrated choice (adam)")
-    g.add_argument("--lr", dest="lr_start", type=float, default=None,
-                   help="step size at the first step (default: calibrated for the model family and layer depth)")
-    g.add_argument("--lr-end", type=float, default=None, help="step size at the last step (default: calibrated)")
-    g.add_argument("--no-backoff", dest="backoff", action="store_false", default=None,
-                   help="do not step back at a blow-up (by default a row that blows up returns to its best image "
-                        "and goes on at a quarter of the step)")
-    g.add_argument("--loss", choices=("l1", "l2"), default=None, help="l1: scale*sum|t-O| (the page's), l2: scale*sum (t-O)^2")
-    g.add_argument("--loss-scale", type=float, default=None, help="the loss's scale s (default 0.05)")
-    g.add_argument("--blur", dest="blur_start", type=float, default=None, help="3x3 Gaussian sigma at the first step (default 2.4; 0 = off)")
-    g.add_argument("--blur-end", type=float, default=None, help="sigma at the last step (default 0.4)")
-    g.add_argument("--clamp", action="store_true", default=None, help="clamp the image to [0,1] after every step")
-    g.add_argument("--normalize", action="store_true", default=None, help="feed the model ImageNet-normalised pixels (the page fed raw [0,1])")
-    g.add_argument("--init-mean", type=float, default=None, help="mean of the starting noise (default 0.7)")
-    g.add_argument("--init-std", type=float, default=None, help="std of the starting noise (default 0.05 = 1/20)")
-    g.add_argument("--seed", type=int, default=None, help="seed of the starting noise and the a' baseline (default 0)")
-    g.add_argument("--report-every", type=int, default=None, help="record curves every N steps (default 10)")
-    g.add_argument("--resize", choices=("crop", "stretch"), default=None, help="crop: keep proportions, centre crop (default); stretch: the page's plain resize")
+    _add_option_flags(g)
+
+
+def _add_option_flags(g) -> None:
+    """One flag per option of :class:`vitrep.config.ReconstructConfig`: name, default and help from its field."""
+    from .config import options
+
+    for f in options():
+        if f.name == "device":  # a model option (``_add_model_args``)
+            continue
+        md = f.metadata
+        flag = md["flag"] or f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            pair = g.add_mutually_exclusive_group()
+            on = f"{md['help']}{' (default)' if f.default else ''}"
+            pair.add_argument(f"--{flag}", dest=f.name, action="store_true", default=None, help=on)
+            pair.add_argument(f"--no-{flag}", dest=f.name, action="store_false",
+                              help=f"the opposite{' (default)' if not f.default else ''}")
+            continue
+        kind = md["type"] or type(f.default)
+        shown = "" if f.default is None or "default" in md["help"] else f" (default {f.default})"
+        g.add_argument(f"--{flag}", dest=f.name, type=kind, choices=md["choices"], default=None,
+                       help=md["help"] + shown)
 
 
 def _add_io_args(p: argparse.ArgumentParser, image: bool = True) -> None:
@@ -138,8 +138,8 @@ def _image_path(text: Optional[str]) -> Path:
 
 def config_from_args(a: argparse.Namespace):
     """Merge ``--config`` (if any), explicit flags and defaults into a validated config."""
+    from .config import ReconstructConfig, make_config, options
     from .models import make_ref
-    from .reconstruct import ReconstructConfig, make_config
 
     base: dict = {}
     if getattr(a, "config", None):
@@ -151,17 +151,15 @@ def config_from_args(a: argparse.Namespace):
     bm = base.get("model", {})
     pick = lambda flag, key, default: flag if flag is not None else bm.get(key, default)  # noqa: E731
     arch = {k: pick(getattr(a, k), k, None) for k in ("patch", "width", "depth", "heads", "size")}
-    swaps = a.swap if a.swap is not None else ",".join(bm.get("swaps", ()))
+    swaps = a.swap if a.swap is not None else list(bm.get("swaps", ()))
     ref = make_ref(pick(a.model, "name", "vit_b_32"), pick(a.weights, "weights", "untrained"),
                    seed=pick(a.model_seed, "seed", 0), swaps=swaps, swap_from=pick(a.swap_from, "swap_from", "trained"),
                    **arch)
-    defaults = ReconstructConfig(model=ref)
-    fields = ("pos_embed", "steps", "optimizer", "lr_start", "lr_end", "loss", "loss_scale", "blur_start", "blur_end",
-              "clamp", "normalize", "init_mean", "init_std", "seed", "report_every", "device", "resize", "backoff")
-    kw = {f: (getattr(a, f) if getattr(a, f, None) is not None else base.get(f, getattr(defaults, f))) for f in fields}
+    kw = {f.name: (getattr(a, f.name) if getattr(a, f.name, None) is not None else base.get(f.name, f.default))
+          for f in options()}
     surg = base.get("surgery") or {}
-    remove = a.remove if a.remove is not None else ",".join(surg.get("remove", ()))
-    blocks = a.blocks if a.blocks is not None else (",".join(map(str, surg["blocks"])) if surg.get("blocks") else None)
+    remove = a.remove if a.remove is not None else list(surg.get("remove", ()))
+    blocks = a.blocks if a.blocks is not None else surg.get("blocks")
     layer = a.layer if a.layer is not None else base.get("tap", "1")
     return make_config(ref, layer, remove=remove, blocks=blocks, **kw)
 
@@ -228,22 +226,22 @@ def cmd_models(a) -> int:
 
 def cmd_reconstruct(a) -> int:
     from .cache import get_memo
-    from .images import prepare
+    from .images import prepare as prepare_image
     from .models import load_model
-    from .reconstruct import Result, cache_key, run
+    from .runs import prepare
     from .taps import describe_tap
 
     cfg = config_from_args(a)
-    image = prepare(_image_path(a.image), cfg.model.input_size, cfg.resize)
+    job = prepare(prepare_image(_image_path(a.image), cfg.model.input_size, cfg.resize), cfg)
     out = Path(a.out or "out")
     memo = None if a.no_cache else get_memo(a.cache_dir)
     t0 = time.perf_counter()
-    result = memo.get(cache_key(image, cfg), Result.from_bytes) if memo is not None else None
+    result = job.cached(memo)
     if result is None:
         load_model(cfg.model, cfg.device, progress=not a.quiet)  # weights problems surface before the bar
         bar = _Bar(cfg.steps, a.quiet, f"{cfg.model.name} {describe_tap(cfg.tap)}")
         try:
-            result = run(image, cfg, memo, progress=bar)
+            result = job.run(memo, progress=bar)
         finally:
             bar.close()
     took = time.perf_counter() - t0
@@ -293,16 +291,16 @@ def cmd_preset(a) -> int:
     t0 = time.perf_counter()
     bar = _Bar(1, a.quiet, f"figure {preset.figure}")
 
-    def on_step(g, p):
+    def on_step(p):
         if bar.bar is not None:
             bar.bar.total = p.total
-            bar.bar.set_description(f"figure {preset.figure} batch {g + 1}")
+            bar.bar.set_description(f"figure {preset.figure} batch {p.batch + 1}")
             bar.to(p.step)
 
     try:
         summary = run_preset(preset, out, budget, a.weights, memo, a.device,
-                             progress=None if a.quiet else (lambda m: print(f"  {m}", file=sys.stderr)),
-                             on_step=on_step, images=images, optimizer=a.optimizer)
+                             say=None if a.quiet else (lambda m: print(f"  {m}", file=sys.stderr)),
+                             progress=on_step, images=images, optimizer=a.optimizer)
     finally:
         bar.close()
     ok = sum(1 for r in summary["panels"] if r.get("success"))
@@ -337,7 +335,8 @@ def cmd_sweep(a) -> int:
 
     from .cache import get_memo
     from .images import prepare, to_pil
-    from .reconstruct import make_config, run_batch
+    from .config import make_config, options
+    from .runs import run_batch
     from .sheets import contact_sheet
     from .taps import describe_tap
 
@@ -347,10 +346,8 @@ def cmd_sweep(a) -> int:
     surgeries = [s.strip() for s in a.surgeries.split(";")] or ["none"]
     images = a.image or ["cat"]
     rows, cfgs, imgs = [], [], []
-    kw = {f: getattr(base, f) for f in ("pos_embed", "steps", "loss", "loss_scale", "blur_start",
-                                         "blur_end", "clamp", "normalize", "init_mean", "init_std", "seed",
-                                         "report_every", "device", "resize", "backoff")}
-    # step sizes: the user's, else each layer's calibrated default
+    # every option as given; the step sizes: the user's, else each layer's calibrated default
+    kw = {f.name: getattr(base, f.name) for f in options()}
     kw.update(optimizer=a.optimizer or "auto", lr_start=a.lr_start, lr_end=a.lr_end)
     for name in images:
         img = prepare(_image_path(name), ref.input_size, base.resize)
@@ -368,7 +365,7 @@ def cmd_sweep(a) -> int:
     t0 = time.perf_counter()
     bar = _Bar(base.steps, a.quiet, "sweep")
     try:
-        results = run_batch(imgs, cfgs, memo, progress=lambda g, p: bar(p))
+        results = run_batch(imgs, cfgs, memo, progress=bar)
     finally:
         bar.close()
     buf = io.StringIO()
@@ -417,7 +414,7 @@ def cmd_generate(a) -> int:
     bar = _Bar(cfg.steps, a.quiet, f"class {cfg.class_index}")
     try:
         g = run_generate(cfg, None if a.no_cache else get_memo(a.cache_dir),
-                         progress=lambda n, total, row, img: bar.to(n, logit=f"{row['target_logit']:.3g}"))
+                         progress=lambda p: bar.to(p.step, logit=f"{p.rows[0]['target_logit']:.3g}"))
     finally:
         bar.close()
     to_pil(g.image).save(out / "generated.png")

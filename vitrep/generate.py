@@ -27,7 +27,10 @@ from .cache import Memo, make_key, pack, unpack
 from .errors import ConfigError
 from .images import to_uint8
 from .models import LoadedModel, ModelRef, imagenet_classes, load_model, make_ref, resolve_device, weights_identity
-from .reconstruct import blur, device_lock, linear
+from .loop import Rows, descend
+from .ops import BlowupGuard, blur, linear
+from .result import Progress, ProgressFn
+from .runs import device_lock
 from .taps import tap_path
 
 
@@ -143,8 +146,15 @@ class Generated:
                    from_cache=True, **meta)
 
 
-def generate(config: GenerateConfig, progress: Optional[Callable] = None, lm: Optional[LoadedModel] = None) -> Generated:
-    """Run class input generation; ``progress(step, total, row, image)`` may return True to stop."""
+def generate(config: GenerateConfig, progress: Optional[ProgressFn] = None, lm: Optional[LoadedModel] = None) -> Generated:
+    """Run class input generation through the shared loop (:func:`vitrep.loop.descend`).
+
+    The objective is ``|C - logit_i|``; in the jitter phase the loop's view is
+    a random crop of the enlarged canvas and the step is pasted back into it.
+    ``progress(Progress)`` sees each report step (its one row: loss,
+    target_logit, best_other_logit; its image: the canvas) and may return
+    True to stop.
+    """
     c = config
     lm = lm or load_model(c.model, c.device)
     path = tap_path(lm, "logits", normalize=c.normalize)
@@ -155,7 +165,12 @@ def generate(config: GenerateConfig, progress: Optional[Callable] = None, lm: Op
     canvas = S + c.jitter
     curves = {k: [] for k in ("step", "loss", "target_logit", "best_other_logit")}
     stages: list = []
-    status, t0, done = "done", time.perf_counter(), 0
+    boxes: dict[int, tuple[int, int]] = {}  # step -> the crop's corner, drawn once, in step order
+    seen = {"canvas": a}
+    t0 = time.perf_counter()
+
+    def jittering(n: int) -> bool:
+        return c.jitter > 0 and c.jitter_start <= n < c.steps
 
     def logits_of(x):
         for op in path:
@@ -168,44 +183,51 @@ def generate(config: GenerateConfig, progress: Optional[Callable] = None, lm: Op
         other = torch.cat([lg[:c.class_index], lg[c.class_index + 1:]])
         return lg, float(lg[c.class_index]), float(other.max())
 
-    for n in range(c.steps + 1):
-        if n % c.report_every == 0 or n == c.steps:
-            lg, t, o = score(a)
-            curves["step"].append(n)
-            curves["loss"].append(abs(c.target - t))
-            curves["target_logit"].append(t)
-            curves["best_other_logit"].append(o)
-            img = to_uint8(a)
-            stages.append((n, img))
-            if not np.isfinite(t):
-                status = f"diverged at step {n}"
-                break
-            if progress is not None and progress(n, c.steps, {k: v[-1] for k, v in curves.items()}, img) and n < c.steps:
-                status = "stopped"
-                break
-        if n == c.steps:
-            break
-        jittering = c.jitter > 0 and n >= c.jitter_start
-        if jittering and a.shape[-1] != canvas:
-            a = enlarge(a, canvas)
-        lr, sigma = linear(c.lr_start, c.lr_end, n, c.steps), blur_sigma(c, n)
+    def view(a, n):
+        """The model sees the image, or in the jitter phase one model-sized crop of the enlarged canvas."""
+        if jittering(n):
+            if a.shape[-1] != canvas:
+                a = enlarge(a, canvas)
+            if n not in boxes:
+                boxes[n] = (rng.randint(0, canvas - S), rng.randint(0, canvas - S))
+            y, x = boxes[n]
+            seen["canvas"] = a
+            return a, a[:, :, y:y + S, x:x + S]
+        seen["canvas"] = a
+        if a.shape[-1] != S:  # after the last step: the whole canvas, at the model's size (measured, not stepped)
+            return a, F.interpolate(a, size=(S, S), mode="bilinear", align_corners=False)
+        return a, a
 
-        def update(x):
-            x = x.detach().requires_grad_(True)
-            with torch.enable_grad():
-                loss = (c.target - logits_of(x)[0, c.class_index]).abs()
-                (grad,) = torch.autograd.grad(loss, x)
-            with torch.no_grad():
-                if c.normalize_grad:
-                    grad = grad / (grad.abs().mean() + 1e-12)
-                return blur(x - lr * grad, sigma)
+    def paste(a, new, n, rows):
+        return crop_step(a, boxes[n], S, lambda _: new) if jittering(n) else new
 
-        if jittering:
-            box = (rng.randint(0, canvas - S), rng.randint(0, canvas - S))
-            a = crop_step(a, box, S, update)
-        else:
-            a = update(a)
-        done = n + 1
+    def forward(x, rows):
+        return None, (c.target - logits_of(x)[:, c.class_index]).abs()
+
+    def metrics(x, rows, outs, losses):
+        _, t, o = score(seen["canvas"])
+        return {"loss": torch.tensor([abs(c.target - t)]), "target_logit": torch.tensor([t]),
+                "best_other_logit": torch.tensor([o])}
+
+    def update(x, grad, n, rows):
+        if c.normalize_grad:
+            grad = grad / (grad.abs().mean() + 1e-12)
+        return blur(x - linear(c.lr_start, c.lr_end, n, c.steps) * grad, blur_sigma(c, n))
+
+    def record(n, rows, m, x):
+        for k in ("loss", "target_logit", "best_other_logit"):
+            curves[k].append(float(m[k][0]))
+        curves["step"].append(n)
+        stages.append((n, to_uint8(seen["canvas"])))
+
+    def report(n) -> bool:
+        if progress is None:
+            return False
+        row = {k: v[-1] for k, v in curves.items()}
+        return bool(progress(Progress(n, c.steps, time.perf_counter() - t0, [row], [stages[-1][1]])))
+
+    rows = Rows(1, c.steps, BlowupGuard(1, enabled=False), record, report)  # the guard: a non-finite loss ends it
+    a = descend(a, rows, forward, metrics, update, c.report_every, c.report_every, view=view, paste=paste)
     lg, _, _ = score(a)
     names = imagenet_classes()
     top = torch.topk(lg, 5)
@@ -213,7 +235,7 @@ def generate(config: GenerateConfig, progress: Optional[Callable] = None, lm: Op
     if len(stages) > 12:  # keep a dozen evenly spaced stages
         idx = np.linspace(0, len(stages) - 1, 12).round().astype(int)
         stages = [stages[i] for i in idx]
-    return Generated(c, status, done, time.perf_counter() - t0, to_uint8(a), curves, top5, stages)
+    return Generated(c, rows.status[0], rows.steps_of(0), time.perf_counter() - t0, to_uint8(a), curves, top5, stages)
 
 
 def generate_key(config: GenerateConfig) -> str:
@@ -223,7 +245,7 @@ def generate_key(config: GenerateConfig) -> str:
                     torch=".".join(torch.__version__.split(".")[:2]))
 
 
-def run_generate(config: GenerateConfig, memo: Optional[Memo] = None, progress: Optional[Callable] = None,
+def run_generate(config: GenerateConfig, memo: Optional[Memo] = None, progress: Optional[ProgressFn] = None,
                  on_wait=None, queue_limit: Optional[int] = None) -> Generated:
     """:func:`generate` through the disk memo (queued per device like a reconstruction)."""
     def compute() -> Generated:

@@ -543,20 +543,20 @@ def finding_line(finding: Optional[dict]) -> str:
 
 def run_preset(preset: Preset, out: Path, budget: str = "demo", weights_file: Optional[str] = None,
                memo: Optional[Memo] = None, device: str = "auto",
-               progress: Optional[Callable[[str], None]] = None,
-               on_step: Optional[Callable[[int, Progress], Optional[bool]]] = None,
+               say: Optional[Callable[[str], None]] = None,
+               progress: Optional[Callable[[Progress], Optional[bool]]] = None,
                images: Optional[Sequence[str]] = None, optimizer: str = "auto",
                on_wait=None, queue_limit: Optional[int] = None) -> dict:
     """Run the preset's panels at ``budget``; write each panel's PNG, ``contact_sheet.png`` and ``distances.json``.
 
-    ``progress(message)`` narrates; ``on_step(batch, Progress)`` sees every
-    report step and may return True to stop (the summary then says
+    ``say(message)`` narrates; ``progress(Progress)`` sees every report step
+    (``Progress.batch``: which batch) and may return True to stop (the summary then says
     ``"stopped": true`` and no finding is judged).  Returns the summary.
     """
     check_budget(budget)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    say = progress or (lambda msg: None)
+    say = say or (lambda msg: None)
     mapping = image_map(preset, images)
     panels = [p for p in preset.panels_for(budget) if p.kind != "reconstruct" or p.image in mapping]
     shown = {p.image: _image_label(mapping[p.image]) for p in panels if p.kind == "reconstruct"}
@@ -572,7 +572,7 @@ def run_preset(preset: Preset, out: Path, budget: str = "demo", weights_file: Op
     if recon:
         say(f"reconstructing {len(recon)} panel(s)")
         batch = run_batch([loaded[(mapping[panels[i].image], cfgs[i].model.input_size)] for i in recon],
-                          [cfgs[i] for i in recon], memo, progress=on_step, on_wait=on_wait,
+                          [cfgs[i] for i in recon], memo, progress=progress, on_wait=on_wait,
                           queue_limit=queue_limit)
         for i, r in zip(recon, batch):
             results[i] = r
