@@ -6,7 +6,7 @@ page in app_pages/ is a thin script over the vitrep engine.
 
 import streamlit as st
 
-import ui
+import dashboard as ui
 
 st.set_page_config(page_title="vitrep: what vision models keep", page_icon=":material/visibility:", layout="wide")
 

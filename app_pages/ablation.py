@@ -1,6 +1,6 @@
 import streamlit as st
 
-import ui
+import dashboard as ui
 from vitrep.errors import VitrepError
 from vitrep.models import load_model
 from vitrep.reconstruct import make_config, plan_batches, run_batch
@@ -23,7 +23,7 @@ with st.form("ab_form"):
 
 if submitted and ref is not None and picked is not None:
     image, name = picked
-    st.session_state.pop("ab_result", None)
+    st.session_state.pop(ui.keys.AB_RESULT, None)
     try:
         load_model(ref)
         labels = ["intact"] + [f"without {c}" for c in chosen]
@@ -31,18 +31,18 @@ if submitted and ref is not None and picked is not None:
         stop = ui.stop_button("ab_stop")
         live = ui.Live(labels, kw["steps"], show_image=False, batches=len(plan_batches(cfgs)))
         queued = ui.QueueNote()
-        results = run_batch([image] * len(cfgs), cfgs, ui.memo(), progress=lambda g, p: live(p, g),
+        results = run_batch([image] * len(cfgs), cfgs, ui.memo(), progress=live,
                             on_wait=queued, queue_limit=ui.queue_limit())
         queued.clear()
         live.done()
         stop.empty()
-        st.session_state["ab_result"] = [(lb, r) for lb, r in zip(labels, results) if r is not None]
+        st.session_state[ui.keys.AB_RESULT] = [(lb, r) for lb, r in zip(labels, results) if r is not None]
     except VitrepError as e:
         ui.error(e)
 elif ui.stopped("ab_stop"):
     st.warning("The survey was stopped; nothing unfinished was remembered.")
 
-rows = st.session_state.get("ab_result")
+rows = st.session_state.get(ui.keys.AB_RESULT)
 if rows:
     cols = st.columns(min(7, len(rows) + 1))
     cols[0].image(rows[0][1].target, caption="target", width="stretch")

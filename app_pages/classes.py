@@ -1,6 +1,6 @@
 import streamlit as st
 
-import ui
+import dashboard as ui
 from vitrep.errors import VitrepError
 from vitrep.generate import make_generate_config, run_generate, search_classes
 from vitrep.models import load_model
@@ -35,13 +35,14 @@ if submitted and ref is not None and cls is not None:
         stop = ui.stop_button("cl_stop")
         bar, img = st.progress(0.0), st.empty()
 
-        def progress(n, total, row, image):
-            bar.progress(n / total, text=f"step {n}/{total} · logit {row['target_logit']:.3g} "
-                                         f"(best other {row['best_other_logit']:.3g})")
-            img.image(image, width=260)
+        def progress(p):
+            row = p.rows[0]
+            bar.progress(p.step / p.total, text=f"step {p.step}/{p.total} · logit {row['target_logit']:.3g} "
+                                                f"(best other {row['best_other_logit']:.3g})")
+            img.image(p.images[0], width=260)
 
         queued = ui.QueueNote()
-        st.session_state["cl_result"] = run_generate(cfg, ui.memo(), progress, on_wait=queued,
+        st.session_state[ui.keys.CL_RESULT] = run_generate(cfg, ui.memo(), progress, on_wait=queued,
                                                      queue_limit=ui.queue_limit())
         queued.clear()
         img.empty()
@@ -51,7 +52,7 @@ if submitted and ref is not None and cls is not None:
 elif ui.stopped("cl_stop"):
     st.warning("Stopped; nothing was remembered for this run.")
 
-g = st.session_state.get("cl_result")
+g = st.session_state.get(ui.keys.CL_RESULT)
 if g is not None:
     c1, c2 = st.columns([1, 2])
     c1.image(g.image, caption=f"class {g.config.class_index}", width="stretch")

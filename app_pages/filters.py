@@ -1,6 +1,6 @@
 import streamlit as st
 
-import ui
+import dashboard as ui
 from vitrep.errors import VitrepError
 from vitrep.filters import filter_grid
 from vitrep.models import load_model, make_ref

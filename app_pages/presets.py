@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-import ui
+import dashboard as ui
 from vitrep.errors import VitrepError
 from vitrep.presets import BUDGETS, PRESETS, finding_line, panel_config, run_preset
 from vitrep.reconstruct import plan_batches
@@ -49,7 +49,7 @@ if p.needs_trained:
 
 c1, c2 = st.columns(2)
 if c1.button("Run this figure", type="primary", key="pr_run"):
-    st.session_state.pop("pr_result", None)
+    st.session_state.pop(ui.keys.PR_RESULT, None)
     try:
         out = Path(tempfile.mkdtemp(prefix=f"vitrep-{p.name}-"))
         recon = [x for x in p.panels_for(budget) if x.kind == "reconstruct"]
@@ -59,13 +59,13 @@ if c1.button("Run this figure", type="primary", key="pr_run"):
                        show_image=False, batches=max(1, len(plan)))
         with st.status(f"Running figure {p.figure} ({budget} budget)…", expanded=True) as status:
             queued = ui.QueueNote()
-            summary = run_preset(p, out, budget, ckpt, ui.memo(), progress=st.write,
-                                 on_step=lambda g, pr: live(pr, g), on_wait=queued, queue_limit=ui.queue_limit())
+            summary = run_preset(p, out, budget, ckpt, ui.memo(), say=st.write,
+                                 progress=live, on_wait=queued, queue_limit=ui.queue_limit())
             queued.clear()
             status.update(label="Done", state="complete")
         live.done()
         stop.empty()
-        st.session_state["pr_result"] = (p.name, str(out), summary)
+        st.session_state[ui.keys.PR_RESULT] = (p.name, str(out), summary)
     except VitrepError as e:
         ui.error(e)
 elif ui.stopped("pr_stop"):
@@ -77,13 +77,13 @@ idx = c2.selectbox("…or open one panel in Reconstruct", range(len(recon)), key
                    format_func=lambda i: recon[i].label + (f" ({recon[i].image})" if several else "")) if recon else None
 if idx is not None and c2.button("Open in Reconstruct", key="pr_open"):
     panel = recon[idx]
-    st.session_state["rc_prefill"] = {
+    st.session_state[ui.keys.RC_PREFILL] = {
         "model": panel.model, "weights": panel.weights, "swaps": panel.swaps, "arch": panel.arch,
         "layer": panel.layer, "remove": panel.remove, "blocks": panel.blocks, "image": panel.image,
         "steps": p.steps_for(panel, budget), "pos_embed": False, **dict(panel.options)}
     st.switch_page("app_pages/reconstruct.py")
 
-res = st.session_state.get("pr_result")
+res = st.session_state.get(ui.keys.PR_RESULT)
 if res and res[0] == p.name:
     _, out, summary = res
     f = summary.get("finding")

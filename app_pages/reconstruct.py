@@ -1,13 +1,13 @@
 import streamlit as st
 
-import ui
+import dashboard as ui
 from vitrep.errors import VitrepError
-from vitrep.models import load_model
-from vitrep.reconstruct import Result, cache_key, make_config, run
+from vitrep.config import make_config
+from vitrep.runs import prepare
 
 st.title("Reconstruct")
 st.caption("Gradient descent from noise towards an input whose layer output matches the image's.")
-pre = st.session_state.pop("rc_prefill", None) or {}
+pre = st.session_state.pop(ui.keys.RC_PREFILL, None) or {}
 
 left, right = st.columns([1, 1], gap="large")
 with left:
@@ -23,39 +23,38 @@ with right:
 # the live view and the result sit right under the button, so they are in view after the click
 if submitted and ref is not None and picked is not None:
     image, name = picked
-    st.session_state.pop("rc_result", None)  # a new run replaces the old result, also if it is stopped
+    st.session_state.pop(ui.keys.RC_RESULT, None)  # a new run replaces the old result, also if it is stopped
     try:
-        cfg = make_config(ref, layer, remove=remove, blocks=blocks or None, **kw)
+        job = prepare(image, make_config(ref, layer, remove=remove, blocks=blocks or None, **kw))
         m = ui.memo()
-        key = cache_key(image, cfg)
-        hit = m.get(key, Result.from_bytes)
+        hit = job.cached(m)
         if hit is None:
-            if m.busy(key):
+            if job.busy(m):
                 st.info("Another session is computing this very run; its result will show here when it is done.")
-            load_model(cfg.model, cfg.device)  # weights problems surface as one sentence, before the run
+            job.load()  # weights problems surface as one sentence, before the run
             stop = ui.stop_button("rc_stop")
             queued = ui.QueueNote()
-            live = ui.Live([name], cfg.steps)
-            result = run(image, cfg, m, progress=live, on_wait=queued, queue_limit=ui.queue_limit())
+            live = ui.Live([name], job.config.steps)
+            result = job.run(m, progress=live, on_wait=queued, queue_limit=ui.queue_limit())
             queued.clear()
             live.done()
             stop.empty()
         else:
             result = hit
-        st.session_state["rc_result"] = result
-        st.session_state["rc_image_name"] = name
-        st.session_state.pop("_last_progress", None)
+        st.session_state[ui.keys.RC_RESULT] = result
+        st.session_state[ui.keys.RC_IMAGE_NAME] = name
+        st.session_state.pop(ui.keys.LAST_PROGRESS, None)
     except VitrepError as e:
         ui.error(e)
-elif ui.stopped("rc_stop") and st.session_state.get("_last_progress"):
-    last = st.session_state.pop("_last_progress")
+elif ui.stopped("rc_stop") and st.session_state.get(ui.keys.LAST_PROGRESS):
+    last = st.session_state.pop(ui.keys.LAST_PROGRESS)
     st.warning(f"Stopped at step {last['step']}; nothing was remembered for this run.")
     st.image(last["image"], caption=f"the reconstruction at step {last['step']}", width=280)
-r = st.session_state.get("rc_result")
+r = st.session_state.get(ui.keys.RC_RESULT)
 if r is not None:
     st.markdown(ui.verdict(r))
     c1, c2, c3 = st.columns([1, 1, 2])
-    c1.image(r.target, caption=f"target a: {st.session_state.get('rc_image_name', 'image')}", width="stretch")
+    c1.image(r.target, caption=f"target a: {st.session_state.get(ui.keys.RC_IMAGE_NAME, 'image')}", width="stretch")
     c2.image(r.image, caption=f"reconstruction a_g ({r.config.model.label()}, {r.config.tap}, "
              f"{r.config.surgery.describe()})", width="stretch")
     if r.snapshots:

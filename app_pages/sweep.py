@@ -3,7 +3,7 @@ import io
 
 import streamlit as st
 
-import ui
+import dashboard as ui
 from vitrep.errors import VitrepError
 from vitrep.images import fit_image, to_pil, to_tensor
 from vitrep.models import load_model, make_ref
@@ -26,7 +26,7 @@ with st.form("sw_form"):
 
 if submitted and picked is not None:
     image, name = picked
-    st.session_state.pop("sw_result", None)
+    st.session_state.pop(ui.keys.SW_RESULT, None)
     try:
         jobs = []
         for m in models:
@@ -40,18 +40,18 @@ if submitted and picked is not None:
         live = ui.Live([f"{j[0]} {describe_tap(j[1])}" for j in jobs], kw["steps"], show_image=False,
                        batches=len(plan), names=[f"{jobs[g[0]][0]} ({len(g)} layers)" for g in plan])
         queued = ui.QueueNote()
-        results = run_batch([j[2] for j in jobs], cfgs, ui.memo(), progress=lambda g, p: live(p, g),
+        results = run_batch([j[2] for j in jobs], cfgs, ui.memo(), progress=live,
                             on_wait=queued, queue_limit=ui.queue_limit())
         queued.clear()
         live.done()
         stop.empty()
-        st.session_state["sw_result"] = [(m, tap, r) for (m, tap, _, _), r in zip(jobs, results) if r is not None]
+        st.session_state[ui.keys.SW_RESULT] = [(m, tap, r) for (m, tap, _, _), r in zip(jobs, results) if r is not None]
     except VitrepError as e:
         ui.error(e)
 elif ui.stopped("sw_stop"):
     st.warning("The sweep was stopped; layers that had finished are remembered, the rest were not run.")
 
-rows = st.session_state.get("sw_result")
+rows = st.session_state.get(ui.keys.SW_RESULT)
 if rows:
     tiles, buf = [], io.StringIO()
     w = csv.writer(buf)

@@ -1,0 +1,110 @@
+"""This server: device, public mode and its limits, the shared memo, the sidebar, errors."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import streamlit as st
+import torch
+
+from vitrep import budget
+from vitrep.cache import get_memo
+from vitrep.errors import VitrepError
+from vitrep.models import SPECS, cache_bytes, hub_checkpoint_dir, make_ref, trained_file_local
+
+
+ON_GPU = torch.cuda.is_available()
+DEFAULT_STEPS = 1500 if ON_GPU else 150  # Streamlit Cloud (CPU): a layer-1 run well under a minute
+CHECKPOINT_DIR = Path(tempfile.gettempdir()) / "vitrep-checkpoints"
+MODEL_LABELS = {name: f"{name}: {spec.description}" for name, spec in SPECS.items()}
+IMAGE_TYPES = "PNG, JPEG, WebP, GIF, BMP or TIFF"
+PUBLIC_QUEUE_LIMIT = 8  # waiting runs a public server accepts
+PUBLIC_CHECKPOINT_MB = 100  # largest checkpoint upload a public server takes
+PUBLIC_MAX_STEPS = 1000  # most steps a public server runs for one reconstruction
+PUBLIC_IMAGE_MB = 8  # largest image upload a public server takes
+
+
+def public_mode() -> bool:
+    """``VITREP_PUBLIC=1`` in the environment or in Streamlit's secrets: a server open to strangers."""
+    try:
+        secret = st.secrets.get("VITREP_PUBLIC")
+    except Exception:  # no secrets file
+        secret = None
+    if secret is not None:
+        return str(secret).strip().lower() in ("1", "true", "yes", "on")
+    return budget.public_mode()
+
+
+def error(e: VitrepError) -> None:
+    """A user's error as its one sentence, in the dashboard's words."""
+    st.error(e.say("dashboard"))
+
+
+@st.cache_resource
+
+
+def memo():
+    """The disk memo, shared by every session of this server; its computations are logged to stderr.
+
+    Public mode is settled first: reading Streamlit's secrets puts them into the environment, where
+    the engine reads its limits (a public memo is bounded to 1 GiB unless VITREP_MEMO_MB says).
+    """
+    public_mode()
+    log = logging.getLogger("vitrep")
+    if not log.handlers:
+        h = logging.StreamHandler()
+        h.setFormatter(logging.Formatter("%(asctime)s vitrep %(message)s"))
+        log.addHandler(h)
+        log.setLevel(logging.INFO)
+    return get_memo()
+
+
+def sidebar() -> None:
+    """Device, memo size with a clear button, and which trained weights are on this machine."""
+    m = memo()
+    with st.sidebar:
+        st.markdown("**Device**: " + (f"GPU · {torch.cuda.get_device_name(0)}" if ON_GPU
+                                       else f"CPU · {torch.get_num_threads()} threads"))
+        st.markdown(f"**Memo**: {len(m)} runs, {m.volume() / 2**20:.1f} MB of {m.size_limit / 2**20:.0f} MB "
+                    f"(oldest dropped beyond)")
+        st.caption(f"Computed by this server: {m.computations} · memo hits: {m.hits}")
+        limit_mb = budget.memory_budget_mb()
+        held = cache_bytes()
+        if limit_mb or held:
+            st.caption(f"Models in memory: {held / 2**20:.0f} MB" + (f" of a {limit_mb:,} MB budget" if limit_mb else ""))
+        if public_mode():
+            st.caption("Public mode: uploads only, capped steps and sizes; the memo is shared by everyone.")
+        elif st.button("Clear memo", key="clear_memo"):  # changes what every session sees: local mode only
+            m.clear()
+            st.toast("Memo cleared.")
+        local = [n for n, s in SPECS.items() if s.trained and trained_file_local(s)]
+        st.markdown("**Trained weights here**: " + (", ".join(local) if local else "none (untrained models and "
+                                                                                    "checkpoint files work offline)"))
+
+
+@st.cache_data(show_spinner=False)
+
+
+def over_budget() -> dict[str, str]:
+    """Models that do not fit this server's memory budget, with the reason (none without a budget)."""
+    out = {}
+    for name in SPECS:
+        fits, why = budget.model_fits(make_ref(name))
+        if not fits:
+            out[name] = why
+    return out
+
+
+def weights_home(spec) -> str:
+    """Where a spec's trained weights file goes (torch hub's checkpoints folder, or the Hugging Face cache)."""
+    if spec.trained is None:
+        return ""
+    return str(hub_checkpoint_dir()) if spec.trained.kind == "torchvision" else "the Hugging Face cache"
+
+
+def queue_limit() -> Optional[int]:
+    """How many waiting runs a public server accepts before it asks people to come back (None: no limit)."""
+    return PUBLIC_QUEUE_LIMIT if public_mode() else None

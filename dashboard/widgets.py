@@ -1,0 +1,255 @@
+"""The input widgets: image, checkpoint, model, layer, surgery and schedule pickers.
+
+Every default and help text of a reconstruction option comes from its field of
+:class:`vitrep.config.ReconstructConfig` (a test checks the widgets against them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import weakref
+from pathlib import Path
+from typing import Optional
+
+import streamlit as st
+import torch
+
+from vitrep.errors import VitrepError
+from vitrep.images import SAMPLES, fit_image, load_image, sample_path, to_tensor
+from vitrep.models import SPECS, make_ref, trained_file_local
+from vitrep.taps import describe_tap
+from vitrep.config import default_of, options
+
+from . import keys
+from .server import (CHECKPOINT_DIR, DEFAULT_STEPS, IMAGE_TYPES, MODEL_LABELS, PUBLIC_CHECKPOINT_MB,
+                     PUBLIC_IMAGE_MB, PUBLIC_MAX_STEPS, error, over_budget, public_mode, weights_home)
+
+
+def image_picker(key: str, size: int, resize: str = "crop", default: str = "cat") -> Optional[tuple[torch.Tensor, str]]:
+    """A bundled sample or an upload, fitted to ``size``; shows the error sentence for a bad file."""
+    src = st.radio("Image", ["Sample", "Upload"], horizontal=True, key=f"{key}_src")
+    try:
+        if src == "Sample":
+            names = list(SAMPLES)
+            name = st.selectbox("Sample image", names, index=names.index(default) if default in names else 0,
+                                key=f"{key}_sample")
+            return to_tensor(fit_image(_cached_image(str(sample_path(name))), size, resize)), name
+        # every file is taken and checked here, so a refusal is a sentence on the page, not a tooltip
+        up = st.file_uploader(f"Upload an image ({IMAGE_TYPES})", key=f"{key}_upload")
+        if up is None:
+            st.info("Upload an image, or pick a sample.")
+            return None
+        if public_mode() and up.size > PUBLIC_IMAGE_MB * 2**20:
+            st.error(f"{up.name} is {up.size / 2**20:.0f} MB, more than this public server's {PUBLIC_IMAGE_MB} MB "
+                     f"limit for images.")
+            return None
+        return to_tensor(fit_image(load_image(up.getvalue()), size, resize)), up.name
+    except VitrepError as e:
+        error(e)
+        return None
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+
+
+def _cached_image(path: str):
+    return load_image(path)
+
+
+def checkpoint_input(label: str, key: str) -> Optional[str]:
+    """A checkpoint as a path on this machine (local mode only) or an upload; the path to load, or None.
+
+    Uploads are written to a folder of this browser session, removed when the session ends. A public
+    server takes uploads only, up to ``PUBLIC_CHECKPOINT_MB``: a stranger must not name server files.
+    """
+    if not public_mode():
+        path = st.text_input(f"{label}: path on this machine", "", key=f"{key}_path",
+                             placeholder="/path/to/weights.safetensors or .pt")
+        if path.strip():
+            return path.strip()
+    cap = f"up to {PUBLIC_CHECKPOINT_MB} MB" if public_mode() else "small files"
+    up = st.file_uploader(f"{'Upload' if public_mode() else '…or upload'} a checkpoint (.safetensors, .pt, .pth "
+                          f"or .bin; {cap})", key=key)
+    if up is None:
+        return None
+    if not up.name.lower().endswith((".safetensors", ".pt", ".pth", ".bin")):
+        st.error(f"{up.name} is not a checkpoint file: give a .safetensors, .pt, .pth or .bin file.")
+        return None
+    if public_mode() and up.size > PUBLIC_CHECKPOINT_MB * 2**20:
+        st.error(f"{up.name} is {up.size / 2**20:.0f} MB, more than this public server's {PUBLIC_CHECKPOINT_MB} MB "
+                 f"limit for checkpoints; run vitrep on your own machine for larger ones.")
+        return None
+    return _save_checkpoint(up)
+
+
+class _SessionFolder:
+    """A temporary folder owned by one browser session: removed when the session's state is dropped."""
+
+    def __init__(self) -> None:
+        CHECKPOINT_DIR.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix="session-", dir=CHECKPOINT_DIR))
+        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
+
+
+def session_folder() -> Path:
+    if keys.SESSION_FOLDER not in st.session_state:
+        st.session_state[keys.SESSION_FOLDER] = _SessionFolder()
+    return st.session_state[keys.SESSION_FOLDER].path
+
+
+def _save_checkpoint(up) -> str:
+    data = up.getvalue()
+    suffix = ".safetensors" if up.name.endswith(".safetensors") else ".pt"
+    path = session_folder() / (hashlib.sha256(data).hexdigest()[:16] + suffix)
+    if not path.exists():
+        path.write_bytes(data)
+    return str(path)
+
+
+def model_picker(key: str, default: str = "vit_b_32", allow_swaps: bool = True, models=None, pre: dict | None = None,
+                 trained_wanted: str = ""):
+    """Model, weights (untrained / trained / checkpoint file), seed, architecture, swaps -> ModelRef or None.
+
+    ``pre`` fills the widgets (a preset's panel): model, weights, swaps, arch.  A page that wants
+    trained weights asks for them in ``pre``; where they are not on this machine the picker opens on
+    untrained weights instead (and says ``trained_wanted`` and how to get them), so a first view never
+    errors offline.
+    """
+    pre = pre or {}
+    names = list(models or SPECS)
+    local_only = over_budget() if public_mode() else {}
+    names = [n for n in names if n not in local_only]
+    default = pre.get("model", default)
+    name = st.selectbox("Model", names, index=names.index(default) if default in names else 0,
+                        format_func=lambda n: MODEL_LABELS[n], key=f"{key}_model")
+    if local_only:
+        st.caption("Local only (run vitrep on your own machine for these): "
+                   + "; ".join(f"{n}: {why}" for n, why in local_only.items()))
+    spec = SPECS[name]
+    options = ["untrained", "trained", "checkpoint file"] if spec.trained else ["untrained", "checkpoint file"]
+    w0 = pre.get("weights", "untrained")
+    local = spec.trained is not None and trained_file_local(spec) is not None
+    if w0 == "trained" and not local:
+        w0 = "untrained"  # open on what works offline; trained weights stay one click away
+        if trained_wanted and spec.trained is not None:
+            st.info(f"{trained_wanted} Trained weights for {name} are not on this machine yet: choose 'trained' "
+                    f"to download {spec.trained.filename} (it goes into {weights_home(spec)}), or 'checkpoint "
+                    f"file' to use your own. Untrained weights are shown meanwhile.")
+    weights = st.radio("Weights", options, index=options.index(w0) if w0 in options else 0, horizontal=True,
+                       key=f"{key}_weights")
+    if weights == "checkpoint file":
+        weights = checkpoint_input("Checkpoint (.safetensors or a torch state_dict)", f"{key}_ckpt")
+        if weights is None:
+            st.info("Give a checkpoint for this architecture.")
+            return None
+    elif weights == "trained" and not local:
+        st.caption(f"{spec.trained.filename} is not on this machine yet; it downloads on first use "
+                   f"(into {weights_home(spec)}).")
+    arch = {}
+    if spec.configurable:
+        cols = st.columns(len(spec.arch_defaults))
+        for col, (k, v) in zip(cols, spec.arch_defaults):
+            v = dict(pre.get("arch", ())).get(k, v)
+            arch[k] = col.number_input(k, min_value=1, value=int(v), step=1, key=f"{key}_{k}")
+    seed = st.number_input("Model seed (untrained init)", min_value=0, value=0, step=1, key=f"{key}_mseed")
+    swaps, swap_from = "", "trained"
+    if allow_swaps:
+        choices = list(spec.adapter.swap_aliases)
+        swaps_list = st.multiselect("Swap in trained parts", choices,
+                                    default=[x for x in pre.get("swaps", "").split(",") if x in choices],
+                                    key=f"{key}_swaps",
+                                    help="Copied from the trained weights (or a checkpoint) into this model.")
+        swaps = ",".join(swaps_list)
+        if swaps_list:
+            src = st.radio("Swap from", ["trained", "untrained", "checkpoint file"], horizontal=True,
+                           key=f"{key}_swapfrom")
+            if src == "checkpoint file":
+                src = checkpoint_input("Swap source checkpoint", f"{key}_swapckpt")
+                if src is None:
+                    return None
+            swap_from = src
+    try:
+        return make_ref(name, weights, seed=int(seed), swaps=swaps, swap_from=swap_from, **arch)
+    except VitrepError as e:
+        error(e)
+        return None
+
+
+def layer_picker(key: str, ref, default: str | None = None) -> str:
+    """Every tap of the model, in forward order."""
+    adapter, depth = ref.adapter, ref.num_blocks
+    taps = adapter.picker_taps(depth)
+    default = adapter.parse_tap(default or 1, depth)
+    return st.selectbox("Layer", taps, index=taps.index(default) if default in taps else 0,
+                        format_func=describe_tap, key=f"{key}_layer")
+
+
+def surgery_picker(key: str, ref, pre: dict | None = None) -> tuple[list[str], str]:
+    """The components to remove (a list, in the adapter's order) and the blocks' text."""
+    pre = pre or {}
+    comps = ref.adapter.components
+    remove = st.multiselect("Remove components", comps, default=[c for c in pre.get("remove", "").split(",") if c in comps],
+                            key=f"{key}_remove")
+    blocks = st.text_input("…in blocks (e.g. 1-4,7; empty = all)", pre.get("blocks", ""), key=f"{key}_blocks")
+    return remove, blocks
+
+
+OPTIONS = {f.name: f for f in options()}  # the config's fields: defaults and help for the widgets
+HELP = {name: f.metadata["help"] for name, f in OPTIONS.items()}
+STEP_CHOICES = {"auto": "calibrated for this model and layer (Adam)", "adam": "Adam with my lr",
+                "gd": "the page's plain steps a − lr·g, my lr"}
+
+
+def schedule_inputs(key: str, steps: int = DEFAULT_STEPS, pre: dict | None = None) -> dict:
+    """Steps, optimiser and step sizes, loss, blur, seed and the switches, as ReconstructConfig keywords.
+
+    By default the step sizes are the calibrated ones for the model and the layer (``optimizer``
+    ``auto``, no lr): no tuning needed.  Choosing Adam or plain steps uses the two lr boxes.
+    """
+    pre = pre or {}
+    steps = pre.get("steps", steps)
+    c1, c2 = st.columns([1, 3])
+    top = PUBLIC_MAX_STEPS if public_mode() else 200_000
+    steps = int(c1.number_input("Steps", 1, top, min(steps, top), key=f"{key}_steps",
+                                help=f"At most {top:,} on this public server." if public_mode() else None))
+    opt0 = pre.get("optimizer", "auto" if "lr_start" not in pre else "gd")
+    opt = c2.selectbox("Step sizes", list(STEP_CHOICES), index=list(STEP_CHOICES).index(opt0),
+                       format_func=STEP_CHOICES.get, key=f"{key}_opt",
+                       help="Calibrated: Adam with the step sizes benchmarks/calibrate.py chose for this model family "
+                            "and depth (README, Step sizes). The lr boxes apply to the other two choices.")
+    c3, c4 = st.columns(2)
+    lr = c3.number_input("lr at the start (not for calibrated)", 0.0, 1e6, float(pre.get("lr_start", 0.1)),
+                         format="%.4g", key=f"{key}_lr")
+    lr_end = c4.number_input("lr at the end (not for calibrated)", 0.0, 1e6, float(pre.get("lr_end", 0.01)),
+                             format="%.4g", key=f"{key}_lrend")
+    kw = {"steps": steps, "optimizer": opt}
+    if opt != "auto":
+        kw.update(lr_start=lr, lr_end=lr_end)
+    with st.expander("Loss, blur, seed and switches"):
+        c1, c2, c3 = st.columns(3)
+        loss = OPTIONS["loss"]
+        kw["loss"] = c1.selectbox("Loss", list(loss.metadata["choices"]),
+                                  index=list(loss.metadata["choices"]).index(default_of("loss")), key=f"{key}_loss",
+                                  help=HELP["loss"])
+        kw["loss_scale"] = c2.number_input("Loss scale s", 0.0, 1e6, default_of("loss_scale"), format="%.4g",
+                                           key=f"{key}_scale", help=HELP["loss_scale"])
+        kw["seed"] = int(c3.number_input("Seed", 0, 2**31 - 1, default_of("seed"), key=f"{key}_seed", help=HELP["seed"]))
+        c1, c2, c3 = st.columns(3)
+        kw["blur_start"] = c1.number_input("Blur σ (start; 0 = off)", 0.0, 10.0, default_of("blur_start"),
+                                           key=f"{key}_blur", help=HELP["blur_start"])
+        kw["blur_end"] = c2.number_input("Blur σ (end)", 0.0, 10.0, default_of("blur_end"), key=f"{key}_blurend",
+                                         help=HELP["blur_end"])
+        kw["report_every"] = int(c3.number_input("Report every (steps)", 1, 10_000, default_of("report_every"),
+                                                 key=f"{key}_every", help=HELP["report_every"]))
+        kw["pos_embed"] = st.toggle("Add the positional embedding (off = the page's figures)",
+                                    pre.get("pos_embed", default_of("pos_embed")), key=f"{key}_pos",
+                                    help=HELP["pos_embed"])
+        kw["normalize"] = st.toggle("ImageNet-normalise the input (the page fed raw pixels)", default_of("normalize"),
+                                    key=f"{key}_norm", help=HELP["normalize"])
+        kw["clamp"] = st.toggle("Clamp to [0, 1] after every step", default_of("clamp"), key=f"{key}_clamp",
+                                help=HELP["clamp"])
+        kw["backoff"] = st.toggle("Step back at a blow-up (return to the best image at a quarter of the step)",
+                                  default_of("backoff"), key=f"{key}_backoff", help=HELP["backoff"])
+    return kw
