@@ -3,8 +3,8 @@ import streamlit as st
 import dashboard as ui
 from vitrep.errors import VitrepError
 from vitrep.models import load_model
-from vitrep.reconstruct import make_config, plan_batches, run_batch
-from vitrep.sheets import contact_sheet
+from vitrep.config import make_config
+from vitrep.grid import Cell, batches, run_grid
 
 st.title("Ablation survey")
 st.caption("The same layer with each component removed in turn (in every block up to it), side by side, "
@@ -26,24 +26,24 @@ if submitted and ref is not None and picked is not None:
     st.session_state.pop(ui.keys.AB_RESULT, None)
     try:
         load_model(ref)
-        labels = ["intact"] + [f"without {c}" for c in chosen]
-        cfgs = [make_config(ref, layer, **kw)] + [make_config(ref, layer, remove=c, **kw) for c in chosen]
+        cells = [Cell(image, make_config(ref, layer, **kw), {"removed": "intact"})] + \
+            [Cell(image, make_config(ref, layer, remove=[c], **kw), {"removed": f"without {c}"}) for c in chosen]
         stop = ui.stop_button("ab_stop")
-        live = ui.Live(labels, kw["steps"], show_image=False, batches=len(plan_batches(cfgs)))
+        live = ui.Live([c.labels["removed"] for c in cells], kw["steps"], show_image=False, batches=len(batches(cells)))
         queued = ui.QueueNote()
-        results = run_batch([image] * len(cfgs), cfgs, ui.memo(), progress=live,
-                            on_wait=queued, queue_limit=ui.queue_limit())
+        grid = run_grid(cells, ui.memo(), progress=live, on_wait=queued, queue_limit=ui.queue_limit())
         queued.clear()
         live.done()
         stop.empty()
-        st.session_state[ui.keys.AB_RESULT] = [(lb, r) for lb, r in zip(labels, results) if r is not None]
+        st.session_state[ui.keys.AB_RESULT] = grid
     except VitrepError as e:
         ui.error(e)
 elif ui.stopped("ab_stop"):
     st.warning("The survey was stopped; nothing unfinished was remembered.")
 
-rows = st.session_state.get(ui.keys.AB_RESULT)
-if rows:
+grid = st.session_state.get(ui.keys.AB_RESULT)
+if grid is not None and grid.done():
+    rows = [(c.labels["removed"], r) for c, r in grid.done()]
     cols = st.columns(min(7, len(rows) + 1))
     cols[0].image(rows[0][1].target, caption="target", width="stretch")
     for i, (label, r) in enumerate(rows, 1):
@@ -53,9 +53,13 @@ if rows:
                                           f"m_g {f['embedding_distance']:.3g} {'<' if r.success else '≥'} m_r "
                                           f"{b['embedding_distance']:.3g} {'✓ passes' if r.success else '✗ fails'}")
     st.plotly_chart(ui.curves_figure(rows), key="ab_curves")
-    sheet = contact_sheet([(rows[0][1].target, "target")]
-                          + [(r.image, f"{lb}\nPSNR {r.final['psnr']:.1f} |a-a_g| {r.final['input_distance']:.3g}\n"
-                                       f"m_g {r.final['embedding_distance']:.3g} m_r {r.baseline['embedding_distance']:.3g}"
-                                       f" {'PASS' if r.success else 'fail'}")
-                             for lb, r in rows], "Ablation survey")
-    st.download_button("contact_sheet.png", ui.png_bytes(sheet), "contact_sheet.png", "image/png")
+
+    def caption(c, r) -> str:
+        f = r.final
+        return (f"{c.labels['removed']}\nPSNR {f['psnr']:.1f} |a-a_g| {f['input_distance']:.3g}\n"
+                f"m_g {f['embedding_distance']:.3g} m_r {r.baseline['embedding_distance']:.3g} {'PASS' if r.success else 'fail'}")
+
+    c1, c2 = st.columns(2)
+    c1.download_button("contact_sheet.png", ui.png_bytes(grid.sheet("Ablation survey", cols=7, caption=caption,
+                                                                     target=True)), "contact_sheet.png", "image/png")
+    c2.download_button("ablation.csv", grid.csv(), "ablation.csv", "text/csv")

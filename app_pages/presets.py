@@ -7,7 +7,7 @@ import streamlit as st
 import dashboard as ui
 from vitrep.errors import VitrepError
 from vitrep.presets import BUDGETS, PRESETS, finding_line, panel_config, run_preset
-from vitrep.reconstruct import plan_batches
+from vitrep.runs import plan_batches
 
 BUDGET_HELP = {"quick": "a handful of steps: checks that the pipeline runs, shows noise",
                "demo": "the smallest budget at which the figure's finding shows on a CPU",

@@ -1,14 +1,11 @@
-import csv
-import io
-
 import streamlit as st
 
 import dashboard as ui
 from vitrep.errors import VitrepError
 from vitrep.images import fit_image, to_pil, to_tensor
 from vitrep.models import load_model, make_ref
-from vitrep.reconstruct import make_config, plan_batches, run_batch
-from vitrep.sheets import contact_sheet
+from vitrep.config import make_config
+from vitrep.grid import Cell, batches, run_grid
 from vitrep.taps import describe_tap
 
 st.title("Layer sweep")
@@ -28,50 +25,45 @@ if submitted and picked is not None:
     image, name = picked
     st.session_state.pop(ui.keys.SW_RESULT, None)
     try:
-        jobs = []
+        cells = []
         for m in models:
             ref = make_ref(m)
             lm = load_model(ref)
             img = image if ref.input_size == image.shape[-1] else to_tensor(fit_image(to_pil(image[0]), ref.input_size))
-            jobs += [(m, tap, img, make_config(ref, tap, **kw)) for tap in lm.adapter.sweep_taps(lm.depth)]
-        cfgs = [j[3] for j in jobs]
-        plan = plan_batches(cfgs)
+            cells += [Cell(img, make_config(ref, tap, **kw), {"model": m, "layer": tap})
+                      for tap in lm.adapter.sweep_taps(lm.depth)]
+        plan = batches(cells)
         stop = ui.stop_button("sw_stop")
-        live = ui.Live([f"{j[0]} {describe_tap(j[1])}" for j in jobs], kw["steps"], show_image=False,
-                       batches=len(plan), names=[f"{jobs[g[0]][0]} ({len(g)} layers)" for g in plan])
+        live = ui.Live([f"{c.labels['model']} {describe_tap(c.config.tap)}" for c in cells], kw["steps"],
+                       show_image=False, batches=len(plan),
+                       names=[f"{cells[g[0]].labels['model']} ({len(g)} layers)" for g in plan])
         queued = ui.QueueNote()
-        results = run_batch([j[2] for j in jobs], cfgs, ui.memo(), progress=live,
-                            on_wait=queued, queue_limit=ui.queue_limit())
+        grid = run_grid(cells, ui.memo(), progress=live, on_wait=queued, queue_limit=ui.queue_limit())
         queued.clear()
         live.done()
         stop.empty()
-        st.session_state[ui.keys.SW_RESULT] = [(m, tap, r) for (m, tap, _, _), r in zip(jobs, results) if r is not None]
+        st.session_state[ui.keys.SW_RESULT] = grid
     except VitrepError as e:
         ui.error(e)
 elif ui.stopped("sw_stop"):
     st.warning("The sweep was stopped; layers that had finished are remembered, the rest were not run.")
 
-rows = st.session_state.get(ui.keys.SW_RESULT)
-if rows:
-    tiles, buf = [], io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["model", "layer", "status", "embedding_distance", "baseline", "input_distance", "psnr", "success"])
-    for model in dict.fromkeys(m for m, _, _ in rows):
+grid = st.session_state.get(ui.keys.SW_RESULT)
+if grid is not None and grid.done():
+    done = grid.done()
+    for model in dict.fromkeys(c.labels["model"] for c, _ in done):
         st.subheader(model)
-        these = [(t, r) for m, t, r in rows if m == model]
+        these = [(c, r) for c, r in done if c.labels["model"] == model]
         cols = st.columns(min(6, len(these)))
-        for i, (tap, r) in enumerate(these):
+        for i, (c, r) in enumerate(these):
             f, b = r.final, r.baseline
             cols[i % len(cols)].image(r.image, width="stretch",
-                                      caption=f"{describe_tap(tap)} · PSNR {f['psnr']:.1f} dB · m_g "
+                                      caption=f"{describe_tap(c.config.tap)} · PSNR {f['psnr']:.1f} dB · m_g "
                                               f"{f['embedding_distance']:.3g} {'<' if r.success else '≥'} m_r "
                                               f"{b['embedding_distance']:.3g} {'✓' if r.success else '✗'}")
-            tiles.append((r.image, f"{model}\n{describe_tap(tap)}  PSNR {f['psnr']:.1f} dB\n"
-                                   f"m_g {f['embedding_distance']:.3g} m_r {b['embedding_distance']:.3g}"))
-            w.writerow([model, tap, r.status, f["embedding_distance"], b["embedding_distance"], f["input_distance"],
-                        f["psnr"], r.success])
-    st.plotly_chart(ui.curves_figure([(f"{m} {describe_tap(t)}", r) for m, t, r in rows]), key="sw_curves")
-    sheet = contact_sheet(tiles, "Layer sweep", cols=6)
+    st.plotly_chart(ui.curves_figure([(f"{c.labels['model']} {describe_tap(c.config.tap)}", r) for c, r in done]),
+                    key="sw_curves")
     c1, c2 = st.columns(2)
-    c1.download_button("contact_sheet.png", ui.png_bytes(sheet), "contact_sheet.png", "image/png")
-    c2.download_button("sweep.csv", buf.getvalue(), "sweep.csv", "text/csv")
+    c1.download_button("contact_sheet.png", ui.png_bytes(grid.sheet("Layer sweep", cols=6)), "contact_sheet.png",
+                       "image/png")
+    c2.download_button("sweep.csv", grid.csv(), "sweep.csv", "text/csv")

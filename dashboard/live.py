@@ -8,7 +8,7 @@ from typing import Optional
 import plotly.graph_objects as go
 import streamlit as st
 
-from vitrep.reconstruct import Progress
+from vitrep.result import Progress
 from . import keys
 from .plots import curves_figure_from
 from .server import ON_GPU

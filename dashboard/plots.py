@@ -12,7 +12,7 @@ from PIL import Image
 from plotly.subplots import make_subplots
 
 from vitrep.images import to_pil
-from vitrep.reconstruct import Result
+from vitrep.result import Result
 
 
 def png_bytes(img) -> bytes:

@@ -330,60 +330,51 @@ def _parse_layers(text: str, ref) -> list[str]:
 
 
 def cmd_sweep(a) -> int:
-    import csv
-    import io
-
     from .cache import get_memo
-    from .images import prepare, to_pil
     from .config import make_config, options
-    from .runs import run_batch
-    from .sheets import contact_sheet
+    from .grid import Cell, run_grid
+    from .images import prepare, to_pil
     from .taps import describe_tap
 
     base = config_from_args(a)  # validates every shared flag once
     ref = base.model
     taps = _parse_layers(a.layers, ref)
-    surgeries = [s.strip() for s in a.surgeries.split(";")] or ["none"]
+    surgeries = [s.strip() or "none" for s in a.surgeries.split(";")]
     images = a.image or ["cat"]
-    rows, cfgs, imgs = [], [], []
     # every option as given; the step sizes: the user's, else each layer's calibrated default
     kw = {f.name: getattr(base, f.name) for f in options()}
     kw.update(optimizer=a.optimizer or "auto", lr_start=a.lr_start, lr_end=a.lr_end)
+    cells = []
     for name in images:
         img = prepare(_image_path(name), ref.input_size, base.resize)
         for surg in surgeries:
-            remove = "" if surg.lower() in ("none", "") else surg
-            for tap in taps:
-                cfgs.append(make_config(ref, tap, remove=remove, blocks=a.blocks, **kw))
-                imgs.append(img)
-                rows.append((name, surg or "none", tap))
+            remove = [] if surg.lower() == "none" else [c for c in surg.split(",") if c]
+            cells += [Cell(img, make_config(ref, tap, remove=remove, blocks=a.blocks, **kw),
+                           {"image": name, "surgery": surg, "layer": tap}) for tap in taps]
     out = Path(a.out or "out/sweep")
     out.mkdir(parents=True, exist_ok=True)
     memo = None if a.no_cache else get_memo(a.cache_dir)
-    print(f"{len(cfgs)} reconstructions ({len(images)} image(s) x {len(surgeries)} surgery set(s) x {len(taps)} layer(s)), "
+    print(f"{len(cells)} reconstructions ({len(images)} image(s) x {len(surgeries)} surgery set(s) x {len(taps)} layer(s)), "
           f"{base.steps} steps each", file=sys.stderr)
     t0 = time.perf_counter()
     bar = _Bar(base.steps, a.quiet, "sweep")
     try:
-        results = run_batch(imgs, cfgs, memo, progress=bar)
+        grid = run_grid(cells, memo, progress=bar)
     finally:
         bar.close()
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["image", "surgery", "layer", "status", "steps", "embedding_distance", "baseline_embedding_distance",
-                "input_distance", "psnr", "success", "file"])
-    tiles = []
-    for i, ((name, surg, tap), r) in enumerate(zip(rows, results)):
-        fname = f"{i:03d}_{Path(name).stem}_{surg.replace(',', '+')}_{tap}.png"
-        to_pil(r.image).save(out / fname)
+    files = []
+    for i, (c, r) in enumerate(grid.done()):
+        files.append(f"{i:03d}_{Path(c.labels['image']).stem}_{c.labels['surgery'].replace(',', '+')}_{c.config.tap}.png")
+        to_pil(r.image).save(out / files[-1])
+    (out / "sweep.csv").write_text(grid.csv(files))
+
+    def caption(c, r) -> str:
         f = r.final
-        w.writerow([name, surg, tap, r.status, r.steps, f["embedding_distance"], r.baseline["embedding_distance"],
-                    f["input_distance"], f["psnr"], r.success, fname])
-        tiles.append((r.image, f"{Path(name).stem} {surg}\n{describe_tap(tap)}  m_g {f['embedding_distance']:.3g}"
-                               f"\nm_r {r.baseline['embedding_distance']:.3g}  |a-a_g| {f['input_distance']:.3g}"))
-    (out / "sweep.csv").write_text(buf.getvalue())
-    contact_sheet(tiles, f"{ref.label()}: {base.steps} steps", cols=len(taps)).save(out / "contact_sheet.png")
-    print(f"{len(results)} reconstructions in {time.perf_counter() - t0:.1f} s; wrote {out}/contact_sheet.png and sweep.csv")
+        return (f"{Path(c.labels['image']).stem} {c.labels['surgery']}\n{describe_tap(c.config.tap)}  m_g "
+                f"{f['embedding_distance']:.3g}\nm_r {r.baseline['embedding_distance']:.3g}  |a-a_g| {f['input_distance']:.3g}")
+
+    grid.sheet(f"{ref.label()}: {base.steps} steps", cols=len(taps), caption=caption).save(out / "contact_sheet.png")
+    print(f"{len(grid.done())} reconstructions in {time.perf_counter() - t0:.1f} s; wrote {out}/contact_sheet.png and sweep.csv")
     return 0
 
 

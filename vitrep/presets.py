@@ -36,7 +36,9 @@ from .filters import filter_grid
 from .generate import make_generate_config, run_generate
 from .images import SAMPLES, image_source, prepare, to_pil
 from .models import load_model, make_ref
-from .reconstruct import Progress, Result, make_config, run_batch
+from .config import make_config
+from .grid import Cell, run_grid
+from .result import Progress, Result
 from .sheets import contact_sheet
 from .taps import describe_tap
 
@@ -571,10 +573,10 @@ def run_preset(preset: Preset, out: Path, budget: str = "demo", weights_file: Op
             loaded[key] = _load(*key)
     if recon:
         say(f"reconstructing {len(recon)} panel(s)")
-        batch = run_batch([loaded[(mapping[panels[i].image], cfgs[i].model.input_size)] for i in recon],
-                          [cfgs[i] for i in recon], memo, progress=progress, on_wait=on_wait,
-                          queue_limit=queue_limit)
-        for i, r in zip(recon, batch):
+        grid = run_grid([Cell(loaded[(mapping[panels[i].image], cfgs[i].model.input_size)], cfgs[i],
+                              {"panel": panels[i].label}) for i in recon],
+                        memo, progress=progress, on_wait=on_wait, queue_limit=queue_limit)
+        for i, r in zip(recon, grid.results):
             results[i] = r
     stopped = any(isinstance(r, Result) and r.status == "stopped" for r in results)
     for i, p in enumerate(panels):
