@@ -103,7 +103,8 @@ def child(action: str, steps: int, recon_steps: int) -> None:
     from vitrep.cache import get_memo
     from vitrep.images import prepare, sample_path
     from vitrep.models import load_model, make_ref
-    from vitrep.reconstruct import make_config, run, run_batch
+    from vitrep.config import make_config
+    from vitrep.runs import run, run_batch
 
     ph.mark("import")
     memo = get_memo()

@@ -7,7 +7,9 @@ import pytest
 
 from vitrep.cache import Memo, get_memo
 from vitrep.errors import ConfigError
-from vitrep.reconstruct import Result, make_config, run
+from vitrep.config import make_config
+from vitrep.result import Result
+from vitrep.runs import run
 
 MB = 2 ** 20
 

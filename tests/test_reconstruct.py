@@ -9,8 +9,8 @@ import torch
 from vitrep.cache import Memo
 from vitrep.errors import ConfigError
 from vitrep.models import load_model
-from vitrep.reconstruct import (run_batch, ReconstructConfig, Result, blur, cache_key, make_config, reconstruct,
-                                reconstruct_many, run)
+from vitrep.reconstruct import ReconstructConfig, Result, blur, make_config, reconstruct, reconstruct_many
+from vitrep.runs import cache_key, run, run_batch
 from dataclasses import replace as with_changes
 
 

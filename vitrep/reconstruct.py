@@ -13,8 +13,9 @@ shared loop (:mod:`vitrep.loop`; on CUDA, :mod:`vitrep.cudagraph`): rows never
 interact, so each row equals its lone run.  :func:`reconstruct` is the
 single-config case.  The pieces live by concern: the config in
 :mod:`vitrep.config`, results in :mod:`vitrep.result`, the arithmetic in
-:mod:`vitrep.ops`, memo, queue and batches in :mod:`vitrep.runs`; their
-public names are importable from here too.
+:mod:`vitrep.ops`, memo, queue and batches in :mod:`vitrep.runs` (which
+calls this module); the config's and result's public names are importable
+from here too.
 """
 
 from __future__ import annotations
@@ -34,14 +35,13 @@ from .loop import Rows, descend
 from .models import LoadedModel, load_model
 from .ops import BlowupGuard, Stepper, blur, float32, gaussian_kernel3, linear, loss_of  # noqa: F401
 from .result import CURVE_KEYS, Progress, ProgressFn, Result  # noqa: F401
-from .runs import cache_key, device_lock, plan_batches, run, run_batch  # noqa: F401
 from .taps import run_paths, tap_path
 
 MAX_SNAPSHOTS = 24
 
 __all__ = ["LOSSES", "OPTIMIZERS", "SHARED_FIELDS", "CURVE_KEYS", "Progress", "ProgressFn", "ReconstructConfig",
-           "Result", "blur", "cache_key", "device_lock", "gaussian_kernel3", "make_config", "plan_batches",
-           "reconstruct", "reconstruct_many", "resolve_defaults", "run", "run_batch", "validate"]
+           "Result", "blur", "gaussian_kernel3", "make_config", "reconstruct", "reconstruct_many", "resolve_defaults",
+           "validate"]
 
 
 def reconstruct_many(images: Sequence[torch.Tensor] | torch.Tensor, configs: Sequence[ReconstructConfig],

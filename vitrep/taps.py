@@ -13,26 +13,14 @@ Batch rows never interact (eval mode), so a row's result equals a lone run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Hashable, Sequence
+from typing import Sequence
 
 import torch
 
 from . import fastops
+from .families.base import Op
 from .models import LoadedModel
 from .surgery import Surgery
-
-
-@dataclass(frozen=True)
-class Op:
-    key: Hashable
-    fn: Callable[[torch.Tensor], torch.Tensor]
-
-    def __eq__(self, other):  # ops are equal when their keys are
-        return isinstance(other, Op) and self.key == other.key
-
-    def __hash__(self):
-        return hash(self.key)
 
 
 def describe_tap(tap: str) -> str:

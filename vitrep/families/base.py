@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import Callable, Hashable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -27,14 +27,23 @@ from torch import nn
 from .. import fastops
 from ..errors import ConfigError
 
-if TYPE_CHECKING:  # typing only: the models module imports the families
-    from ..models import LoadedModel, ModelRef
-    from ..surgery import Surgery
-    from ..taps import Op
-
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 HALF = (0.5, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation of a path from image to tap, with a hashable key (:mod:`vitrep.taps` shares equal keys)."""
+
+    key: Hashable
+    fn: Callable[[torch.Tensor], torch.Tensor]
+
+    def __eq__(self, other):  # ops are equal when their keys are
+        return isinstance(other, Op) and self.key == other.key
+
+    def __hash__(self):
+        return hash(self.key)
 
 
 @dataclass(frozen=True)
@@ -78,8 +87,6 @@ class ModelSpec:
 
     @property
     def adapter(self) -> "Family":
-        from . import get_family
-
         return get_family(self.family)
 
 
@@ -131,8 +138,9 @@ class Family:
         """One line naming the taps, for ``vitrep models``."""
         raise NotImplementedError
 
-    def path(self, lm: "LoadedModel", tap: str, surgery: "Surgery", pos_embed: bool, fast: bool) -> list["Op"]:
-        """The operations from the (normalised) image to ``tap``; keys include the surgery."""
+    def path(self, lm, tap: str, surgery, pos_embed: bool, fast: bool) -> list[Op]:
+        """The operations from the (normalised) image to ``tap`` of the :class:`vitrep.models.LoadedModel` ``lm``;
+        keys include the :class:`vitrep.surgery.Surgery` so rows that differ split."""
         raise NotImplementedError
 
     # --- blocks and surgery ----------------------------------------------------------------------
@@ -156,7 +164,7 @@ class Family:
         """The first convolution's weight ``(N, 3, k, k)``."""
         return module.get_submodule(self.first_conv).weight
 
-    def builder_kwargs(self, ref: "ModelRef") -> dict:
+    def builder_kwargs(self, ref) -> dict:
         """The keyword arguments ``ref.spec.builder`` takes for ``ref``'s architecture and input size."""
         spec = ref.spec
         if not spec.configurable and ref.size not in (None, spec.size):
@@ -172,6 +180,23 @@ class Family:
             elif isinstance(mod, nn.MultiheadAttention) and mod.in_proj_weight is not None:
                 n += mod.in_proj_weight.numel() * 4
         return n
+
+
+_REGISTRY: dict[str, Family] = {}
+
+
+def register(*families: Family) -> dict[str, Family]:
+    """Add adapters to the registry (in menu order); returns it."""
+    for f in families:
+        _REGISTRY[f.name] = f
+    return _REGISTRY
+
+
+def get_family(name: str) -> Family:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"There is no model family {name!r}; the families are {', '.join(_REGISTRY)}.") from None
 
 
 def patch_product(conv: nn.Conv2d, size: int, fallback: Callable, fast: bool = False) -> Callable:
@@ -252,8 +277,6 @@ class TokenFamily(Family):
         return f"{', '.join(self._pre())}, {self.unit}-1..{depth}, only-{self.unit}-k, norm, logits"
 
     def path(self, lm, tap, surgery, pos_embed, fast):
-        from ..taps import Op
-
         m = lm.module
         blocks = self.blocks(m)
         ops = [Op(("stem",), self.stem_op(m, lm.size, fast))]  # (B, N, D)

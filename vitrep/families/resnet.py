@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .base import Family, ModelSpec, TrainedSource, caller
+from .base import Family, ModelSpec, Op, TrainedSource, caller
 
 STAGES = {1: 3, 2: 4, 3: 6, 4: 3}  # bottlenecks per stage
 
@@ -93,8 +93,6 @@ class ResNet(Family):
         return F.relu(out)
 
     def path(self, lm, tap, surgery, pos_embed, fast):
-        from ..taps import Op
-
         m, call = lm.module, caller(fast)
 
         def block_op(s: int, b: int) -> Op:
