@@ -547,7 +547,7 @@ def run_preset(preset: Preset, out: Path, budget: str = "demo", weights_file: Op
                progress: Optional[Callable[[str], None]] = None,
                on_step: Optional[Callable[[int, Progress], Optional[bool]]] = None,
                images: Optional[Sequence[str]] = None, optimizer: str = "auto",
-               on_wait=None, queue_limit: Optional[int] = None) -> dict:
+               on_wait=None, queue_limit: Optional[int] = None, executor=None) -> dict:
     """Run the preset's panels at ``budget``; write each panel's PNG, ``contact_sheet.png`` and ``distances.json``.
 
     ``progress(message)`` narrates; ``on_step(batch, Progress)`` sees every
@@ -574,7 +574,7 @@ def run_preset(preset: Preset, out: Path, budget: str = "demo", weights_file: Op
         say(f"reconstructing {len(recon)} panel(s)")
         batch = run_batch([loaded[(mapping[panels[i].image], cfgs[i].model.input_size)] for i in recon],
                           [cfgs[i] for i in recon], memo, progress=on_step, on_wait=on_wait,
-                          queue_limit=queue_limit)
+                          queue_limit=queue_limit, executor=executor)
         for i, r in zip(recon, batch):
             results[i] = r
     stopped = any(isinstance(r, Result) and r.status == "stopped" for r in results)

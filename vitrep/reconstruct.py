@@ -715,7 +715,7 @@ def plan_batches(configs: Sequence[ReconstructConfig]) -> list[list[int]]:
 
 def run_batch(images: Sequence[torch.Tensor], configs: Sequence[ReconstructConfig], memo: Optional[Memo] = None,
               progress: Optional[Callable[[int, Progress], Optional[bool]]] = None,
-              on_wait: Optional[OnWait] = None, queue_limit: Optional[int] = None) -> list[Result]:
+              on_wait: Optional[OnWait] = None, queue_limit: Optional[int] = None, executor=None) -> list[Result]:
     """Many runs through the memo: hits are read, the misses run as batches of shared model and schedule.
 
     ``progress(batch_index, Progress)`` reports each batch; ``batch_index`` is
@@ -723,8 +723,11 @@ def run_batch(images: Sequence[torch.Tensor], configs: Sequence[ReconstructConfi
     are skipped), rows of a batch are its misses, in order.  Each batch is
     single-flight: callers asking for the same batch at once compute it once.
     A batch stopped by its callback ends the whole call (later batches are
-    not started; their rows are ``None``).
+    not started; their rows are ``None``).  ``executor`` (e.g.
+    :class:`vitrep.distributed.RayExecutor`) runs the call elsewhere, same contract.
     """
+    if executor is not None:
+        return executor.run_batch(images, configs, memo, progress)
     configs = [validate(c) for c in configs]
     keys = [cache_key(im, c) for im, c in zip(images, configs)]
     out: list = [memo.get(k, Result.from_bytes) if memo is not None else None for k in keys]
