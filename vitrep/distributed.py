@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,7 +172,7 @@ class RayExecutor:
 
     Use it as a context manager (the actors and their models live until the
     block ends); a :meth:`run_batch` outside one starts and closes around
-    itself.
+    itself.  Calls from several threads take turns on the pool.
     """
 
     def __init__(self, address: Optional[str] = None, workers: Optional[int] = None,
@@ -197,16 +198,19 @@ class RayExecutor:
         self.worker_device = "cpu"
         self.started_ray = False
         self._entered = 0
+        self._lock = threading.RLock()  # one call at a time on the pool (callers in other threads wait)
 
     # --- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> "RayExecutor":
-        self._entered += 1
+        with self._lock:
+            self._entered += 1
         return self
 
     def __exit__(self, *exc) -> None:
-        self._entered -= 1
-        if self._entered == 0:
-            self.close()
+        with self._lock:
+            self._entered -= 1
+            if self._entered == 0:
+                self.close()
 
     def start(self) -> None:
         """Join or start Ray and start the workers (once)."""
@@ -289,6 +293,10 @@ class RayExecutor:
         if not self._entered:
             with self:
                 return self.run_batch(images, configs, memo, progress)
+        with self._lock:
+            return self._run(images, configs, memo, progress)
+
+    def _run(self, images, configs, memo, progress) -> list:
         from . import budget
         from .reconstruct import Result, plan_batches, validate
 
@@ -328,9 +336,9 @@ class RayExecutor:
         pending = list(chunks)
         inflight: dict = {}  # ref -> (actor index, chunk)
         free = list(range(len(self.actors)))
-        rows_total = sum(len(c.rows) for c in chunks)
-        steps_total = sum(configs[i].steps for c in chunks for i in c.rows)
-        cost_total = sum(c.cost for c in chunks) or 1.0
+        total = {"chunks": len(chunks), "rows": sum(len(c.rows) for c in chunks),
+                 "steps": sum(configs[i].steps for c in chunks for i in c.rows),
+                 "cost": sum(c.cost for c in chunks) or 1.0}
         done = {"chunks": 0, "rows": 0, "steps": 0, "cost": 0.0}
         t0 = time.perf_counter()
         try:
@@ -341,8 +349,15 @@ class RayExecutor:
                     if memo is not None:  # another process may have finished some of these meanwhile
                         for i in c.rows:
                             out[i] = memo.get(keys[i], Result.from_bytes)
-                        c.rows = [i for i in c.rows if out[i] is None]
+                        hits = [i for i in c.rows if out[i] is not None]
+                        if hits:  # no longer this call's work
+                            total["rows"] -= len(hits)
+                            total["steps"] -= sum(configs[i].steps for i in hits)
+                            total["cost"] -= sum(costs[i] for i in hits)
+                            c.cost -= sum(costs[i] for i in hits)
+                            c.rows = [i for i in c.rows if out[i] is None]
                         if not c.rows:
+                            total["chunks"] -= 1
                             free.insert(0, k)
                             continue
                         memo.waiting.update(keys[i] for i in c.rows)
@@ -379,15 +394,16 @@ class RayExecutor:
                     done["cost"] += c.cost
                     if progress is not None:
                         elapsed = time.perf_counter() - t0
-                        left = elapsed * (cost_total - done["cost"]) / done["cost"] if done["cost"] else float("nan")
+                        left = (elapsed * max(0.0, total["cost"] - done["cost"]) / done["cost"]
+                                if done["cost"] else float("nan"))
                         p = ClusterProgress(
-                            step=done["steps"], total=steps_total, seconds=elapsed,
+                            step=done["steps"], total=total["steps"], seconds=elapsed,
                             rows=[{k2: v[-1] for k2, v in r.curves.items()} if r.curves["step"] else {}
                                   for r in results],
                             images=[r.image for r in results],
                             baselines=[r.baseline["embedding_distance"] for r in results],
-                            chunks_done=done["chunks"], chunks_total=len(chunks), rows_done=done["rows"],
-                            rows_total=rows_total, seconds_left=left, chunk_rows=tuple(c.rows))
+                            chunks_done=done["chunks"], chunks_total=total["chunks"], rows_done=done["rows"],
+                            rows_total=total["rows"], seconds_left=left, chunk_rows=tuple(c.rows))
                         if progress(c.batch, p):
                             self._abandon(inflight, memo, keys)
                             return out
