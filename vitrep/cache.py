@@ -201,17 +201,28 @@ class Memo:
                     todo.append(i)
             if not todo:
                 return out
-            self.waiting.update(keys[i] for i in todo)
+            self.announce(keys[i] for i in todo)
             try:
                 values = compute(todo)
             finally:
-                self.waiting.difference_update(keys[i] for i in todo)
+                self.settle(keys[i] for i in todo)
             for i, v in zip(todo, values):
                 out[i] = v
                 if keep(v):
-                    self.put(keys[i], encode(v))
-                    self.computations += 1
+                    self.store(keys[i], encode(v))
         return out
+
+    def announce(self, keys) -> None:
+        """``keys`` are being computed (elsewhere too: a Ray worker); :meth:`busy` says so until :meth:`settle`."""
+        self.waiting.update(keys)
+
+    def settle(self, keys) -> None:
+        self.waiting.difference_update(keys)
+
+    def store(self, key: str, data: bytes) -> None:
+        """Remember a value computed elsewhere (a Ray worker's result): stored, and counted as a computation."""
+        self.put(key, data)
+        self.computations += 1
 
     @contextlib.contextmanager
     def flight(self, key: str):

@@ -67,6 +67,17 @@ def _add_io_args(p: argparse.ArgumentParser, image: bool = True) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_ray_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("Ray (several processes, GPUs or machines; pip install -r requirements-ray.txt)")
+    g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run the reconstructions on Ray workers: alone, a local Ray on this machine; with an "
+                        "ADDRESS (auto, host:6379, ray://host:10001), that cluster")
+    g.add_argument("--ray-gpus", type=float, default=None, metavar="FRACTION",
+                   help="GPUs per Ray worker, e.g. 0.5 for two workers a GPU (default 1 where the cluster has GPUs)")
+    g.add_argument("--ray-workers", type=int, default=None, metavar="N",
+                   help="Ray workers (default: one per GPU, or one per CPU core)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m vitrep", description="See what vision models keep of their input.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -93,7 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="auto (default: calibrated), adam, or gd (the page's plain step)")
     pr.add_argument("--weights", default=None, help="a checkpoint FILE to use wherever the preset needs trained weights")
     pr.add_argument("--device", default="auto")
+    pr.add_argument("--all", action="store_true",
+                    help="every figure that needs no trained weights (all of them with --weights FILE), "
+                         "each into OUT/<preset name>/")
     _add_io_args(pr, image=False)
+    _add_ray_args(pr)
 
     sw = sub.add_parser("sweep", help="your own grid: layers x surgeries x images -> one contact sheet and one CSV")
     sw.add_argument("--image", action="append", default=None, help="image file or sample name; repeat for several")
@@ -102,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_io_args(sw, image=False)
     _add_model_args(sw)
     _add_run_args(sw)
+    _add_ray_args(sw)
 
     ge = sub.add_parser("generate", help="generate an input that a trained model takes for an ImageNet class")
     ge.add_argument("--class", dest="cls", default=None, help="class name (searched) or index 0-999")
@@ -189,6 +205,29 @@ class _Bar:
             self.bar.close()
 
 
+def _executor(a):
+    """A :class:`~vitrep.distributed.RayExecutor` for ``--ray`` (a context manager), else a null context."""
+    import contextlib
+
+    if getattr(a, "ray", None) is None:
+        if getattr(a, "ray_gpus", None) is not None or getattr(a, "ray_workers", None) is not None:
+            raise ConfigError("--ray-gpus and --ray-workers go with --ray.")
+        return contextlib.nullcontext(None)
+    from .distributed import RayExecutor
+
+    return RayExecutor(address=a.ray, workers=a.ray_workers, gpus_per_worker=a.ray_gpus)
+
+
+def _cluster_step(bar: "_Bar", p) -> None:
+    """Move a bar to a Ray run's progress (one update per finished chunk)."""
+    if bar.bar is None:
+        return
+    bar.bar.total = p.total
+    left = f"{p.seconds_left:.0f}s" if p.seconds_left == p.seconds_left else "?"
+    bar.to(p.step, chunks=f"{p.chunks_done}/{p.chunks_total}", rows=f"{p.rows_done}/{p.rows_total}",
+           rate=f"{p.steps_per_second:.1f} steps/s", left=left)
+
+
 def write_result(result, out: Path) -> None:
     from .images import to_pil
 
@@ -259,8 +298,12 @@ def cmd_reconstruct(a) -> int:
 
 def cmd_preset(a) -> int:
     from .cache import get_memo
-    from .presets import PRESETS, finding_line, get_preset, run_preset
+    from .presets import PRESETS, get_preset
 
+    if a.all:
+        if a.name or a.list:
+            raise ConfigError("--all runs every figure; give no preset name with it.")
+        return _preset_all(a)
     if a.list or not a.name:
         print(f"{'figure':>6}  {'preset':<34}{'trained?':<10}{'demo here':<11}title")
         for p in sorted(PRESETS.values(), key=lambda p: p.figure):
@@ -269,29 +312,46 @@ def cmd_preset(a) -> int:
                   f"{'~%.0f s' % t:<11}{p.title}")
         return 0
     preset = get_preset(a.name)
+    budget = _preset_budget(a)
+    executor = _executor(a)
+    memo = None if a.no_cache else get_memo(a.cache_dir)
+    with executor as ex:
+        _preset_one(a, preset, budget, Path(a.out or f"out/{preset.name}"), memo, ex)
+    return 0
+
+
+def _preset_budget(a) -> str:
     if a.quick and a.budget not in (None, "quick"):
         raise ConfigError("--quick is the same as --budget quick; give one or the other.")
-    budget = "quick" if a.quick else (a.budget or "demo")
+    return "quick" if a.quick else (a.budget or "demo")
+
+
+def _preset_one(a, preset, budget: str, out: Path, memo, ex, brief: bool = False) -> dict:
+    """Run one figure and print what the command line prints for it (``brief``: the result lines only)."""
+    from .presets import finding_line, run_preset
+
     images = a.image or None  # sample names or files; run_preset resolves them
-    out = Path(a.out or f"out/{preset.name}")
-    memo = None if a.no_cache else get_memo(a.cache_dir)
-    steps = sorted({(p.steps, preset.steps_for(p, budget)) for p in preset.panels_for(budget) if p.kind != "filters"})
-    if steps and budget != "full":
-        print(f"{budget} budget: step counts {', '.join(f'{s:,} -> {b:,}' for s, b in steps)}"
-              + ("; a pipeline check, not the page's figure" if budget == "quick" else ""))
-    left = preset.left_out(budget)
-    if left:
-        print(f"left out of the {budget} budget (too costly on a CPU; run --budget full): "
-              + ", ".join(p.label for p in left))
-    expected = preset.expected_seconds(budget)
-    if expected:
-        print(f"expected: about {expected:.0f} s on a 2-core CPU")
-    if preset.needs_trained and not a.weights:
-        print(f"note: {preset.name} needs trained weights ({', '.join(preset.models)}); offline, pass --weights FILE")
+    if not brief:
+        steps = sorted({(p.steps, preset.steps_for(p, budget)) for p in preset.panels_for(budget)
+                        if p.kind != "filters"})
+        if steps and budget != "full":
+            print(f"{budget} budget: step counts {', '.join(f'{s:,} -> {b:,}' for s, b in steps)}"
+                  + ("; a pipeline check, not the page's figure" if budget == "quick" else ""))
+        left = preset.left_out(budget)
+        if left:
+            print(f"left out of the {budget} budget (too costly on a CPU; run --budget full): "
+                  + ", ".join(p.label for p in left))
+        expected = preset.expected_seconds(budget)
+        if expected and ex is None:
+            print(f"expected: about {expected:.0f} s on a 2-core CPU")
+        if preset.needs_trained and not a.weights:
+            print(f"note: {preset.name} needs trained weights ({', '.join(preset.models)}); offline, pass --weights FILE")
     t0 = time.perf_counter()
     bar = _Bar(1, a.quiet, f"figure {preset.figure}")
 
     def on_step(p):
+        if ex is not None:
+            return _cluster_step(bar, p)
         if bar.bar is not None:
             bar.bar.total = p.total
             bar.bar.set_description(f"figure {preset.figure} batch {p.batch + 1}")
@@ -300,7 +360,7 @@ def cmd_preset(a) -> int:
     try:
         summary = run_preset(preset, out, budget, a.weights, memo, a.device,
                              say=None if a.quiet else (lambda m: print(f"  {m}", file=sys.stderr)),
-                             progress=on_step, images=images, optimizer=a.optimizer)
+                             progress=on_step, images=images, optimizer=a.optimizer, executor=ex)
     finally:
         bar.close()
     ok = sum(1 for r in summary["panels"] if r.get("success"))
@@ -310,6 +370,50 @@ def cmd_preset(a) -> int:
     if summary["finding"]:
         print("finding " + finding_line(summary["finding"]))
     print(f"wrote {out}/contact_sheet.png, distances.json and one PNG per panel")
+    return summary
+
+
+def _preset_all(a) -> int:
+    """``preset --all``: every figure that needs no trained weights (all with ``--weights``), each into OUT/NAME/.
+
+    With ``--ray`` every figure's reconstructions first go to the cluster as
+    one call (so the workers share all of them out), then each figure is
+    written from the memo.
+    """
+    from .cache import get_memo
+    from .grid import run_grid
+    from .presets import PRESETS, preset_cells
+
+    budget = _preset_budget(a)
+    presets = [p for p in sorted(PRESETS.values(), key=lambda p: p.figure) if a.weights or not p.needs_trained]
+    skipped = [p for p in PRESETS.values() if p not in presets]
+    root = Path(a.out or "out")
+    executor = _executor(a)
+    memo = None if a.no_cache else get_memo(a.cache_dir)
+    print(f"{len(presets)} figures ({', '.join(str(p.figure) for p in presets)}), {budget} budget"
+          + (f"; left out (need trained weights; give --weights FILE): {', '.join(str(p.figure) for p in skipped)}"
+             if skipped else ""))
+    t0 = time.perf_counter()
+    findings = []
+    with executor as ex:
+        if ex is not None and memo is not None:
+            loaded: dict = {}
+            cells = [c for p in presets for c in preset_cells(p, budget, a.weights, a.device, a.optimizer,
+                                                               a.image or None, loaded)]
+            print(f"{len(cells)} reconstructions on Ray", file=sys.stderr)
+            bar = _Bar(1, a.quiet, "all figures")
+            try:
+                run_grid(cells, memo, progress=lambda p: _cluster_step(bar, p), executor=ex)
+            finally:
+                bar.close()
+        for preset in presets:
+            summary = _preset_one(a, preset, budget, root / preset.name, memo, ex, brief=True)
+            findings.append((preset, summary["finding"]))
+    took = time.perf_counter() - t0
+    held = sum(1 for _, f in findings if f and f["held"])
+    judged = sum(1 for _, f in findings if f)
+    print(f"all {len(presets)} figures in {took:.1f} s ({budget} budget{', on Ray' if a.ray else ''}); "
+          f"findings held: {held}/{judged}")
     return 0
 
 
@@ -337,6 +441,7 @@ def cmd_sweep(a) -> int:
     from .taps import describe_tap
 
     base = config_from_args(a)  # validates every shared flag once
+    executor = _executor(a)
     ref = base.model
     taps = _parse_layers(a.layers, ref)
     surgeries = [s.strip() or "none" for s in a.surgeries.split(";")]
@@ -357,9 +462,11 @@ def cmd_sweep(a) -> int:
     print(f"{len(cells)} reconstructions ({len(images)} image(s) x {len(surgeries)} surgery set(s) x {len(taps)} layer(s)), "
           f"{base.steps} steps each", file=sys.stderr)
     t0 = time.perf_counter()
-    bar = _Bar(base.steps, a.quiet, "sweep")
+    bar = _Bar(base.steps, a.quiet, "sweep" if a.ray is None else "sweep (ray)")
     try:
-        grid = run_grid(cells, memo, progress=bar)
+        with executor as ex:
+            grid = run_grid(cells, memo, progress=bar if ex is None else (lambda p: _cluster_step(bar, p)),
+                            executor=ex)
     finally:
         bar.close()
     files = []

@@ -96,8 +96,12 @@ def batches(cells: Sequence[Cell]) -> list[list[int]]:
 
 
 def run_grid(cells: Sequence[Cell], memo: Optional[Memo] = None, progress: Optional[ProgressFn] = None,
-             on_wait: Optional[OnWait] = None, queue_limit: Optional[int] = None) -> Grid:
-    """Run every cell through the memo (see :func:`vitrep.runs.run_batch`); a stopped grid leaves ``None`` s."""
+             on_wait: Optional[OnWait] = None, queue_limit: Optional[int] = None, executor=None) -> Grid:
+    """Run every cell through the memo (see :func:`vitrep.runs.run_batch`); a stopped grid leaves ``None`` s.
+
+    ``executor`` (a :class:`vitrep.distributed.RayExecutor`) runs the cells on a Ray cluster instead.
+    """
     cells = list(cells)
-    results = run_batch([c.image for c in cells], [c.config for c in cells], memo, progress, on_wait, queue_limit)
+    results = run_batch([c.image for c in cells], [c.config for c in cells], memo, progress, on_wait, queue_limit,
+                        executor=executor)
     return Grid(cells, results)

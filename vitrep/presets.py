@@ -543,39 +543,56 @@ def finding_line(finding: Optional[dict]) -> str:
     return f"{verdict}: {finding['claim']}" + (f" [{nums}]" if nums else "")
 
 
+def _panels(preset: Preset, budget: str, mapping: dict) -> list[Panel]:
+    """The panels a run at ``budget`` shows (reconstructions only where their image is given)."""
+    return [p for p in preset.panels_for(budget) if p.kind != "reconstruct" or p.image in mapping]
+
+
+def preset_cells(preset: Preset, budget: str = "demo", weights_file: Optional[str] = None, device: str = "auto",
+                 optimizer: str = "auto", images: Optional[Sequence[str]] = None, loaded: Optional[dict] = None) -> list[Cell]:
+    """The grid of the preset's reconstruction panels at ``budget``, in panel order (``loaded``: images read so far)."""
+    check_budget(budget)
+    mapping = image_map(preset, images)
+    loaded = {} if loaded is None else loaded
+    cells = []
+    for p in _panels(preset, budget, mapping):
+        if p.kind != "reconstruct":
+            continue
+        cfg = panel_config(p, preset.steps_for(p, budget), weights_file, device, optimizer)
+        key = (mapping[p.image], cfg.model.input_size)
+        if key not in loaded:
+            loaded[key] = _load(*key)
+        cells.append(Cell(loaded[key], cfg, {"panel": p.label}))
+    return cells
+
+
 def run_preset(preset: Preset, out: Path, budget: str = "demo", weights_file: Optional[str] = None,
                memo: Optional[Memo] = None, device: str = "auto",
                say: Optional[Callable[[str], None]] = None,
                progress: Optional[Callable[[Progress], Optional[bool]]] = None,
                images: Optional[Sequence[str]] = None, optimizer: str = "auto",
-               on_wait=None, queue_limit: Optional[int] = None) -> dict:
+               on_wait=None, queue_limit: Optional[int] = None, executor=None) -> dict:
     """Run the preset's panels at ``budget``; write each panel's PNG, ``contact_sheet.png`` and ``distances.json``.
 
     ``say(message)`` narrates; ``progress(Progress)`` sees every report step
     (``Progress.batch``: which batch) and may return True to stop (the summary then says
-    ``"stopped": true`` and no finding is judged).  Returns the summary.
+    ``"stopped": true`` and no finding is judged).  ``executor`` (e.g.
+    :class:`vitrep.distributed.RayExecutor`) runs the reconstructions elsewhere.
+    Returns the summary.
     """
     check_budget(budget)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     say = say or (lambda msg: None)
     mapping = image_map(preset, images)
-    panels = [p for p in preset.panels_for(budget) if p.kind != "reconstruct" or p.image in mapping]
+    panels = _panels(preset, budget, mapping)
     shown = {p.image: _image_label(mapping[p.image]) for p in panels if p.kind == "reconstruct"}
     results: list = [None] * len(panels)
     recon = [i for i, p in enumerate(panels) if p.kind == "reconstruct"]
-    cfgs = {i: panel_config(panels[i], preset.steps_for(panels[i], budget), weights_file, device, optimizer)
-            for i in recon}
-    loaded: dict = {}
-    for i in recon:
-        key = (mapping[panels[i].image], cfgs[i].model.input_size)
-        if key not in loaded:
-            loaded[key] = _load(*key)
     if recon:
         say(f"reconstructing {len(recon)} panel(s)")
-        grid = run_grid([Cell(loaded[(mapping[panels[i].image], cfgs[i].model.input_size)], cfgs[i],
-                              {"panel": panels[i].label}) for i in recon],
-                        memo, progress=progress, on_wait=on_wait, queue_limit=queue_limit)
+        grid = run_grid(preset_cells(preset, budget, weights_file, device, optimizer, images), memo,
+                        progress=progress, on_wait=on_wait, queue_limit=queue_limit, executor=executor)
         for i, r in zip(recon, grid.results):
             results[i] = r
     stopped = any(isinstance(r, Result) and r.status == "stopped" for r in results)

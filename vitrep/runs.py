@@ -106,7 +106,7 @@ def plan_batches(configs: Sequence[ReconstructConfig]) -> list[list[int]]:
 
 def run_batch(images: Sequence[torch.Tensor], configs: Sequence[ReconstructConfig], memo: Optional[Memo] = None,
               progress: Optional[ProgressFn] = None, on_wait: Optional[OnWait] = None,
-              queue_limit: Optional[int] = None) -> list[Optional[Result]]:
+              queue_limit: Optional[int] = None, executor=None) -> list[Optional[Result]]:
     """Many runs through the memo: hits are read, the misses run as batches of shared model and schedule.
 
     ``progress(Progress)`` reports each batch; ``Progress.batch`` is the
@@ -115,10 +115,14 @@ def run_batch(images: Sequence[torch.Tensor], configs: Sequence[ReconstructConfi
     into chunks whose activations fit the memory budget (:mod:`vitrep.budget`);
     each chunk is single-flight: callers asking for the same rows at once
     compute them once.  A batch stopped by its callback ends the whole call
-    (later batches are not started; their rows are ``None``).
+    (later batches are not started; their rows are ``None``).  ``executor``
+    (:class:`vitrep.distributed.RayExecutor`) runs the call on a Ray cluster,
+    with the same contract.
     """
     from .reconstruct import reconstruct_many
 
+    if executor is not None:
+        return executor.run_batch(images, configs, memo, progress)
     configs = [validate(c) for c in configs]
     keys = [cache_key(im, c) for im, c in zip(images, configs)]
     out: list = [memo.get(k, Result.from_bytes) if memo is not None else None for k in keys]
