@@ -17,6 +17,15 @@ Each case runs ``--rounds`` interleaved rounds and reports medians (timings on
 a shared 2-core machine drift by +-20% between identical runs).  Everything is
 a ratio against a baseline in the same process; no absolute timing is
 asserted anywhere.
+
+Each case also checks the fast-path bar at full size: one step's input
+gradient (the engine's L1 loss, the cat as target) with the fast path against
+the plain path, as a relative error, next to how far the plain path's own
+gradient moves when every input pixel moves by one float32 ulp (what ReLU and
+max-pool kinks make of rounding-level changes).  ``--bar-steps N`` adds
+N-step runs of the engine, fast and plain, on ``--bar-seeds`` seeds: the
+final distances' relative differences and whether success agrees.
+``--cases`` picks cases (vit1, vit4, vit12, resnet).
 """
 
 from __future__ import annotations
@@ -84,6 +93,59 @@ def time_page(net, layer: int, image, init, steps: int, dev) -> float:
     return (time.perf_counter() - t) / steps
 
 
+def grad_check(lm, tap: str, image: torch.Tensor, init: torch.Tensor) -> dict:
+    """One step's input gradient, fast path against plain path (the engine's L1 loss, ``image`` as target).
+
+    ``plain_ulp``: the plain gradient's own change when every input pixel moves by one float32 ulp, the
+    scale at which ReLU / max-pool kinks turn rounding into gradient changes.
+    """
+    def grad(fast: bool, x0: torch.Tensor) -> torch.Tensor:
+        path = tap_path(lm, tap, pos_embed=False, fast=fast)
+        with torch.no_grad():
+            t = image
+            for op in path:
+                t = op.fn(t)
+        x = x0.clone().requires_grad_(True)
+        out = x
+        for op in path:
+            out = op.fn(out)
+        (g,) = torch.autograd.grad(0.05 * (out - t).abs().sum(), x)
+        return g
+
+    def rel(a, b):
+        return float(torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b))
+
+    plain = grad(False, init)
+    return {"grad_rel_err": rel(grad(True, init), plain),
+            "plain_ulp_rel": rel(grad(False, torch.nextafter(init, torch.full_like(init, 2.0))), plain)}
+
+
+def bar_runs(ref, tap: str, image: torch.Tensor, steps: int, seeds: int, dev) -> dict:
+    """``steps``-step runs on ``seeds`` seeds (one batch), fast and plain: final distances and success."""
+    runs = {}
+    for fast in (True, False):
+        old = os.environ.get("VITREP_FAST")
+        os.environ["VITREP_FAST"] = "1" if fast else "0"
+        try:
+            cfgs = [make_config(ref, tap, steps=steps, pos_embed=False, seed=s, report_every=steps, device=str(dev))
+                    for s in range(seeds)]
+            runs[fast] = reconstruct_many([image] * seeds, cfgs)
+        finally:
+            if old is None:
+                os.environ.pop("VITREP_FAST")
+            else:
+                os.environ["VITREP_FAST"] = old
+    out = {"steps": steps, "seeds": seeds, "rows": []}
+    for f, p in zip(runs[True], runs[False]):
+        row = {k: {"fast": f.final[k], "plain": p.final[k], "rel_diff": abs(f.final[k] - p.final[k]) / abs(p.final[k])}
+               for k in ("embedding_distance", "input_distance")}
+        row["success"] = {"fast": f.success, "plain": p.success}
+        out["rows"].append(row)
+    out["worst_rel_diff"] = max(r[k]["rel_diff"] for r in out["rows"] for k in ("embedding_distance", "input_distance"))
+    out["same_success"] = all(r["success"]["fast"] == r["success"]["plain"] for r in out["rows"])
+    return out
+
+
 SWITCHES = ("VITREP_FAST", "VITREP_CUDA_GRAPHS")
 
 
@@ -113,6 +175,10 @@ def main(argv=None) -> int:
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--long", type=int, default=0, metavar="STEPS",
                     help="also time one ViT-B/32 encoder-12 run of STEPS steps (the page's deepest figure: 105000)")
+    ap.add_argument("--cases", default="vit1,vit4,vit12,resnet", help="which cases to time (vit1, vit4, vit12, resnet)")
+    ap.add_argument("--bar-steps", type=int, default=0, metavar="N",
+                    help="also run each case N steps fast and plain on --bar-seeds seeds and compare the ends")
+    ap.add_argument("--bar-seeds", type=int, default=3)
     a = ap.parse_args(argv)
     dev = torch.device("cuda" if (a.device == "auto" and torch.cuda.is_available()) else
                        (a.device if a.device != "auto" else "cpu"))
@@ -133,8 +199,9 @@ def main(argv=None) -> int:
         print(f"{long['case']}: {long['total_s']:.1f} s in all ({long['loop_s'] / a.long * 1e3:.3f} ms per step), "
               f"m_g {long['final']['embedding_distance']:.4g}, status {long['status']}", flush=True)
     rows = []
-    cases = [("ViT-B/32", "vit_b_32", 1), ("ViT-B/32", "vit_b_32", 4), ("ViT-B/32", "vit_b_32", 12),
-             ("ResNet-50", "resnet50", 4)]
+    cases = {"vit1": ("ViT-B/32", "vit_b_32", 1), "vit4": ("ViT-B/32", "vit_b_32", 4),
+             "vit12": ("ViT-B/32", "vit_b_32", 12), "resnet": ("ResNet-50", "resnet50", 4)}
+    cases = [cases[c.strip()] for c in a.cases.split(",") if c.strip()]
     for label, name, layer in cases:
         ref = make_ref(name)
         plain, _ = build_model(ref)  # the page's copy: trainable parameters, as its code left them
@@ -144,7 +211,7 @@ def main(argv=None) -> int:
         tap = f"encoder-{layer}" if name.startswith("vit") else f"layer{layer}"
         cfg = make_config(ref, tap, steps=a.steps, pos_embed=False, device=str(dev))
         pages, engines, plains = [], [], []
-        packed = dev.type == "cuda" or (fastops.enabled() and name.startswith("vit"))
+        packed = dev.type == "cuda" or fastops.enabled()  # ViT: packed linear layers; ResNet: vitrep.resnet_fast
         for _ in range(a.rounds):  # interleaved, so drifts in machine speed hit both alike
             pages.append(time_page(net, layer, image, init, a.steps, dev))
             engines.append(time_engine(image, cfg))
@@ -153,11 +220,23 @@ def main(argv=None) -> int:
         limits.append(matmul_flops(dev))
         page_s, engine_s = statistics.median(pages), statistics.median(engines)
         flops = step_flops(lm, tap, image)
+        bar = grad_check(lm, tap, image, init) if dev.type == "cpu" and fastops.enabled() else None
+        if bar is not None and a.bar_steps:
+            bar["runs"] = bar_runs(ref, tap, image, a.bar_steps, a.bar_seeds, dev)
         rows.append({"case": f"{label} {tap}", "page_s_per_step": page_s, "engine_s_per_step": engine_s,
                      "engine_unpacked_s_per_step": statistics.median(plains) if plains else None,
-                     "ratio": page_s / engine_s, "step_gflop": flops / 1e9, "engine_gflops": flops / engine_s / 1e9})
+                     "ratio": page_s / engine_s, "step_gflop": flops / 1e9, "engine_gflops": flops / engine_s / 1e9,
+                     "bar": bar})
         print(f"{rows[-1]['case']}: page {page_s:.5f} s/step, engine {engine_s:.5f} s/step ({page_s / engine_s:.2f}x)"
               + (f", without the fast path {rows[-1]['engine_unpacked_s_per_step']:.5f}" if plains else ""), flush=True)
+        if bar is not None:
+            print(f"  bar: one step's input gradient, fast vs plain {bar['grad_rel_err']:.2e} relative "
+                  f"(the plain path against itself, input moved one ulp: {bar['plain_ulp_rel']:.2e})", flush=True)
+            if "runs" in bar:
+                r = bar["runs"]
+                print(f"  bar: {r['steps']} steps, {r['seeds']} seeds: final distances differ by at most "
+                      f"{r['worst_rel_diff']:.2e} relative; success {'the same' if r['same_success'] else 'DIFFERS'} "
+                      f"({', '.join(str(x['success']['fast']) for x in r['rows'])})", flush=True)
         del plain, net
     limit = max(limits)
     for r in rows:

@@ -33,7 +33,7 @@ from typing import Callable, Hashable, Sequence
 import torch
 import torch.nn.functional as F
 
-from . import fastops
+from . import fastops, resnet_fast
 from .errors import ConfigError
 from .models import LoadedModel
 from .surgery import BLOCK_FORWARD, Surgery
@@ -156,12 +156,17 @@ def tap_path(lm: LoadedModel, tap: str, surgery: Surgery = Surgery(), pos_embed:
         def block_op(s: int, b: int) -> Op:
             blk = getattr(m, f"layer{s}")[b - 1]
             rm = surgery.removed_in(sum(RESNET_BLOCKS[i] for i in range(1, s)) + b)
+            if fast:  # folded, packed, channels-last (vitrep.resnet_fast)
+                return Op(("block", s, b, rm), lambda x: resnet_fast.fast_block(blk, x, rm))
             return Op(("block", s, b, rm), lambda x: block_fwd(blk, x, rm, fast))
 
         ops.append(Op(("conv1",), m.conv1))
         if tap == "conv1":
             return ops
-        ops += [Op(("bn1relu",), lambda x: F.relu(m.bn1(x))), Op(("maxpool",), m.maxpool)]
+        if fast:  # conv1, bn1, relu and max-pool as one op (vitrep.resnet_fast)
+            ops[-1] = Op(("stem", "fast"), resnet_fast.fast_stem(m))
+        else:
+            ops += [Op(("bn1relu",), lambda x: F.relu(m.bn1(x))), Op(("maxpool",), m.maxpool)]
         if tap == "stem":
             return ops
         if tap.startswith("layer"):
