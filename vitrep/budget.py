@@ -165,7 +165,7 @@ def _count_sizes(ref: ModelRef) -> tuple[int, int]:
     m = _meta_module(ref)
     own = sum(t.numel() * t.element_size() for t in list(m.parameters()) + list(m.buffers()))
     packable = 0
-    if ref.spec.family in ("vit", "ffvit", "mixer"):  # ResNet blocks stay on the plain path (README, Performance)
+    if ref.spec.family in ("vit", "ffvit", "mixer"):
         for mod in m.modules():
             if isinstance(mod, torch.nn.Linear):
                 packable += mod.weight.numel() * 4
@@ -173,8 +173,8 @@ def _count_sizes(ref: ModelRef) -> tuple[int, int]:
                 packable += mod.in_proj_weight.numel() * 4
         if ref.spec.family != "mixer" and hasattr(m, "conv_proj"):  # the patch embedding as one product
             packable += m.conv_proj.weight.numel() * 4
-    else:
-        packable = sum(mod.weight.numel() * 4 for mod in m.modules() if isinstance(mod, torch.nn.Linear))
+    else:  # ResNet: the head, and vitrep.resnet_fast's folded convolutions (forward and transposed, per input size)
+        packable = sum(mod.weight.numel() * 4 for mod in m.modules() if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d)))
     return own, packable
 
 
