@@ -17,6 +17,17 @@ Each case runs ``--rounds`` interleaved rounds and reports medians (timings on
 a shared 2-core machine drift by +-20% between identical runs).  Everything is
 a ratio against a baseline in the same process; no absolute timing is
 asserted anywhere.
+
+Each case also checks the fast-path bar at full size: one step's input
+gradient (the engine's L1 loss, the cat as target) with the fast path against
+the plain path, as a relative error, next to how far the plain path's own
+gradient moves when every input pixel moves by one float32 ulp (what ReLU and
+max-pool kinks make of rounding-level changes); for ResNet also against the
+plain formula taking the fast path's ReLU and max-pool branches
+(``vitrep.resnet_fast.same_branch_plain``), which leaves rounding only.  ``--bar-steps N`` adds
+N-step runs of the engine, fast and plain, on ``--bar-seeds`` seeds: the
+final distances' relative differences and whether success agrees.
+``--cases`` picks cases (vit1, vit4, vit12, resnet).
 """
 
 from __future__ import annotations
@@ -84,6 +95,86 @@ def time_page(net, layer: int, image, init, steps: int, dev) -> float:
     return (time.perf_counter() - t) / steps
 
 
+def grad_check(lm, tap: str, image: torch.Tensor, init: torch.Tensor) -> dict:
+    """One step's input gradient, fast path against plain path (the engine's L1 loss, ``image`` as target).
+
+    ``plain_ulp``: the plain gradient's own change when every input pixel moves by one float32 ulp, the
+    scale at which ReLU / max-pool kinks turn rounding into gradient changes.
+    """
+    def grad(fast: bool, x0: torch.Tensor) -> torch.Tensor:
+        path = tap_path(lm, tap, pos_embed=False, fast=fast)
+        with torch.no_grad():
+            t = image
+            for op in path:
+                t = op.fn(t)
+        x = x0.clone().requires_grad_(True)
+        out = x
+        for op in path:
+            out = op.fn(out)
+        (g,) = torch.autograd.grad(0.05 * (out - t).abs().sum(), x)
+        return g
+
+    def rel(a, b):
+        return float(torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b))
+
+    plain = grad(False, init)
+    out = {"grad_rel_err": rel(grad(True, init), plain),
+           "plain_ulp_rel": rel(grad(False, torch.nextafter(init, torch.full_like(init, 2.0))), plain)}
+    if lm.family == "resnet" and tap.startswith("layer"):  # against the plain formula taking the fast path's branches
+        from vitrep.resnet_fast import same_branch_plain
+
+        path = tap_path(lm, tap, pos_embed=False, fast=True)
+        with torch.no_grad():
+            t = image
+            for op in path:
+                t = op.fn(t)
+        x, xr = init.clone().requires_grad_(True), init.clone().requires_grad_(True)
+        y = x
+        for op in path:
+            y = op.fn(y)
+        ref = same_branch_plain(lm.module, xr, y)
+        v = 0.05 * torch.sign(y.detach() - t)
+        out["same_branch_grad_rel_err"] = rel(torch.autograd.grad(y, x, v)[0], torch.autograd.grad(ref, xr, v)[0])
+    return out
+
+
+ULP_INIT = 0.7 * (1 + 2e-7)  # the engine's start image moved by about one float32 ulp (0.7 has a 6e-8 ulp)
+
+
+def bar_runs(ref, tap: str, image: torch.Tensor, steps: int, seeds: int, dev) -> dict:
+    """``steps``-step runs on ``seeds`` seeds (one batch), fast and plain: final distances and success.
+
+    Also the plain path from a start image moved by one ulp ("ulp"): how far the plain path's own ends
+    move with a rounding-level change, the scale any rounding-changing path is up against.
+    """
+    runs = {}
+    for name, fast, mean in (("fast", True, 0.7), ("plain", False, 0.7), ("ulp", False, ULP_INIT)):
+        old = os.environ.get("VITREP_FAST")
+        os.environ["VITREP_FAST"] = "1" if fast else "0"
+        try:
+            cfgs = [make_config(ref, tap, steps=steps, pos_embed=False, seed=s, report_every=steps, device=str(dev),
+                                init_mean=mean) for s in range(seeds)]
+            runs[name] = reconstruct_many([image] * seeds, cfgs)
+        finally:
+            if old is None:
+                os.environ.pop("VITREP_FAST")
+            else:
+                os.environ["VITREP_FAST"] = old
+    keys = ("embedding_distance", "input_distance")
+    out = {"steps": steps, "seeds": seeds, "rows": []}
+    for f, p, u in zip(runs["fast"], runs["plain"], runs["ulp"]):
+        row = {k: {"fast": f.final[k], "plain": p.final[k], "plain_ulp": u.final[k],
+                   "rel_diff": abs(f.final[k] - p.final[k]) / abs(p.final[k]),
+                   "ulp_rel_diff": abs(u.final[k] - p.final[k]) / abs(p.final[k])} for k in keys}
+        row["success"] = {"fast": f.success, "plain": p.success, "plain_ulp": u.success}
+        row["baseline_m_r"] = p.baseline["embedding_distance"]
+        out["rows"].append(row)
+    out["worst_rel_diff"] = max(r[k]["rel_diff"] for r in out["rows"] for k in keys)
+    out["worst_ulp_rel_diff"] = max(r[k]["ulp_rel_diff"] for r in out["rows"] for k in keys)
+    out["same_success"] = all(r["success"]["fast"] == r["success"]["plain"] for r in out["rows"])
+    return out
+
+
 SWITCHES = ("VITREP_FAST", "VITREP_CUDA_GRAPHS")
 
 
@@ -113,6 +204,10 @@ def main(argv=None) -> int:
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--long", type=int, default=0, metavar="STEPS",
                     help="also time one ViT-B/32 encoder-12 run of STEPS steps (the page's deepest figure: 105000)")
+    ap.add_argument("--cases", default="vit1,vit4,vit12,resnet", help="which cases to time (vit1, vit4, vit12, resnet)")
+    ap.add_argument("--bar-steps", type=int, default=0, metavar="N",
+                    help="also run each case N steps fast and plain on --bar-seeds seeds and compare the ends")
+    ap.add_argument("--bar-seeds", type=int, default=3)
     a = ap.parse_args(argv)
     dev = torch.device("cuda" if (a.device == "auto" and torch.cuda.is_available()) else
                        (a.device if a.device != "auto" else "cpu"))
@@ -133,8 +228,9 @@ def main(argv=None) -> int:
         print(f"{long['case']}: {long['total_s']:.1f} s in all ({long['loop_s'] / a.long * 1e3:.3f} ms per step), "
               f"m_g {long['final']['embedding_distance']:.4g}, status {long['status']}", flush=True)
     rows = []
-    cases = [("ViT-B/32", "vit_b_32", 1), ("ViT-B/32", "vit_b_32", 4), ("ViT-B/32", "vit_b_32", 12),
-             ("ResNet-50", "resnet50", 4)]
+    cases = {"vit1": ("ViT-B/32", "vit_b_32", 1), "vit4": ("ViT-B/32", "vit_b_32", 4),
+             "vit12": ("ViT-B/32", "vit_b_32", 12), "resnet": ("ResNet-50", "resnet50", 4)}
+    cases = [cases[c.strip()] for c in a.cases.split(",") if c.strip()]
     for label, name, layer in cases:
         ref = make_ref(name)
         plain, _ = build_model(ref)  # the page's copy: trainable parameters, as its code left them
@@ -144,7 +240,7 @@ def main(argv=None) -> int:
         tap = f"encoder-{layer}" if name.startswith("vit") else f"layer{layer}"
         cfg = make_config(ref, tap, steps=a.steps, pos_embed=False, device=str(dev))
         pages, engines, plains = [], [], []
-        packed = dev.type == "cuda" or (fastops.enabled() and name.startswith("vit"))
+        packed = dev.type == "cuda" or fastops.enabled()  # ViT: packed linear layers; ResNet: vitrep.resnet_fast
         for _ in range(a.rounds):  # interleaved, so drifts in machine speed hit both alike
             pages.append(time_page(net, layer, image, init, a.steps, dev))
             engines.append(time_engine(image, cfg))
@@ -153,11 +249,26 @@ def main(argv=None) -> int:
         limits.append(matmul_flops(dev))
         page_s, engine_s = statistics.median(pages), statistics.median(engines)
         flops = step_flops(lm, tap, image)
+        bar = grad_check(lm, tap, image, init) if dev.type == "cpu" and fastops.enabled() else None
+        if bar is not None and a.bar_steps:
+            bar["runs"] = bar_runs(ref, tap, image, a.bar_steps, a.bar_seeds, dev)
         rows.append({"case": f"{label} {tap}", "page_s_per_step": page_s, "engine_s_per_step": engine_s,
                      "engine_unpacked_s_per_step": statistics.median(plains) if plains else None,
-                     "ratio": page_s / engine_s, "step_gflop": flops / 1e9, "engine_gflops": flops / engine_s / 1e9})
+                     "ratio": page_s / engine_s, "step_gflop": flops / 1e9, "engine_gflops": flops / engine_s / 1e9,
+                     "bar": bar})
         print(f"{rows[-1]['case']}: page {page_s:.5f} s/step, engine {engine_s:.5f} s/step ({page_s / engine_s:.2f}x)"
               + (f", without the fast path {rows[-1]['engine_unpacked_s_per_step']:.5f}" if plains else ""), flush=True)
+        if bar is not None:
+            print(f"  bar: one step's input gradient, fast vs plain {bar['grad_rel_err']:.2e} relative "
+                  f"(the plain path against itself, input moved one ulp: {bar['plain_ulp_rel']:.2e})"
+                  + (f"; against the plain formula taking the same ReLU/max-pool branches "
+                     f"{bar['same_branch_grad_rel_err']:.2e}" if "same_branch_grad_rel_err" in bar else ""), flush=True)
+            if "runs" in bar:
+                r = bar["runs"]
+                print(f"  bar: {r['steps']} steps, {r['seeds']} seeds: final distances fast vs plain differ by at most "
+                      f"{r['worst_rel_diff']:.2%} (the plain path from a start moved one ulp: "
+                      f"{r['worst_ulp_rel_diff']:.2%}); success {'the same' if r['same_success'] else 'DIFFERS'} "
+                      f"({', '.join(str(x['success']['fast']) for x in r['rows'])})", flush=True)
         del plain, net
     limit = max(limits)
     for r in rows:
@@ -175,9 +286,10 @@ def main(argv=None) -> int:
             page_loop(net, layer, image, init, a.steps)
         sync(dev)
         page_total = time.perf_counter() - t
-        cfgs = [make_config(ref, f"encoder-{k}", steps=a.steps, pos_embed=False, device=str(dev)) for k in range(1, 13)]
-        reconstruct_many([image] * 12, [make_config(ref, c.tap, steps=2, pos_embed=False, device=str(dev))
-                                        for c in cfgs])  # warm-up
+        # A batch shares its schedule; the calibrated defaults differ by layer, so the sweep takes the page's.
+        page_schedule = dict(optimizer="gd", lr_start=1.0, lr_end=0.05, pos_embed=False, device=str(dev))
+        cfgs = [make_config(ref, f"encoder-{k}", steps=a.steps, **page_schedule) for k in range(1, 13)]
+        reconstruct_many([image] * 12, [make_config(ref, c.tap, steps=2, **page_schedule) for c in cfgs])  # warm-up
         t = time.perf_counter()
         reconstruct_many([image] * 12, cfgs)
         sync(dev)

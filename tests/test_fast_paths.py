@@ -64,7 +64,12 @@ def _page_net(name):
 
 @pytest.mark.parametrize("name, layer, tap", [("vit_b_32", 1, "encoder-1"), ("vit_b_32", 3, "encoder-3"),
                                               ("vit_b_32", 12, "encoder-12"), ("resnet50", 1, "layer1")])
-def test_engine_matches_the_pages_loop(name, layer, tap, cat224):
+def test_engine_matches_the_pages_loop(name, layer, tap, cat224, monkeypatch):
+    if name.startswith("resnet"):
+        # The engine's plain ResNet path against the page's loop.  Its fast path (vitrep.resnet_fast) changes
+        # rounding, which this untrained ResNet's kinks grow past 1e-4 in 10 L1 steps (3.5e-4 seen); it is
+        # held to the fast-path bar against this plain path instead (tests/test_resnet_fast.py).
+        monkeypatch.setenv("VITREP_FAST", "0")
     steps = 10
     ref = make_ref(name)
     net = _page_net(name)

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 _LOCK = threading.RLock()  # re-entrant: a weight freed while packing calls _drop on this thread
-_PACKS: dict[int, tuple] = {}  # id(weight) -> (weakref, version, W packed, W^T packed, bytes)
+_PACKS: dict = {}  # id(weight) -> (weakref, version, W packed, W^T packed, bytes); (id, tag) -> another path's (cached_packs)
 _BYTES = [0]  # bytes held in packs
 _PROBE: Optional[bool] = None
 
@@ -143,6 +143,31 @@ def _packs(weight: torch.Tensor) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
             _PACKS[key] = hit
             _BYTES[0] += size
         return hit[2], hit[3]
+
+
+def cached_packs(weight: torch.Tensor, tag: str, version, make, size: int):
+    """Another path's packs made from ``weight``: ``make()`` once, kept and counted like the linear packs.
+
+    For :mod:`vitrep.resnet_fast` (a block's convolutions with their batch
+    norms folded in, packed).  The packs are kept while ``weight`` lives and
+    ``version`` (e.g. the versions of every tensor they were made from) is
+    unchanged; ``size`` bytes count against :func:`budget_bytes`, and
+    :func:`pack_bytes` / :func:`drop_packs` of the model's parameters include
+    them.  Returns None where the budget is spent.
+    """
+    key = (id(weight), tag)
+    with _LOCK:
+        hit = _PACKS.get(key)
+        if hit is not None and (hit[0]() is not weight or hit[1] != version):
+            _drop(key)
+            hit = None
+        if hit is None:
+            if _BYTES[0] + size > budget_bytes():
+                return None
+            hit = (weakref.ref(weight, lambda _, k=key: _drop(k)), version, make(), None, size)
+            _PACKS[key] = hit
+            _BYTES[0] += size
+        return hit[2]
 
 
 class _PackedLinear(torch.autograd.Function):

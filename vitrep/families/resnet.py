@@ -15,6 +15,7 @@ import re
 import torch
 import torch.nn.functional as F
 
+from .. import resnet_fast
 from ..errors import ConfigError
 from .base import Family, ModelSpec, Op, TrainedSource, caller
 
@@ -81,10 +82,19 @@ class ResNet(Family):
         return {}  # the input size is free
 
     def packable_bytes(self, module):
-        return sum(mod.weight.numel() * 4 for mod in module.modules() if isinstance(mod, torch.nn.Linear))
+        """The head's packs and :mod:`vitrep.resnet_fast`'s folded convolutions (forward and transposed)."""
+        return sum(mod.weight.numel() * 4 for mod in module.modules() if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d)))
 
     def block_forward(self, block, x, removed, fast=False):
-        """torchvision ``Bottleneck``; without ``skip`` the identity/downsample branch is not added."""
+        """torchvision ``Bottleneck``; without ``skip`` the identity/downsample branch is not added.
+
+        ``fast``: batch norm folded into packed oneDNN convolutions, channels-last (:mod:`vitrep.resnet_fast`),
+        where that path applies.
+        """
+        if fast:
+            y = resnet_fast.fast_block(block, x, removed)
+            if y is not None:
+                return y
         if not removed:
             return block(x)
         out = F.relu(block.bn1(block.conv1(x)))
@@ -103,7 +113,10 @@ class ResNet(Family):
         ops = [Op(("conv1",), m.conv1)]
         if tap == "conv1":
             return ops
-        ops += [Op(("bn1relu",), lambda x: F.relu(m.bn1(x))), Op(("maxpool",), m.maxpool)]
+        if fast:  # conv1, bn1, relu and max-pool as one op (vitrep.resnet_fast)
+            ops[-1] = Op(("stem", "fast"), resnet_fast.fast_stem(m))
+        else:
+            ops += [Op(("bn1relu",), lambda x: F.relu(m.bn1(x))), Op(("maxpool",), m.maxpool)]
         if tap == "stem":
             return ops
         if tap.startswith("layer"):
