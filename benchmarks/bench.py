@@ -50,7 +50,7 @@ from vitrep.images import prepare, sample_path  # noqa: E402
 from vitrep.models import build_model, load_model, make_ref  # noqa: E402
 from vitrep.reconstruct import make_config, reconstruct, reconstruct_many  # noqa: E402
 from vitrep.reference import NewResNet, NewVit, page_loop  # noqa: E402
-from vitrep.taps import tap_path  # noqa: E402
+from vitrep.taps import forward_tap, tap_path  # noqa: E402
 
 
 def sync(dev: torch.device) -> None:
@@ -95,23 +95,21 @@ def time_page(net, layer: int, image, init, steps: int, dev) -> float:
     return (time.perf_counter() - t) / steps
 
 
-def grad_check(lm, tap: str, image: torch.Tensor, init: torch.Tensor) -> dict:
+def grad_check(lm, tap: str, image: torch.Tensor, init: torch.Tensor, same_branch: bool = False) -> dict:
     """One step's input gradient, fast path against plain path (the engine's L1 loss, ``image`` as target).
 
     ``plain_ulp``: the plain gradient's own change when every input pixel moves by one float32 ulp, the
-    scale at which ReLU / max-pool kinks turn rounding into gradient changes.
+    scale at which ReLU / max-pool kinks turn rounding into gradient changes.  ``same_branch`` (ResNet,
+    :mod:`vitrep.resnet_fast`): also against the plain formula taking the fast path's ReLU and max-pool branches.
     """
+    def forward(x: torch.Tensor, fast: bool) -> torch.Tensor:
+        return forward_tap(lm, x, tap, pos_embed=False, fast=fast)
+
     def grad(fast: bool, x0: torch.Tensor) -> torch.Tensor:
-        path = tap_path(lm, tap, pos_embed=False, fast=fast)
         with torch.no_grad():
-            t = image
-            for op in path:
-                t = op.fn(t)
+            t = forward(image, fast)
         x = x0.clone().requires_grad_(True)
-        out = x
-        for op in path:
-            out = op.fn(out)
-        (g,) = torch.autograd.grad(0.05 * (out - t).abs().sum(), x)
+        (g,) = torch.autograd.grad(0.05 * (forward(x, fast) - t).abs().sum(), x)
         return g
 
     def rel(a, b):
@@ -120,18 +118,13 @@ def grad_check(lm, tap: str, image: torch.Tensor, init: torch.Tensor) -> dict:
     plain = grad(False, init)
     out = {"grad_rel_err": rel(grad(True, init), plain),
            "plain_ulp_rel": rel(grad(False, torch.nextafter(init, torch.full_like(init, 2.0))), plain)}
-    if lm.family == "resnet" and tap.startswith("layer"):  # against the plain formula taking the fast path's branches
+    if same_branch and tap.startswith("layer"):
         from vitrep.resnet_fast import same_branch_plain
 
-        path = tap_path(lm, tap, pos_embed=False, fast=True)
         with torch.no_grad():
-            t = image
-            for op in path:
-                t = op.fn(t)
+            t = forward(image, True)
         x, xr = init.clone().requires_grad_(True), init.clone().requires_grad_(True)
-        y = x
-        for op in path:
-            y = op.fn(y)
+        y = forward(x, True)
         ref = same_branch_plain(lm.module, xr, y)
         v = 0.05 * torch.sign(y.detach() - t)
         out["same_branch_grad_rel_err"] = rel(torch.autograd.grad(y, x, v)[0], torch.autograd.grad(ref, xr, v)[0])
@@ -249,7 +242,8 @@ def main(argv=None) -> int:
         limits.append(matmul_flops(dev))
         page_s, engine_s = statistics.median(pages), statistics.median(engines)
         flops = step_flops(lm, tap, image)
-        bar = grad_check(lm, tap, image, init) if dev.type == "cpu" and fastops.enabled() else None
+        bar = grad_check(lm, tap, image, init, same_branch=name == "resnet50") \
+            if dev.type == "cpu" and fastops.enabled() else None
         if bar is not None and a.bar_steps:
             bar["runs"] = bar_runs(ref, tap, image, a.bar_steps, a.bar_seeds, dev)
         rows.append({"case": f"{label} {tap}", "page_s_per_step": page_s, "engine_s_per_step": engine_s,

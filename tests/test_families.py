@@ -24,6 +24,7 @@ from vitrep.reconstruct import make_config, reconstruct
 from vitrep.taps import forward_tap, run_paths, tap_path
 
 from .conftest import ROOT, assert_float32_close
+from .test_surgery import vit_formula
 
 G = torch.Generator().manual_seed(0)
 DEIT = get_family("deit")
@@ -90,21 +91,12 @@ def test_deit_taps_follow_timm_forward(deit, x224):
 def test_deit_removal_deletes_its_line(deit, component):
     b = deit.module.blocks[1]
     x = torch.randn(2, 197, 192, generator=G)
-    attn = lambda h: b.attn(h)  # noqa: E731
-    forms = {
-        "ln_1": lambda: (lambda x1: x1 + b.mlp(b.norm2(x1)))(attn(x) + x),
-        "attention": lambda: (lambda x1: x1 + b.mlp(b.norm2(x1)))(b.norm1(x) + x),
-        "residual_1": lambda: (lambda x1: x1 + b.mlp(b.norm2(x1)))(attn(b.norm1(x))),
-        "ln_2": lambda: (lambda x1: x1 + b.mlp(x1))(attn(b.norm1(x)) + x),
-        "mlp": lambda: (lambda x1: x1 + b.norm2(x1))(attn(b.norm1(x)) + x),
-        "residual_2": lambda: (lambda x1: b.mlp(b.norm2(x1)))(attn(b.norm1(x)) + x),
-    }
     with torch.no_grad():
         intact = DEIT.block_forward(b, x, frozenset())
         torch.testing.assert_close(intact, b(x), rtol=0, atol=0)  # nothing removed: timm's own block
         assert_float32_close(DEIT.block_forward(b, x, frozenset(), fast=True), intact, 6)  # a block: 6 products
         removed = DEIT.block_forward(b, x, frozenset({component}))
-        assert_float32_close(removed, forms[component](), 6)
+        assert_float32_close(removed, vit_formula(b.norm1, b.attn, b.norm2, b.mlp, x, component), 6)
         assert_float32_close(DEIT.block_forward(b, x, frozenset({component}), fast=True), removed, 6)
         # timm initialises the branches small (std 0.02) beside the residual stream, so a removal moves the
         # output by 1e-4 of its size or more: still a hundred times float32 rounding through one block

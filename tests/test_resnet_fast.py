@@ -26,7 +26,7 @@ from vitrep.models import load_model, make_ref
 from vitrep.reconstruct import make_config, reconstruct
 from vitrep.families import get_family
 from vitrep.surgery import Surgery
-from vitrep.taps import run_paths, tap_path
+from vitrep.taps import forward_tap, run_paths, tap_path
 
 pytestmark = pytest.mark.skipif(not (fastops.enabled() and resnet_fast._probe()),
                                 reason="oneDNN's packed convolutions are not in this torch build")
@@ -106,15 +106,11 @@ def test_any_input_size_and_batch_same_branch_gradient_within_1e_5(size, removed
     g = torch.Generator().manual_seed(size)
     image = prepare(sample_path("cat"), size).expand(3, -1, -1, -1)
     x0 = torch.rand(3, 3, size, size, generator=g) * 0.1 + 0.65
-    path = tap_path(lm, "layer4", Surgery(removed, None), fast=True)
+    surgery = Surgery(removed, None)
     with torch.no_grad():
-        target = image
-        for op in path:
-            target = op.fn(target)
+        target = forward_tap(lm, image, "layer4", surgery=surgery, fast=True)
     x = x0.clone().requires_grad_(True)
-    out = x
-    for op in path:
-        out = op.fn(out)
+    out = forward_tap(lm, x, "layer4", surgery=surgery, fast=True)
     v = 0.05 * torch.sign(out.detach() - target)  # the L1 loss's gradient at the output, as the fast path has it
     xr = x0.clone().requires_grad_(True)
     ref = resnet_fast.same_branch_plain(m, xr, out, frozenset(removed))

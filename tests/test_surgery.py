@@ -22,17 +22,22 @@ def vit_lm():
     return load_model(make_ref("vit_custom", patch=8, width=32, depth=4, heads=2, size=32), "cpu")
 
 
-def _vit_formula(b, x, removed):
-    attn = lambda h: b.self_attention(h, h, h, need_weights=False)[0]  # noqa: E731
+def vit_formula(ln_1, attn, ln_2, mlp, x, removed):
+    """A pre-norm transformer block, ``x1 = attn(ln_1(x)) + x; out = x1 + mlp(ln_2(x1))``, with line ``removed`` deleted."""
     forms = {
-        "ln_1": lambda: (lambda x1: x1 + b.mlp(b.ln_2(x1)))(attn(x) + x),
-        "attention": lambda: (lambda x1: x1 + b.mlp(b.ln_2(x1)))(b.ln_1(x) + x),
-        "residual_1": lambda: (lambda x1: x1 + b.mlp(b.ln_2(x1)))(attn(b.ln_1(x))),
-        "ln_2": lambda: (lambda x1: x1 + b.mlp(x1))(attn(b.ln_1(x)) + x),
-        "mlp": lambda: (lambda x1: x1 + b.ln_2(x1))(attn(b.ln_1(x)) + x),
-        "residual_2": lambda: (lambda x1: b.mlp(b.ln_2(x1)))(attn(b.ln_1(x)) + x),
+        "ln_1": lambda: (lambda x1: x1 + mlp(ln_2(x1)))(attn(x) + x),
+        "attention": lambda: (lambda x1: x1 + mlp(ln_2(x1)))(ln_1(x) + x),
+        "residual_1": lambda: (lambda x1: x1 + mlp(ln_2(x1)))(attn(ln_1(x))),
+        "ln_2": lambda: (lambda x1: x1 + mlp(x1))(attn(ln_1(x)) + x),
+        "mlp": lambda: (lambda x1: x1 + ln_2(x1))(attn(ln_1(x)) + x),
+        "residual_2": lambda: (lambda x1: mlp(ln_2(x1)))(attn(ln_1(x)) + x),
     }
     return forms[removed]()
+
+
+def _vit_formula(b, x, removed):
+    """torchvision's ``EncoderBlock`` as :func:`vit_formula`."""
+    return vit_formula(b.ln_1, lambda h: b.self_attention(h, h, h, need_weights=False)[0], b.ln_2, b.mlp, x, removed)
 
 
 @pytest.mark.parametrize("component", COMPONENTS["vit"])

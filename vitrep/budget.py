@@ -37,7 +37,7 @@ from typing import Optional, Sequence
 import torch
 
 from .errors import ConfigError
-from .models import LoadedModel, ModelRef, builder_kwargs
+from .models import LoadedModel, ModelRef
 
 SMALL_MACHINE_MB = 4096  # below this much memory a budget is set by default
 DEFAULT_SMALL_MB = 1800  # ... of this many MB (at most two thirds of the machine)
@@ -141,7 +141,7 @@ def release() -> None:
 def _meta_module(ref: ModelRef) -> torch.nn.Module:
     """The architecture on the ``meta`` device: shapes only, no storage, no initialisation work."""
     with torch.device("meta"):
-        return ref.spec.builder(**builder_kwargs(ref)).eval().requires_grad_(False)
+        return ref.spec.builder(**ref.adapter.builder_kwargs(ref)).eval().requires_grad_(False)
 
 
 def _shape_key(ref: ModelRef) -> tuple:

@@ -48,14 +48,6 @@ def import_ray():
     return ray
 
 
-def ray_available() -> bool:
-    try:
-        import_ray()
-    except ConfigError:
-        return False
-    return True
-
-
 @dataclass
 class ClusterProgress(Progress):
     """What a Ray run's progress callback sees, once per finished chunk.
@@ -74,14 +66,6 @@ class ClusterProgress(Progress):
     seconds_left: float = float("nan")
     chunk_rows: tuple = ()  # the finished chunk's row indices in the call
 
-    @property
-    def steps_done(self) -> int:
-        return self.step
-
-    @property
-    def steps_total(self) -> int:
-        return self.total
-
 
 class _Worker:
     """A Ray actor: one worker process running chunks with the engine, its models kept loaded."""
@@ -90,15 +74,9 @@ class _Worker:
         import torch
 
         torch.set_num_threads(max(1, int(threads)))
-        self.models: set = set()
 
     def pid(self) -> int:
         return os.getpid()
-
-    def device(self) -> str:
-        from .models import resolve_device
-
-        return resolve_device("auto").type
 
     def keys(self, images, configs: list[dict]) -> list[str]:
         """Memo keys as this worker will run the configs (its ``auto`` device)."""
@@ -300,10 +278,9 @@ class RayExecutor:
             return self._run(images, configs, memo, progress)
 
     def _run(self, images, configs, memo, progress) -> list:
-        from . import budget
         from .config import validate
         from .result import Result
-        from .runs import plan_batches
+        from .runs import plan_chunks
 
         configs = [validate(c) for c in configs]
         self.start()
@@ -311,17 +288,10 @@ class RayExecutor:
         out: list = [memo.get(k, Result.from_bytes) if memo is not None else None for k in keys]
         costs = [_row_cost(c) if out[i] is None else 0.0 for i, c in enumerate(configs)]
         chunks: list[_Chunk] = []
-        for g, group in enumerate(plan_batches(configs)):
-            rows = [i for i in group if out[i] is None]
-            if not rows:
-                continue
-            c0 = configs[rows[0]]
-            sizes = [budget.row_bytes(c0.model, configs[i].tap, configs[i].pos_embed, configs[i].normalize)
-                     for i in rows] if budget.memory_budget_bytes() else 0
-            for part in budget.split_rows(rows, sizes, model=c0.model):
-                step = self.max_rows or len(part)
-                chunks += [_Chunk(g, part[k:k + step], sum(costs[i] for i in part[k:k + step]), c0.model)
-                           for k in range(0, len(part), step)]
+        for g, part in plan_chunks(configs, [i for i, r in enumerate(out) if r is None]):
+            step = self.max_rows or len(part)
+            chunks += [_Chunk(g, part[k:k + step], sum(costs[i] for i in part[k:k + step]), configs[part[0]].model)
+                       for k in range(0, len(part), step)]
         chunks = balance(chunks, costs, self.min_chunks or 2 * len(self.actors))
         if not chunks:
             return out

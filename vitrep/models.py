@@ -322,16 +322,11 @@ class LoadedModel:
         return self.adapter.depth(self.module)
 
 
-def builder_kwargs(ref: ModelRef) -> dict:
-    """The keyword arguments ``ref.spec.builder`` takes for ``ref``'s architecture and input size."""
-    return ref.adapter.builder_kwargs(ref)
-
-
 def build_untrained(ref: ModelRef) -> nn.Module:
     """The architecture with the seed's initialisation; does not touch the global RNG."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(ref.seed)
-        return ref.spec.builder(**builder_kwargs(ref))
+        return ref.spec.builder(**ref.adapter.builder_kwargs(ref))
 
 
 def _source_identity(ref: ModelRef, weights: str) -> str:

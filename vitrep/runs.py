@@ -104,6 +104,21 @@ def plan_batches(configs: Sequence[ReconstructConfig]) -> list[list[int]]:
     return list(groups.values())
 
 
+def plan_chunks(configs: Sequence[ReconstructConfig], todo: Sequence[int]) -> list[tuple[int, list[int]]]:
+    """The rows ``todo`` (the memo's misses) as ``(batch index, rows)`` chunks: the batches of
+    :func:`plan_batches`, each split so that its activations fit the memory budget (:mod:`vitrep.budget`)."""
+    todo = set(todo)
+    chunks = []
+    for g, group in enumerate(plan_batches(configs)):
+        rows = [i for i in group if i in todo]
+        if rows:
+            c0 = configs[rows[0]]
+            sizes = [budget.row_bytes(c0.model, configs[i].tap, configs[i].pos_embed, configs[i].normalize)
+                     for i in rows] if budget.memory_budget_bytes() else 0
+            chunks += [(g, chunk) for chunk in budget.split_rows(rows, sizes, model=c0.model)]
+    return chunks
+
+
 def run_batch(images: Sequence[torch.Tensor], configs: Sequence[ReconstructConfig], memo: Optional[Memo] = None,
               progress: Optional[ProgressFn] = None, on_wait: Optional[OnWait] = None,
               queue_limit: Optional[int] = None, executor=None) -> list[Optional[Result]]:
@@ -126,15 +141,7 @@ def run_batch(images: Sequence[torch.Tensor], configs: Sequence[ReconstructConfi
     configs = [validate(c) for c in configs]
     keys = [cache_key(im, c) for im, c in zip(images, configs)]
     out: list = [memo.get(k, Result.from_bytes) if memo is not None else None for k in keys]
-    chunks = []  # (batch index, rows)
-    for g, group in enumerate(plan_batches(configs)):
-        rows = [i for i in group if out[i] is None]
-        if rows:
-            c0 = configs[rows[0]]
-            sizes = [budget.row_bytes(c0.model, configs[i].tap, configs[i].pos_embed, configs[i].normalize)
-                     for i in rows] if budget.memory_budget_bytes() else 0
-            chunks += [(g, chunk) for chunk in budget.split_rows(rows, sizes, model=c0.model)]
-    for g, rows in chunks:
+    for g, rows in plan_chunks(configs, [i for i, r in enumerate(out) if r is None]):
         cb = None if progress is None else (lambda p, g=g: progress(replace(p, batch=g)))
 
         def compute(todo: list[int], rows=rows, cb=cb) -> list[Result]:
@@ -154,4 +161,4 @@ def run_batch(images: Sequence[torch.Tensor], configs: Sequence[ReconstructConfi
     return out
 
 
-__all__ = ["Job", "Progress", "cache_key", "device_lock", "plan_batches", "prepare", "run", "run_batch"]
+__all__ = ["Job", "Progress", "cache_key", "device_lock", "plan_batches", "plan_chunks", "prepare", "run", "run_batch"]
