@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import ConfigError, VitrepError
+from .models import ARCH_KEYS
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -21,7 +22,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default=None, help="model name (see `python -m vitrep models`); default vit_b_32")
     g.add_argument("--weights", default=None, help="untrained (default), trained, or a checkpoint FILE")
     g.add_argument("--model-seed", type=int, default=None, help="initialisation seed of an untrained model (default 0)")
-    for k in ("patch", "width", "depth", "heads", "size"):
+    for k in ARCH_KEYS:
         g.add_argument(f"--{k}", type=int, default=None, help=f"{k} of a configurable model (vit_custom, mixer, ffvit)")
     g.add_argument("--swap", default=None, help="components to copy in, e.g. stem,ln_1 or any state_dict name")
     g.add_argument("--swap-from", default=None, help="where swapped tensors come from: trained (default), untrained or FILE")
@@ -166,7 +167,7 @@ def config_from_args(a: argparse.Namespace):
         base = ReconstructConfig.from_dict(doc.get("config", doc)).to_dict()
     bm = base.get("model", {})
     pick = lambda flag, key, default: flag if flag is not None else bm.get(key, default)  # noqa: E731
-    arch = {k: pick(getattr(a, k), k, None) for k in ("patch", "width", "depth", "heads", "size")}
+    arch = {k: pick(getattr(a, k), k, None) for k in ARCH_KEYS}
     swaps = a.swap if a.swap is not None else list(bm.get("swaps", ()))
     ref = make_ref(pick(a.model, "name", "vit_b_32"), pick(a.weights, "weights", "untrained"),
                    seed=pick(a.model_seed, "seed", 0), swaps=swaps, swap_from=pick(a.swap_from, "swap_from", "trained"),
@@ -497,7 +498,7 @@ def cmd_generate(a) -> int:
         return 0
     if a.cls is None:
         raise ConfigError("Choose a class with --class NAME (or an index 0-999); --search TEXT lists matches.")
-    arch = {k: getattr(a, k) for k in ("patch", "width", "depth", "heads", "size")}
+    arch = {k: getattr(a, k) for k in ARCH_KEYS}
     ref = make_ref(a.model or "vit_b_32", a.weights or "trained", seed=a.model_seed or 0, swaps=a.swap or "",
                    swap_from=a.swap_from or "trained", **arch)
     kw = {k: v for k, v in (("lr_start", a.lr), ("lr_end", a.lr_end), ("jitter", a.jitter),
@@ -532,7 +533,7 @@ def cmd_filters(a) -> int:
     from .images import to_pil
     from .models import load_model, make_ref
 
-    arch = {k: getattr(a, k) for k in ("patch", "width", "depth", "heads", "size")}
+    arch = {k: getattr(a, k) for k in ARCH_KEYS}
     name = a.model or "vit_b_32"
     out = Path(a.out or "out/filters")
     out.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Optional
 
 from .errors import ConfigError
-from .models import ModelRef, make_ref, resolve_device
+from .models import ARCH_KEYS, ModelRef, make_ref, resolve_device
 from .surgery import Surgery, make_surgery
 
 LOSSES = ("l1", "l2")
@@ -116,7 +116,7 @@ def make_config(model: str | ModelRef = "vit_b_32", layer: str | int = 1, *, wei
                 remove=(), blocks=None, **kw) -> ReconstructConfig:
     """Build and validate a config from user-level values (model name, layer text, component names)."""
     ref = model if isinstance(model, ModelRef) else make_ref(model, weights, seed=kw.pop("model_seed", 0),
-                                                             **{k: kw.pop(k) for k in ("patch", "width", "depth", "heads", "size", "swaps", "swap_from") if k in kw})
+                                                             **{k: kw.pop(k) for k in ARCH_KEYS + ("swaps", "swap_from") if k in kw})
     adapter, depth = ref.adapter, ref.num_blocks
     tap = adapter.parse_tap(layer, depth)
     surgery = make_surgery(adapter, remove, blocks, adapter.surgery_blocks(depth))
