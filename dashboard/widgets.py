@@ -198,34 +198,40 @@ def surgery_picker(key: str, ref, pre: dict | None = None) -> tuple[list[str], s
 
 OPTIONS = {f.name: f for f in options()}  # the config's fields: defaults and help for the widgets
 HELP = {name: f.metadata["help"] for name, f in OPTIONS.items()}
-STEP_CHOICES = {"auto": "calibrated for this model and layer (Adam)", "adam": "Adam with my lr",
-                "gd": "the page's plain steps a − lr·g, my lr"}
+STEP_CHOICES = {"adam": "Adam: fast, step sizes in pixel units (the default)",
+                "gd": "plain GD a − lr·g: the paper's method"}
 
 
 def schedule_inputs(key: str, steps: int = DEFAULT_STEPS, pre: dict | None = None) -> dict:
     """Steps, optimiser and step sizes, loss, blur, seed and the switches, as ReconstructConfig keywords.
 
-    By default the step sizes are the calibrated ones for the model and the layer (``optimizer``
-    ``auto``, no lr): no tuning needed.  Choosing Adam or plain steps uses the two lr boxes.
+    By default the step sizes are the calibrated ones for the optimiser, the model and the layer (no
+    lr given): no tuning needed.  "My own step sizes" uses the two lr boxes.
     """
+    from vitrep.calibration import default_optimizer
+
     pre = pre or {}
     steps = pre.get("steps", steps)
     c1, c2 = st.columns([1, 3])
     top = PUBLIC_MAX_STEPS if public_mode() else 200_000
     steps = int(c1.number_input("Steps", 1, top, min(steps, top), key=f"{key}_steps",
                                 help=f"At most {top:,} on this public server." if public_mode() else None))
-    opt0 = pre.get("optimizer", "auto" if "lr_start" not in pre else "gd")
-    opt = c2.selectbox("Step sizes", list(STEP_CHOICES), index=list(STEP_CHOICES).index(opt0),
+    opt0 = pre.get("optimizer", default_optimizer())
+    opt = c2.selectbox("Optimizer", list(STEP_CHOICES), index=list(STEP_CHOICES).index(opt0),
                        format_func=STEP_CHOICES.get, key=f"{key}_opt",
-                       help="Calibrated: Adam with the step sizes benchmarks/calibrate.py chose for this model family "
-                            "and depth (README, Step sizes). The lr boxes apply to the other two choices.")
+                       help="Plain GD is the paper's method, and what its argument about conditioning is about; Adam "
+                            "rescales each pixel's step by its gradient history, which is faster and can hide a "
+                            "poorly conditioned layer. Both take step sizes calibrated per model family and depth "
+                            "(README, Step sizes) unless you give your own.")
+    own = st.toggle("My own step sizes", "lr_start" in pre, key=f"{key}_own",
+                    help="Off: the calibrated step sizes for this optimizer, model and layer.")
     c3, c4 = st.columns(2)
-    lr = c3.number_input("lr at the start (not for calibrated)", 0.0, 1e6, float(pre.get("lr_start", 0.1)),
-                         format="%.4g", key=f"{key}_lr")
-    lr_end = c4.number_input("lr at the end (not for calibrated)", 0.0, 1e6, float(pre.get("lr_end", 0.01)),
-                             format="%.4g", key=f"{key}_lrend")
+    lr = c3.number_input("lr at the start", 0.0, 1e6, float(pre.get("lr_start", 0.1)), format="%.4g",
+                         key=f"{key}_lr", disabled=not own)
+    lr_end = c4.number_input("lr at the end", 0.0, 1e6, float(pre.get("lr_end", 0.01)), format="%.4g",
+                             key=f"{key}_lrend", disabled=not own)
     kw = {"steps": steps, "optimizer": opt}
-    if opt != "auto":
+    if own:
         kw.update(lr_start=lr, lr_end=lr_end)
     with st.expander("Loss, blur, seed and switches"):
         c1, c2, c3 = st.columns(3)

@@ -14,7 +14,7 @@ from vitrep.models import build_model, make_ref
 from .conftest import ROOT
 
 APP = str(ROOT / "app.py")
-PAGES = ["app_pages/home.py", "app_pages/reconstruct.py", "app_pages/sweep.py", "app_pages/ablation.py", "app_pages/presets.py",
+PAGES = ["app_pages/home.py", "app_pages/reconstruct.py", "app_pages/sweep.py", "app_pages/ablation.py", "app_pages/figures.py",
          "app_pages/classes.py", "app_pages/filters.py", "app_pages/layernorm.py"]
 
 
@@ -236,7 +236,7 @@ def test_layernorm_page_numbers_and_bad_vector():
 
 
 def test_preset_opens_a_panel_in_reconstruct():
-    at = page("app_pages/presets.py")
+    at = page("app_pages/figures.py")
     at.selectbox(key="pr_name").set_value("single-encoders")
     at.run()
     at.button(key="pr_open").click()
@@ -248,7 +248,7 @@ def test_preset_opens_a_panel_in_reconstruct():
 
 
 def test_preset_runs_quick_grid():
-    at = page("app_pages/presets.py")
+    at = page("app_pages/figures.py")
     at.selectbox(key="pr_name").set_value("single-encoders")
     at.run()
     at.radio(key="pr_budget").set_value("quick")
@@ -256,6 +256,26 @@ def test_preset_runs_quick_grid():
     at.run()
     assert not at.exception and not at.error
     assert "image" in types(at.main) and "download_button" in types(at.main)
+    assert any("states no finding" in c.value for c in at.caption)  # figure 3: panels without a verdict
+
+
+def test_figures_default_to_the_papers_method_and_show_both_side_by_side():
+    """The optimizer is a choice on the page (plain GD by default); with both, one verdict per optimizer."""
+    at = page("app_pages/figures.py")
+    assert at.radio(key="pr_opt").value == "gd" and at.radio(key="pr_opt").options[0] == "plain GD: the paper's method"
+    at.selectbox(key="pr_name").set_value("attention-non-invertible")
+    at.run()
+    assert any("Claim 1." in m.value and "heads towards the origin" in m.value for m in at.markdown)
+    at.radio(key="pr_opt").set_value("both")
+    at.radio(key="pr_budget").set_value("quick")
+    at.run()
+    at.button(key="pr_run").click()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    lines = [m.value for m in at.info if m.value.startswith(("HELD", "NOT HELD", "NOT CHECKED"))]
+    assert [line.split(",")[0] for line in lines] == ["NOT CHECKED (plain GD)", "NOT CHECKED (Adam)"]
+    assert all("the quick budget is a pipeline check" in line for line in lines)
+    assert not [m for m in at.success]  # nothing HELD on a run that did not move
 
 
 # --- public mode (VITREP_PUBLIC=1): safe for strangers ---------------------------------------------
@@ -269,7 +289,7 @@ def test_public_mode_has_no_server_paths_and_no_clear_button(monkeypatch):
     assert not at.exception
     assert not [t for t in at.text_input if t.key and t.key.endswith("_path")]  # no path on the server
     assert at.number_input(key="rc_steps").proto.max <= 1000
-    pr = page("app_pages/presets.py")
+    pr = page("app_pages/figures.py")
     assert "full" not in pr.radio(key="pr_budget").options  # no hour-long runs for strangers
 
 

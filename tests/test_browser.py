@@ -173,7 +173,7 @@ def test_a_session_that_leaves_mid_run_does_not_hold_up_others(server, browser):
     other.close()
 
 
-PAGE_PATHS = ["", "reconstruct", "sweep", "ablation", "presets", "classes", "filters", "layernorm"]
+PAGE_PATHS = ["", "reconstruct", "sweep", "ablation", "figures", "classes", "filters", "layernorm"]
 
 
 def _errors_on(page) -> list[str]:
@@ -227,7 +227,7 @@ def test_curves_grow_live_during_a_run(server, browser):
 def test_figures_page_demo_budget_shows_the_finding(server, browser):
     url, _ = server
     page = browser.new_page(viewport={"width": 1500, "height": 1100})
-    page.goto(f"{url}/presets", wait_until="networkidle")
+    page.goto(f"{url}/figures", wait_until="networkidle")
     page.get_by_role("button", name="Run this figure", exact=True).wait_for(timeout=60_000)
     page.get_by_text("demo: the smallest budget").wait_for(timeout=10_000)  # demo is the CPU default
     page.locator('[data-testid="stSelectbox"]').first.click()

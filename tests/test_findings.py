@@ -1,6 +1,7 @@
-"""Findings out of the box: calibrated step sizes, the blow-up back-off, budgets and self-checking figures."""
+"""Findings out of the box: calibrated step sizes, the blow-up back-off, budgets and figures that judge their claims."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -9,8 +10,8 @@ import pytest
 from PIL import Image
 
 from vitrep import calibration
-from vitrep.presets import (BUDGETS, PRESETS, SECONDS_PER_BLOCK_STEP, Finding, Panel, Preset, finding_line,
-                            run_preset)
+from vitrep.figures import BUDGETS, FIGURES, Claim, Figure, Panel, run_figure
+from vitrep.figures.catalogue import SECONDS_PER_BLOCK_STEP
 from vitrep.reconstruct import make_config, reconstruct
 
 from .conftest import ROOT
@@ -75,55 +76,70 @@ def test_adam_rows_batch_like_single_runs(tiny_ref, cat32):
         assert b.final["embedding_distance"] == pytest.approx(s.final["embedding_distance"], rel=1e-4)
 
 
-def _tiny_preset(check):
+def _tiny_figure(judge, **kw):
     arch = (("patch", 8), ("width", 32), ("depth", 4), ("heads", 2), ("size", 32))
     panels = (Panel("enc 1", model="vit_custom", arch=arch, layer="1", steps=400),
               Panel("enc 4", model="vit_custom", arch=arch, layer="4", steps=400),
               Panel("enc 4 long", model="vit_custom", arch=arch, layer="4", steps=4000, demo=False))
-    return Preset("tiny", 99, "tiny", "a test preset", panels, finding=Finding("encoder 4 keeps the image", check),
-                  demo_steps=30)
+    claim = Claim("encoder 4 keeps the image", "PSNR at encoder 4 above 10 dB", ("enc 4",), judge, **kw)
+    return Figure("tiny", 99, "tiny", "a test figure", panels, demo_steps=60, own_claims=(claim,))
 
 
-def test_budgets_and_a_finding_in_distances_json(tmp_path):
-    def check(rows):
-        ps = {p.label: r["final"]["psnr"] for p, r in rows}
-        return ps["enc 4"] > 10, {"psnr_enc_4": round(ps["enc 4"], 2)}
+def test_budgets_and_verdicts_in_distances_json(tmp_path):
+    def judge(rows):
+        return rows["enc 4"]["final"]["psnr"] > 10, {"psnr_enc_4": rows["enc 4"]["final"]["psnr"]}
 
-    preset = _tiny_preset(check)
-    assert [preset.steps_for(p, "demo") for p in preset.panels_for("demo")] == [30, 30]
-    assert [p.label for p in preset.left_out("demo")] == ["enc 4 long"]
-    assert [preset.steps_for(p, "quick") for p in preset.panels_for("quick")] == [2, 2, 8]
-    assert [preset.steps_for(p, "full") for p in preset.panels_for("full")] == [400, 400, 4000]
+    fig = _tiny_figure(judge)
+    assert [fig.steps_for(p, "demo") for p in fig.panels_for("demo")] == [60, 60]
+    assert [p.label for p in fig.left_out("demo")] == ["enc 4 long"]
+    assert [fig.steps_for(p, "quick") for p in fig.panels_for("quick")] == [2, 2, 8]
+    assert [fig.steps_for(p, "full") for p in fig.panels_for("full")] == [400, 400, 4000]
+    assert [fig.steps_for(p, "full", steps=7) for p in fig.panels_for("full")] == [7, 7, 7]
     per = SECONDS_PER_BLOCK_STEP["vit_custom"]
-    assert preset.expected_seconds("demo") == pytest.approx(30 * per * (1 + 4))
-    assert preset.expected_seconds("full") == pytest.approx(400 * per * (1 + 4) + 4000 * per * 4)
-    summary = run_preset(preset, tmp_path, "demo")
+    assert fig.expected_seconds("demo") == pytest.approx(60 * per * (1 + 4))
+    assert fig.expected_seconds("demo", optimizers=2) == pytest.approx(2 * 60 * per * (1 + 4))
+    assert fig.expected_seconds("full") == pytest.approx(400 * per * (1 + 4) + 4000 * per * 4)
+    summary = run_figure(fig, tmp_path, "demo", optimizer="both")
     doc = json.loads((tmp_path / "distances.json").read_text())
-    assert doc["budget"] == "demo" and doc["left_out"] == ["enc 4 long"] and len(doc["panels"]) == 2
-    f = doc["finding"]
-    assert f["claim"] == "encoder 4 keeps the image" and f["held"] is True and f["evidence"]["psnr_enc_4"] > 10
-    assert summary["finding"] == f
-    assert finding_line(f).startswith("HELD: encoder 4 keeps the image [psnr_enc_4 ")
-    # the contact sheet carries the finding line under its title (a band of green text)
+    assert doc["budget"] == "demo" and doc["left_out"] == ["enc 4 long"] and doc["optimizers"] == ["gd", "adam"]
+    assert len(doc["panels"]) == 4 and {r["optimizer"] for r in doc["panels"]} == {"gd", "adam"}
+    by = {v["optimizer"]: v for v in doc["verdicts"]}
+    assert sorted(by) == ["adam", "gd"] and by["gd"]["method"] == "plain GD" and by["adam"]["method"] == "Adam"
+    for v in by.values():
+        assert v["quote"] == "encoder 4 keeps the image" and v["verdict"] == "HELD", v["line"]
+        assert v["evidence"]["psnr_enc_4"] > 10 and v["line"].startswith(f"HELD ({v['method']}), figure 99 claim 1: ")
+    assert summary["verdicts"] == doc["verdicts"]
+    # the contact sheet carries the verdict lines under its title (bands of green text)
     sheet = np.asarray(Image.open(tmp_path / "contact_sheet.png").convert("RGB"))
-    band = sheet[34:60]
+    band = sheet[34:80]
     assert ((band[..., 1] > 90) & (band[..., 0] < 60)).sum() > 50
 
 
-def test_a_finding_that_fails_says_not_held(tmp_path):
-    preset = _tiny_preset(lambda rows: (False, {"why": 1}))
-    assert run_preset(preset, tmp_path, "quick")["finding"]["held"] is False
+def test_a_claim_that_fails_says_not_held(tmp_path):
+    fig = _tiny_figure(lambda rows: (False, {"why": 1}))
+    (v,) = run_figure(fig, tmp_path, "demo")["verdicts"]
+    assert v["verdict"] == "NOT HELD" and v["optimizer"] == "gd"
 
 
-def test_every_figure_states_a_finding():
-    for p in PRESETS.values():
-        assert p.finding is not None and p.finding.claim.endswith("."), p.name
+def test_one_step_is_never_held(tmp_path):
+    """With --steps 1 nothing moves: a claim whose judge would say yes is NOT CHECKED, not HELD."""
+    fig = _tiny_figure(lambda rows: (True, {}))
+    for optimizer in ("gd", "adam"):
+        (v,) = run_figure(fig, tmp_path / optimizer, "demo", optimizer=optimizer, steps=1)["verdicts"]
+        assert v["verdict"] == "NOT CHECKED" and v["reason"].startswith("panels did not move"), v["line"]
+    (v,) = run_figure(fig, tmp_path / "q", "quick")["verdicts"]
+    assert v["verdict"] == "NOT CHECKED"
+
+
+def test_every_figure_but_3_states_claims():
+    for f in FIGURES.values():
+        assert bool(f.claims) == (f.figure != 3), f.name
         for budget in BUDGETS:
-            assert p.panels_for(budget), (p.name, budget)
+            assert f.panels_for(budget), (f.name, budget)
 
 
 def test_preset_cli_budget_and_own_image(tmp_path):
-    """--budget, --image on a file of the user's, and the finding printed and written."""
+    """--budget, --image on a file of the user's; figure 3 states no finding, so no verdict is printed."""
     mine = tmp_path / "mine.png"
     Image.fromarray((np.random.default_rng(1).random((90, 120, 3)) * 255).astype(np.uint8)).save(mine)
     p = subprocess.run([sys.executable, "-m", "vitrep", "preset", "single-encoders", "--budget", "quick",
@@ -131,10 +147,23 @@ def test_preset_cli_budget_and_own_image(tmp_path):
                        cwd=ROOT, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     doc = json.loads((tmp_path / "o" / "distances.json").read_text())
-    assert doc["budget"] == "quick" and doc["images"] == {"cat": "mine"}
+    assert doc["budget"] == "quick" and doc["images"] == {"cat": "mine"} and doc["optimizers"] == ["gd"]
     assert len(doc["panels"]) == 12 and all(r["image"] == "mine" for r in doc["panels"])  # the rocket's half is out
-    assert doc["finding"]["claim"] and doc["finding"]["held"] in (True, False)
-    assert "finding " in p.stdout and ("HELD" in p.stdout)
+    assert doc["claims"] == 0 and doc["verdicts"] == []
+    assert "states no finding for this figure" in p.stdout
+    assert not re.search(r"^(HELD|NOT HELD|NOT CHECKED)", p.stdout, re.M)
     q = subprocess.run([sys.executable, "-m", "vitrep", "preset", "single-encoders", "--quick", "--budget", "demo",
                         "--out", str(tmp_path / "q")], cwd=ROOT, capture_output=True, text=True)
     assert q.returncode == 2 and "Traceback" not in q.stderr
+
+
+def test_preset_steps_1_prints_no_held_and_both_optimizers(tmp_path):
+    """`preset 13 --steps 1 --optimizer both`: one verdict per optimizer, each naming it, none HELD."""
+    p = subprocess.run([sys.executable, "-m", "vitrep", "preset", "13", "--steps", "1", "--optimizer", "both",
+                        "--out", str(tmp_path), "--quiet"], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    verdicts = re.findall(r"^(HELD|NOT HELD|NOT CHECKED) \((plain GD|Adam)\)", p.stdout, re.M)
+    assert verdicts == [("NOT CHECKED", "plain GD"), ("NOT CHECKED", "Adam")], p.stdout
+    doc = json.loads((tmp_path / "distances.json").read_text())
+    assert [v["optimizer"] for v in doc["verdicts"]] == ["gd", "adam"] and doc["steps"] == 1
+    assert all(r["steps"] == 1 for r in doc["panels"])

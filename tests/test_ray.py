@@ -17,7 +17,7 @@ from vitrep.cache import Memo  # noqa: E402
 from vitrep.distributed import RayExecutor  # noqa: E402
 from vitrep.images import prepare, sample_path  # noqa: E402
 from vitrep.models import make_ref  # noqa: E402
-from vitrep.presets import get_preset, run_preset  # noqa: E402
+from vitrep.figures import get_figure, run_figure  # noqa: E402
 from vitrep.config import make_config  # noqa: E402
 from vitrep.runs import cache_key, run_batch  # noqa: E402
 
@@ -76,11 +76,11 @@ def test_a_figure_through_ray(executor, tmp_path):
     """Acceptance (b): a whole untrained figure (3, quick budget) through the executor writes its sheet and numbers."""
     memo = Memo(tmp_path / "memo")
     out = tmp_path / "fig3"
-    summary = run_preset(get_preset("single-encoders"), out, "quick", memo=memo, executor=executor)
+    summary = run_figure(get_figure("single-encoders"), out, "quick", memo=memo, executor=executor)
     assert (out / "contact_sheet.png").is_file() and (out / "distances.json").is_file()
     doc = json.loads((out / "distances.json").read_text())
     assert len(doc["panels"]) == 24 and all(r["status"] == "done" for r in doc["panels"])
-    assert summary["finding"] is not None and memo.computations == 24
+    assert summary["stopped"] is False and summary["claims"] == 0 and memo.computations == 24
 
 
 def test_worker_killed_mid_sweep(executor, tmp_path):

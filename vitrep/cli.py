@@ -91,18 +91,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(r)
     _add_run_args(r)
 
-    pr = sub.add_parser("preset", help="run one of the page's figures as a grid (see --list)")
+    pr = sub.add_parser("preset", help="run one of the paper's figures and judge its claims (see --list)")
     pr.add_argument("name", nargs="?", help="preset name or figure number")
     pr.add_argument("--list", action="store_true", help="list the presets with their page figure")
     pr.add_argument("--budget", choices=("quick", "demo", "full"), default=None,
                     help="quick: a pipeline check in seconds; demo (default): the smallest budget at which the "
-                         "figure's finding shows on a CPU; full: the page's step counts, for a GPU")
+                         "figure's claims can be judged on a CPU; full: the paper's step counts, for a GPU")
     pr.add_argument("--quick", action="store_true", help="the same as --budget quick")
     pr.add_argument("--image", action="append", default=None,
                     help="run the figure on your own image (a file or sample name) instead of the bundled one; "
                          "repeat for figures with two images")
-    pr.add_argument("--optimizer", choices=("auto", "adam", "gd"), default="auto",
-                    help="auto (default: calibrated), adam, or gd (the page's plain step)")
+    pr.add_argument("--optimizer", choices=("gd", "adam", "both"), default="gd",
+                    help="gd (default): the paper's plain gradient descent, calibrated step sizes; adam: fast, "
+                         "but it rescales each pixel's step and can hide poor conditioning; both: every panel "
+                         "under each, one verdict per optimizer, side by side")
+    pr.add_argument("--steps", type=int, default=None, metavar="K",
+                    help="run every panel K steps (overrides the budget's step counts)")
     pr.add_argument("--weights", default=None, help="a checkpoint FILE to use wherever the preset needs trained weights")
     pr.add_argument("--device", default="auto")
     pr.add_argument("--all", action="store_true",
@@ -299,77 +303,97 @@ def cmd_reconstruct(a) -> int:
 
 def cmd_preset(a) -> int:
     from .cache import get_memo
-    from .presets import PRESETS, get_preset
+    from .figures import FIGURES, get_figure, optimizers_of
 
     if a.all:
         if a.name or a.list:
             raise ConfigError("--all runs every figure; give no preset name with it.")
         return _preset_all(a)
     if a.list or not a.name:
-        print(f"{'figure':>6}  {'preset':<34}{'trained?':<10}{'demo here':<11}title")
-        for p in sorted(PRESETS.values(), key=lambda p: p.figure):
-            t = p.expected_seconds("demo")
-            print(f"{p.figure:>6}  {p.name:<34}{'yes' if p.needs_trained else 'no':<10}"
-                  f"{'~%.0f s' % t:<11}{p.title}")
+        print(f"{'figure':>6}  {'preset':<34}{'trained?':<10}{'claims':<8}{'demo here':<11}title")
+        for f in sorted(FIGURES.values(), key=lambda f: f.figure):
+            t = f.expected_seconds("demo")
+            print(f"{f.figure:>6}  {f.name:<34}{'yes' if f.needs_trained else 'no':<10}{len(f.claims):<8}"
+                  f"{'~%.0f s' % t:<11}{f.title}")
+        print("\nThe default optimizer is gd, the paper's plain gradient descent; --optimizer both adds Adam beside it.")
         return 0
-    preset = get_preset(a.name)
+    fig = get_figure(a.name)
+    optimizers_of(a.optimizer)  # a bad choice is one sentence before anything runs
     budget = _preset_budget(a)
     executor = _executor(a)
     memo = None if a.no_cache else get_memo(a.cache_dir)
     with executor as ex:
-        _preset_one(a, preset, budget, Path(a.out or f"out/{preset.name}"), memo, ex)
+        _preset_one(a, fig, budget, Path(a.out or f"out/{fig.name}"), memo, ex)
     return 0
 
 
 def _preset_budget(a) -> str:
     if a.quick and a.budget not in (None, "quick"):
         raise ConfigError("--quick is the same as --budget quick; give one or the other.")
+    if a.steps is not None and a.steps < 1:
+        raise ConfigError(f"--steps must be at least 1, not {a.steps}.")
     return "quick" if a.quick else (a.budget or "demo")
 
 
-def _preset_one(a, preset, budget: str, out: Path, memo, ex, brief: bool = False) -> dict:
+def _preset_one(a, fig, budget: str, out: Path, memo, ex, brief: bool = False) -> dict:
     """Run one figure and print what the command line prints for it (``brief``: the result lines only)."""
-    from .presets import finding_line, run_preset
+    from .figures import optimizers_of, run_figure
+    from .figures.verdicts import METHODS
 
-    images = a.image or None  # sample names or files; run_preset resolves them
+    images = a.image or None  # sample names or files; run_figure resolves them
+    opts = optimizers_of(a.optimizer)
     if not brief:
-        steps = sorted({(p.steps, preset.steps_for(p, budget)) for p in preset.panels_for(budget)
+        steps = sorted({(p.steps, fig.steps_for(p, budget, a.steps)) for p in fig.panels_for(budget)
                         if p.kind != "filters"})
-        if steps and budget != "full":
-            print(f"{budget} budget: step counts {', '.join(f'{s:,} -> {b:,}' for s, b in steps)}"
-                  + ("; a pipeline check, not the page's figure" if budget == "quick" else ""))
-        left = preset.left_out(budget)
+        if steps and (budget != "full" or a.steps):
+            print(f"{budget} budget{f' with --steps {a.steps}' if a.steps else ''}: step counts "
+                  f"{', '.join(f'{s:,} -> {b:,}' for s, b in steps)}"
+                  + ("; a pipeline check, not the paper's figure" if budget == "quick" else ""))
+        left = fig.left_out(budget)
         if left:
             print(f"left out of the {budget} budget (too costly on a CPU; run --budget full): "
                   + ", ".join(p.label for p in left))
-        expected = preset.expected_seconds(budget)
+        if budget != "full" and fig.demo_note:
+            print(fig.demo_note)
+        print(f"optimizer: {' and '.join(METHODS[o] for o in opts)}"
+              + (" (the paper's method)" if opts == ["gd"] else ""))
+        expected = fig.expected_seconds(budget, len(opts), a.steps)
         if expected and ex is None:
             print(f"expected: about {expected:.0f} s on a 2-core CPU")
-        if preset.needs_trained and not a.weights:
-            print(f"note: {preset.name} needs trained weights ({', '.join(preset.models)}); offline, pass --weights FILE")
+        if fig.needs_trained and not a.weights:
+            print(f"note: {fig.name} needs trained weights ({', '.join(fig.models)}); offline, pass --weights FILE")
     t0 = time.perf_counter()
-    bar = _Bar(1, a.quiet, f"figure {preset.figure}")
+    bar = _Bar(1, a.quiet, f"figure {fig.figure}")
 
     def on_step(p):
         if ex is not None:
             return _cluster_step(bar, p)
         if bar.bar is not None:
             bar.bar.total = p.total
-            bar.bar.set_description(f"figure {preset.figure} batch {p.batch + 1}")
+            bar.bar.set_description(f"figure {fig.figure} batch {p.batch + 1}")
             bar.to(p.step)
 
     try:
-        summary = run_preset(preset, out, budget, a.weights, memo, a.device,
+        summary = run_figure(fig, out, budget, a.weights, memo, a.device,
                              say=None if a.quiet else (lambda m: print(f"  {m}", file=sys.stderr)),
-                             progress=on_step, images=images, optimizer=a.optimizer, executor=ex)
+                             progress=on_step, images=images, optimizer=a.optimizer, steps=a.steps, executor=ex)
     finally:
         bar.close()
-    ok = sum(1 for r in summary["panels"] if r.get("success"))
-    n = sum(1 for r in summary["panels"] if "success" in r)
-    print(f"figure {preset.figure} ({preset.name}), {budget} budget: {len(summary['panels'])} panels in "
-          f"{time.perf_counter() - t0:.1f} s" + (f"; {ok}/{n} reconstructions reach m_g < m_r" if n else ""))
-    if summary["finding"]:
-        print("finding " + finding_line(summary["finding"]))
+    took = time.perf_counter() - t0
+    for opt in opts:
+        mine = [r for r in summary["panels"] if r.get("optimizer") == opt and "success" in r]
+        ok = sum(1 for r in mine if r["success"])
+        print(f"figure {fig.figure} ({fig.name}), {budget} budget, {METHODS[opt]}: {len(mine)} reconstructions"
+              + (f", {ok}/{len(mine)} reach m_g < m_r" if mine else ""))
+    print(f"{len(summary['panels'])} panels in {took:.1f} s")
+    if summary["variant"]:
+        print(summary["variant"])
+    if not fig.claims:
+        print("The paper states no finding for this figure: its panels are shown without a verdict.")
+    for v in summary["verdicts"]:
+        print(v["line"])
+    for line in summary["disagreements"]:
+        print(line)
     print(f"wrote {out}/contact_sheet.png, distances.json and one PNG per panel")
     return summary
 
@@ -382,39 +406,39 @@ def _preset_all(a) -> int:
     written from the memo.
     """
     from .cache import get_memo
+    from .figures import FIGURES, figure_cells, optimizers_of, verdict_counts
     from .grid import run_grid
-    from .presets import PRESETS, preset_cells
 
     budget = _preset_budget(a)
-    presets = [p for p in sorted(PRESETS.values(), key=lambda p: p.figure) if a.weights or not p.needs_trained]
-    skipped = [p for p in PRESETS.values() if p not in presets]
+    optimizers_of(a.optimizer)
+    figs = [f for f in sorted(FIGURES.values(), key=lambda f: f.figure) if a.weights or not f.needs_trained]
+    skipped = [f for f in FIGURES.values() if f not in figs]
     root = Path(a.out or "out")
     executor = _executor(a)
     memo = None if a.no_cache else get_memo(a.cache_dir)
-    print(f"{len(presets)} figures ({', '.join(str(p.figure) for p in presets)}), {budget} budget"
-          + (f"; left out (need trained weights; give --weights FILE): {', '.join(str(p.figure) for p in skipped)}"
+    print(f"{len(figs)} figures ({', '.join(str(f.figure) for f in figs)}), {budget} budget"
+          + (f"; left out (need trained weights; give --weights FILE): {', '.join(str(f.figure) for f in skipped)}"
              if skipped else ""))
     t0 = time.perf_counter()
-    findings = []
+    counts = {"HELD": 0, "NOT HELD": 0, "NOT CHECKED": 0}
     with executor as ex:
         if ex is not None and memo is not None:
             loaded: dict = {}
-            cells = [c for p in presets for c in preset_cells(p, budget, a.weights, a.device, a.optimizer,
-                                                               a.image or None, loaded)]
+            cells = [c for f in figs for c in figure_cells(f, budget, a.weights, a.device, a.optimizer,
+                                                           a.image or None, loaded, a.steps)]
             print(f"{len(cells)} reconstructions on Ray", file=sys.stderr)
             bar = _Bar(1, a.quiet, "all figures")
             try:
                 run_grid(cells, memo, progress=lambda p: _cluster_step(bar, p), executor=ex)
             finally:
                 bar.close()
-        for preset in presets:
-            summary = _preset_one(a, preset, budget, root / preset.name, memo, ex, brief=True)
-            findings.append((preset, summary["finding"]))
+        for fig in figs:
+            summary = _preset_one(a, fig, budget, root / fig.name, memo, ex, brief=True)
+            for k, n in verdict_counts(summary).items():
+                counts[k] += n
     took = time.perf_counter() - t0
-    held = sum(1 for _, f in findings if f and f["held"])
-    judged = sum(1 for _, f in findings if f)
-    print(f"all {len(presets)} figures in {took:.1f} s ({budget} budget{', on Ray' if a.ray else ''}); "
-          f"findings held: {held}/{judged}")
+    print(f"all {len(figs)} figures in {took:.1f} s ({budget} budget{', on Ray' if a.ray else ''}); verdicts: "
+          + ", ".join(f"{n} {k}" for k, n in counts.items()))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Contact sheets: labelled tiles in a grid, as one PNG, with an optional finding line under the title."""
+"""Contact sheets: labelled tiles in a grid, as one PNG, with optional verdict lines under the title."""
 
 from __future__ import annotations
 
@@ -17,12 +17,17 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
+def _colour(line: str) -> str:
+    return "#146c2e" if line.startswith("HELD") else "#b3261e" if line.startswith("NOT HELD") else "#333333"
+
+
 def contact_sheet(tiles: Sequence[tuple[np.ndarray, str]], title: str = "", cols: int | None = None,
-                  tile: int = 224, caption_lines: int = 3, subtitle: str = "") -> Image.Image:
+                  tile: int = 224, caption_lines: int = 3, subtitle: str | Sequence[str] = "") -> Image.Image:
     """``tiles`` of (uint8 image, caption with newlines) -> one labelled grid image.
 
-    Captions are 15 px type (legible at normal zoom); ``subtitle`` (a
-    figure's finding) is wrapped under the title.
+    Captions are 15 px type (legible at normal zoom); ``subtitle`` (a line or
+    several: a figure's verdicts) is wrapped under the title, each line
+    coloured by its verdict (HELD green, NOT HELD red, the rest dark grey).
     """
     n = len(tiles)
     cols = cols or min(n, 6) or 1
@@ -32,7 +37,8 @@ def contact_sheet(tiles: Sequence[tuple[np.ndarray, str]], title: str = "", cols
     width = max(cols * (tile + pad) + pad, 760)  # room for the title and the finding on a one-panel figure
     chars = int(tile / 7.6)  # characters of 15 px type that fit under a tile
     heading = textwrap.wrap(title, width=int(width / 10.5)) if title else []
-    sub = textwrap.wrap(subtitle, width=int(width / 8.4)) if subtitle else []
+    lines = [subtitle] if isinstance(subtitle, str) else list(subtitle)
+    sub = [(part, _colour(line)) for line in lines if line for part in textwrap.wrap(line, width=int(width / 8.4))]
     top = len(heading) * 26 + (8 if heading else 0)
     head = top + len(sub) * line_h + (8 if sub else 0)
     cell_h = tile + caption_lines * line_h + pad
@@ -40,8 +46,7 @@ def contact_sheet(tiles: Sequence[tuple[np.ndarray, str]], title: str = "", cols
     draw = ImageDraw.Draw(sheet)
     for j, line in enumerate(heading):
         draw.text((pad, 8 + j * 26), line, fill="black", font=tfont)
-    colour = "#146c2e" if subtitle.startswith("HELD") else "#b3261e" if subtitle.startswith("NOT HELD") else "#333333"
-    for j, line in enumerate(sub):
+    for j, (line, colour) in enumerate(sub):
         draw.text((pad, top + j * line_h), line, fill=colour, font=font)
     for i, (img, caption) in enumerate(tiles):
         r, c = divmod(i, cols)

@@ -1,0 +1,127 @@
+import json
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+import dashboard as ui
+from vitrep.errors import VitrepError
+from vitrep.figures import BUDGETS, FIGURES, optimizers_of, panel_config, run_figure
+from vitrep.runs import plan_batches
+
+BUDGET_HELP = {"quick": "a handful of steps: checks that the pipeline runs; nothing moves, so nothing is judged",
+               "demo": "the smallest budget at which the figure's claims can be judged on a CPU",
+               "full": "the paper's step counts: hours on a CPU, minutes on a GPU"}
+METHOD_HELP = {"gd": "plain GD: the paper's method", "adam": "Adam: fast, but it can hide poor conditioning",
+               "both": "both, side by side: one verdict each"}
+SHOW = {"HELD": st.success, "NOT HELD": st.error, "NOT CHECKED": st.info}
+
+st.title("The paper's figures")
+st.caption("Each figure of the paper as a preset. Its claims are quoted and tested on the run's numbers: HELD, "
+           "NOT HELD, or NOT CHECKED where the run cannot tell (panels that did not move, a budget too small, "
+           "weights missing). Run it as a grid, or open one panel in the Reconstruct form.")
+
+names = sorted(FIGURES, key=lambda n: FIGURES[n].figure)
+first = next(n for n in names if not FIGURES[n].needs_trained)  # open on a figure that runs offline
+name = st.selectbox("Figure", names, index=names.index(first), key="pr_name",
+                    format_func=lambda n: f"{FIGURES[n].figure}. {FIGURES[n].title}"
+                                          + (" (needs trained weights)" if FIGURES[n].needs_trained else ""))
+fig = FIGURES[name]
+st.markdown(fig.about)
+if fig.claims:
+    with st.expander(f"What the paper claims here, and how it is tested ({len(fig.claims)})", expanded=True):
+        for n, c in enumerate(fig.claims, 1):
+            st.markdown(f"**Claim {n}.** > *{c.quote}*\n\n**Test:** {c.test}."
+                        + (" Judged under plain GD only: it is about minimising m by gradient descent." if c.on_m else ""))
+else:
+    st.markdown("*The paper states no finding for this figure: its panels are shown without a verdict.*")
+c1, c2 = st.columns(2)
+method = c1.radio("Optimizer", ["gd", "adam", "both"], horizontal=True, key="pr_opt",
+                  format_func=lambda m: METHOD_HELP[m])
+offered = [b for b in BUDGETS if b != "full" or not ui.public_mode()]  # a public server never runs for hours
+budget = c2.radio("Budget", offered, index=offered.index("full" if ui.ON_GPU and "full" in offered else "demo"),
+                  horizontal=True, key="pr_budget", format_func=lambda b: f"{b}: {BUDGET_HELP[b]}")
+opts = optimizers_of(method)
+steps = sorted({fig.steps_for(x, budget) for x in fig.panels_for(budget) if x.kind != "filters"})
+expected = fig.expected_seconds(budget, len(opts))
+facts = []
+if steps:
+    facts.append("steps per panel: " + ", ".join(f"{s:,}" for s in steps))
+if expected and not ui.ON_GPU:
+    facts.append(f"expected time: about {expected / 60:.1f} min on a 2-core CPU" if expected > 90
+                 else f"expected time: about {expected:.0f} s on a 2-core CPU")
+st.caption(" · ".join(facts))
+if budget != "full" and fig.demo_note:
+    st.caption(fig.demo_note[0].upper() + fig.demo_note[1:] + ".")
+if fig.left_out(budget) and not (budget != "full" and fig.demo_panels):
+    st.caption(f"Left out of the {budget} budget (too costly on a CPU; choose full): "
+               + ", ".join(x.label for x in fig.left_out(budget)))
+ckpt = None
+if fig.needs_trained:
+    st.info(f"This figure needs trained weights ({', '.join(fig.models)}). If they are not on this machine they "
+            "download on the first run; without internet, give a checkpoint file below to stand in for them.")
+    ckpt = ui.checkpoint_input("Checkpoint standing in for 'trained'", "pr_ckpt")
+
+c1, c2 = st.columns(2)
+if c1.button("Run this figure", type="primary", key="pr_run"):
+    st.session_state.pop(ui.keys.PR_RESULT, None)
+    try:
+        out = Path(tempfile.mkdtemp(prefix=f"vitrep-{fig.name}-"))
+        recon = [x for x in fig.panels_for(budget) if x.kind == "reconstruct"]
+        stop = ui.stop_button("pr_stop")
+        plan = plan_batches([panel_config(x, fig.steps_for(x, budget), ckpt, optimizer=o) for o in opts for x in recon])
+        live = ui.Live([x.label for x in recon], max([fig.steps_for(x, budget) for x in recon] or [1]),
+                       show_image=False, batches=max(1, len(plan)))
+        with st.status(f"Running figure {fig.figure} ({budget} budget, {METHOD_HELP[method]})…", expanded=True) as status:
+            queued = ui.QueueNote()
+            summary = run_figure(fig, out, budget, ckpt, ui.memo(), say=st.write, progress=live, optimizer=method,
+                                 on_wait=queued, queue_limit=ui.queue_limit())
+            queued.clear()
+            status.update(label="Done", state="complete")
+        live.done()
+        stop.empty()
+        st.session_state[ui.keys.PR_RESULT] = (fig.name, str(out), summary)
+    except VitrepError as e:
+        ui.error(e)
+elif ui.stopped("pr_stop"):
+    st.warning("The figure was stopped; panels that had finished are remembered.")
+
+recon = [x for x in fig.panels if x.kind == "reconstruct"]
+several = len({x.image for x in recon}) > 1
+idx = c2.selectbox("…or open one panel in Reconstruct", range(len(recon)), key="pr_panel",
+                   format_func=lambda i: recon[i].label + (f" ({recon[i].image})" if several else "")) if recon else None
+if idx is not None and c2.button("Open in Reconstruct", key="pr_open"):
+    panel = recon[idx]
+    st.session_state[ui.keys.RC_PREFILL] = {
+        "model": panel.model, "weights": panel.weights, "swaps": panel.swaps, "arch": panel.arch,
+        "layer": panel.layer, "remove": panel.remove, "blocks": panel.blocks, "image": panel.image,
+        "steps": fig.steps_for(panel, budget), "pos_embed": panel.pos_embed,
+        "optimizer": "adam" if method == "adam" else "gd", **dict(panel.options)}
+    st.switch_page("app_pages/reconstruct.py")
+
+res = st.session_state.get(ui.keys.PR_RESULT)
+if res and res[0] == fig.name:
+    _, out, summary = res
+    if summary.get("variant"):
+        st.info(summary["variant"][0].upper() + summary["variant"][1:] + ".")
+    ran = summary["optimizers"]
+    methods = [m for m in ran if any(v["optimizer"] == m for v in summary["verdicts"])]
+    once = [v for v in summary["verdicts"] if v["optimizer"] not in ran]  # class images, filters: judged once
+    cols = st.columns(len(methods)) if len(methods) > 1 else [st.container()]
+    for col, m in zip(cols, methods):
+        with col:
+            for v in [v for v in summary["verdicts"] if v["optimizer"] == m]:
+                SHOW[v["verdict"]](v["line"])
+    for v in once:
+        SHOW[v["verdict"]](v["line"])
+    for line in summary["disagreements"]:
+        st.warning(line)
+    if not summary["claims"]:
+        st.caption("The paper states no finding for this figure: its panels are shown without a verdict.")
+    st.image(str(Path(out) / "contact_sheet.png"), width="stretch")
+    if summary["budget"] == "quick":
+        st.caption("Quick budget: a handful of steps, a pipeline check; the claims need the demo budget.")
+    d1, d2 = st.columns(2)
+    d1.download_button("contact_sheet.png", (Path(out) / "contact_sheet.png").read_bytes(), "contact_sheet.png",
+                       "image/png")
+    d2.download_button("distances.json", json.dumps(summary, indent=2), "distances.json", "application/json")

@@ -1,0 +1,415 @@
+"""The paper's claims, figure by figure: each quote beside the test that checks it.
+
+Every claim quotes the paper (``../shared/seed``, "Representation in Vision
+Transformers and Attentionless Models"; spelling as published) and tests
+the quote on the panels it names, with thresholds named after the paper's
+words (:mod:`vitrep.figures.verdicts`).  Where the paper states no finding
+for a figure (figure 3) there is no claim, and the figure shows its panels
+without a verdict.  Distances are input distances ``||a - a_g||``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .verdicts import (ABOUT_THE_SAME, CLEARLY, MOST, MUCH_HARDER, NO_DIFFERENCE, SUBSTANTIALLY, TO_THE_ORIGIN,
+                       VAST_MAJORITY, Claim, NotChecked, closer, dist, kept, m_fall, m_over_r, rise)
+
+VIT_TAPS = tuple(f"ViT encoder {k}" for k in range(1, 13))
+RESNET_TAPS = tuple(f"ResNet {t}" for t in ("conv1", "layer1", "layer2", "layer3", "layer4"))
+
+
+def _d(**panels) -> dict:
+    """Evidence: each named panel's input distance."""
+    return {f"d_{name}": dist(row) for name, row in panels.items()}
+
+
+# --- figure 1 ---------------------------------------------------------------------------------------
+
+CLASSES = ("dalmatian", "tabby", "goldfinch", "monarch", "alp", "volcano", "lakeside", "seashore")
+
+
+def _recognised(rows):
+    judged = [r.get("judge") for r in rows.values()]
+    if any(j is None or "top5" not in j for j in judged):
+        why = next((j.get("missing") for j in judged if j and j.get("missing")), "no judge ran")
+        raise NotChecked(f"weights missing: {why}")
+    hits = [label for label, r in rows.items() if r["class_index"] in [i for i, _, _ in r["judge"]["top5"]]]
+    share = len(hits) / len(rows)
+    return share >= MOST, {"judge": rows[next(iter(rows))]["judge"]["model"],
+                           "classes_in_judge_top5": f"{len(hits)}/{len(rows)}", "recognised": ", ".join(hits)}
+
+
+FIGURE_1 = (Claim(
+    "it is clear that recognizable images may be formed using only the information present in the vision "
+    "transformer architecture",
+    "a second trained model that did not make the images (ResNet-50) puts the image's class in its top 5 for at "
+    "least half of the classes; the generator's own logit, which the generation maximised, is not the test",
+    CLASSES, _recognised),)
+
+
+# --- figure 2 ---------------------------------------------------------------------------------------
+
+def _flat_vit_fading_resnet(rows):
+    vit = rise(rows["ViT encoder 12"], rows["ViT encoder 1"])
+    res = rise(rows["ResNet layer4"], rows["ResNet layer1"])
+    ev = {"vit_rise_encoder_1_to_12": vit, "resnet_rise_layer1_to_4": res,
+          **_d(vit_encoder_1=rows["ViT encoder 1"], vit_encoder_12=rows["ViT encoder 12"],
+               resnet_layer1=rows["ResNet layer1"], resnet_layer4=rows["ResNet layer4"])}
+    return abs(vit) <= ABOUT_THE_SAME and res >= CLEARLY, ev
+
+
+def _vit_harder_than_resnet(rows):
+    vit = [m_over_r(rows[t]) < 1 for t in VIT_TAPS]
+    res = [m_over_r(rows[t]) < 1 for t in RESNET_TAPS]
+    share_vit, share_res = sum(vit) / len(vit), sum(res) / len(res)
+    if share_res == 0:
+        raise NotChecked("no ResNet-50 panel reached m_g < m_r, so there is nothing to be harder than")
+    ev = {"vit_passing": f"{sum(vit)}/{len(vit)}", "resnet_passing": f"{sum(res)}/{len(res)}",
+          "vit_median_m_g_over_m_r": float(np.median([m_over_r(rows[t]) for t in VIT_TAPS])),
+          "resnet_median_m_g_over_m_r": float(np.median([m_over_r(rows[t]) for t in RESNET_TAPS]))}
+    return share_vit <= MUCH_HARDER * share_res, ev
+
+
+FIGURE_2 = (
+    Claim("Compare the decreasing representation clarity with increased depth to the nearly constant degree of "
+          "clarity in the ViT: even at the twelth and final encoder, the representation quality is approximately "
+          "the same as that in the first layer.",
+          "the ViT's input distance at encoder 12 within 10% of encoder 1's ('approximately the same'), while "
+          "ResNet-50's at layer4 is at least 5% above layer1's ('decreasing')",
+          ("ViT encoder 1", "ViT encoder 12", "ResNet layer1", "ResNet layer4"), _flat_vit_fading_resnet),
+    Claim("it appears to be much more difficult to approximate a natural image using Gaussian-convolved "
+          "representations for ViT than for ResNet50, or more precisely it is difficult to find a learning rate "
+          "$\\epsilon$ such that [m_g < m_r]",
+          "under plain GD with each panel's calibrated step size, the share of ViT encoders reaching m_g < m_r is "
+          "at most half the share of ResNet-50 layers that do ('much more difficult')",
+          VIT_TAPS + RESNET_TAPS, _vit_harder_than_resnet, on_m=True),
+)
+
+
+# --- figure 4 ---------------------------------------------------------------------------------------
+
+def _stem_responsible(rows):
+    ev = {}
+    ok = True
+    for w in ("untrained", "trained"):
+        r = rise(rows[f"{w} encoder-1"], rows[f"{w} stem"])
+        ev[f"{w}_rise_stem_to_encoder_1"] = r
+        ok = ok and r <= ABOUT_THE_SAME
+    return ok, {**ev, **_d(untrained_stem=rows["untrained stem"], untrained_encoder_1=rows["untrained encoder-1"],
+                         trained_stem=rows["trained stem"], trained_encoder_1=rows["trained encoder-1"])}
+
+
+def _training_sharpens_stem(rows):
+    return closer(rows["trained stem"], rows["untrained stem"], SUBSTANTIALLY), \
+        _d(untrained_stem=rows["untrained stem"], trained_stem=rows["trained stem"])
+
+
+FIGURE_4 = (
+    Claim("it is clear that the input processing itself is responsible for the decreased representation clarity",
+          "encoder 1's input distance at most 10% above its stem's alone, untrained and trained (the loss is "
+          "already at the stem)",
+          ("untrained stem", "untrained encoder-1", "trained stem", "trained encoder-1"), _stem_responsible),
+    Claim("training greatly enhances the processing convolutional layer's representation resolution",
+          "the trained stem ends at least 20% closer to the image than the untrained stem ('greatly')",
+          ("untrained stem", "trained stem"), _training_sharpens_stem),
+)
+
+
+# --- figures 5 and 6: the stem's filters ------------------------------------------------------------
+
+def unstructured_share(untrained: dict, trained: dict) -> tuple[float, float]:
+    """Share of the trained filters with no more spatial structure than untrained ones, and the cut used.
+
+    Structure is a filter's neighbour correlation (:func:`vitrep.figures.run.neighbour_correlations`); the
+    cut is the untrained filters' 99th percentile, so about 1% of untrained filters pass it by chance.
+    """
+    cut = float(np.percentile(untrained["correlations"], 99))
+    t = np.asarray(trained["correlations"])
+    return float((t <= cut).mean()), cut
+
+
+def _half_unstructured(rows):
+    share, cut = unstructured_share(rows["untrained filters"], rows["trained filters"])
+    return 0.25 <= share <= 0.75, {"trained_share_without_structure": share, "untrained_99th_percentile": cut}
+
+
+FIGURE_5 = (Claim(
+    "no discernable pattern at all is visible in the weights of around half of the input convolutional filters.",
+    "between a quarter and three quarters of the trained filters ('around half') show no more spatial structure "
+    "(neighbour correlation) than the untrained filters' 99th percentile",
+    ("untrained filters", "trained filters"), _half_unstructured, descent=False),)
+
+
+def _l16_stem_accurate(rows):
+    l16, b32 = rows["untrained L/16 stem"], rows["untrained B/32 stem"]
+    ev = {"l16_m_g_over_m_r": m_over_r(l16), **_d(untrained_l16_stem=l16, untrained_b32_stem=b32)}
+    return m_over_r(l16) < 1 and closer(l16, b32, SUBSTANTIALLY), ev
+
+
+def _l16_filters_unstructured(rows):
+    share, cut = unstructured_share(rows["untrained filters"], rows["trained filters"])
+    return share > MOST, {"trained_share_without_structure": share, "untrained_99th_percentile": cut}
+
+
+FIGURE_6 = (
+    Claim("It can therefore be hypothesized that training is not necessary for accurate input representation for "
+          "the procesing convolution of ViT L 16, and indeed this is found to be the case.",
+          "the untrained ViT-L/16 stem (overcomplete: 768 numbers a patch into 1,024) reaches m_g < m_r and ends "
+          "at least 20% closer than the untrained ViT-B/32 stem (undercomplete: 3,072 into 768), the paper's "
+          "contrast; any linear stem reaches m_g < m_r, so the bar alone is not the test",
+          ("untrained L/16 stem", "untrained B/32 stem"), _l16_stem_accurate),
+    Claim("Note the lack of consistent wavelet weight patterns in the input convolution, even after training",
+          "more than half of the trained ViT-L/16 stem filters show no more structure than the untrained "
+          "filters' 99th percentile (figure 5's rule)",
+          ("untrained filters", "trained filters"), _l16_filters_unstructured, descent=False),
+)
+
+
+# --- figure 7 ---------------------------------------------------------------------------------------
+
+LONG = "encoder 12, 105k steps"
+
+
+def _decline_at_fixed_steps(rows):
+    r = rise(rows["encoder 12"], rows["encoder 1"])
+    return r >= CLEARLY, {"rise_encoder_1_to_12": r, **_d(encoder_1=rows["encoder 1"], encoder_12=rows["encoder 12"])}
+
+
+def _long_run_beats_encoder_1(rows):
+    long, first = rows[LONG], rows["encoder 1"]
+    if long["steps"] <= first["steps"]:
+        raise NotChecked(f"budget too small: the long panel ran {long['steps']:,} steps, no more than encoder 1's "
+                         f"{first['steps']:,}")
+    return closer(long, first, CLEARLY), {"steps_long": long["steps"], "steps_encoder_1": first["steps"],
+                                          **_d(encoder_12_long=long, encoder_1=first)}
+
+
+FIGURE_7 = (
+    Claim("there is a decrease in representation accuracy as depth increases in the encoder stack with fixed "
+          "($n=1,500$) iterations",
+          "at equal steps, encoder 12's input distance at least 5% above encoder 1's",
+          ("encoder 1", "encoder 12"), _decline_at_fixed_steps),
+    Claim("increasing the number of iterations of the generation process to $n=105,000$ yields a representation "
+          "from the last encoder layer that is more accurate than that obtained with fewer iterations from the "
+          "first.",
+          "encoder 12 after many more steps (105,000 at the full budget) ends at least 5% closer than encoder 1 "
+          "after the figure's steps",
+          ("encoder 1", LONG), _long_run_beats_encoder_1),
+)
+
+
+# --- figure 8 ---------------------------------------------------------------------------------------
+
+def _positions_change_nothing(rows):
+    a, b = rows["stem, untrained positions, encoder 1"], rows["stem + trained positions, encoder 1"]
+    r = dist(b) / dist(a) - 1
+    return abs(r) <= NO_DIFFERENCE, {"relative_change": r, **_d(untrained_positions=a, trained_positions=b)}
+
+
+def _trained_ln1_helps(rows):
+    a, b = rows["stem, encoder 1"], rows["stem + ln_1 encoder 1"]
+    return closer(b, a, SUBSTANTIALLY), _d(trained_stem=a, trained_stem_and_ln_1=b)
+
+
+FIGURE_8 = (
+    Claim("re-assigning an untrained vision transformer's positional embedding parameters to that of a trained "
+          "model's positional embedding parameters [...] When this is done, however, there is no noticeable "
+          "difference in the representation quality.",
+          "with the positional embedding added as the model adds it (the paper's own forward left it out, where "
+          "no swap could matter), encoder 1 with the trained positional embedding within 5% of encoder 1 with the "
+          "untrained one",
+          ("stem, untrained positions, encoder 1", "stem + trained positions, encoder 1"), _positions_change_nothing),
+    Claim("substituting the first layer norm (the one that is applied before the self-attention module) of the first "
+          "encoder for a trained version is capable of increasing the representational quality substantially.",
+          "encoder 1 with the trained stem and trained ln_1 ends at least 20% closer than with the trained stem "
+          "alone ('substantially')",
+          ("stem, encoder 1", "stem + ln_1 encoder 1"), _trained_ln1_helps),
+)
+
+
+# --- figure 9 ---------------------------------------------------------------------------------------
+
+def _ln1_calms_high_frequencies(rows):
+    a, b = rows["trained stem"], rows["trained stem + ln_1"]
+    ha, hb = a["high_frequency"], b["high_frequency"]
+    return hb <= (1 - CLEARLY) * ha, {"high_frequency_trained_stem": ha, "high_frequency_with_trained_ln_1": hb}
+
+
+FIGURE_9 = (Claim(
+    "applying a trained input convolution without switching to a trained first layernorm leads to patches of "
+    "high-frequency signal in the input generation, which can be ameliorated by swapping to a trained layernorm.",
+    "the reconstruction's high-frequency energy (mean squared Laplacian over the image's own) at least 5% lower "
+    "with the trained ln_1 than with the trained stem alone",
+    ("trained stem", "trained stem + ln_1"), _ln1_calms_high_frequencies),)
+
+
+# --- figure 10 --------------------------------------------------------------------------------------
+
+VARIANTS_10 = {"intact": "", "no attention": "attention", "no LN": "ln_1,ln_2", "no MLP": "mlp"}
+
+
+def _declines(rows, deep: int) -> dict:
+    return {v: rise(rows[f"{v} encoder {deep}"], rows[f"{v} encoder 1"]) for v in VARIANTS_10}
+
+
+def _prevented(rows, deep: int, prevent: tuple, keep: tuple, share: float):
+    """The intact model declines from encoder 1 to ``deep``; ``prevent`` variants keep at most ``1 - share`` of
+    that decline, ``keep`` variants more than half of it."""
+    rises = _declines(rows, deep)
+    base = rises["intact"]
+    ev = {f"rise_{v.replace(' ', '_')}_encoder_1_to_{deep}": r for v, r in rises.items()}
+    if base < CLEARLY:
+        return False, {**ev, "note": "the intact model does not decline, so there is no decline to prevent"}
+    ok = all(rises[v] <= (1 - share) * base for v in prevent) and all(rises[v] > MOST * base for v in keep)
+    return ok, ev
+
+
+FIGURE_10 = (
+    Claim("removal of either self-attention or (both) layer normalizations in each encoder module, but not the MLPs "
+          "from each encoder module is sufficient to prevent the vast majority of the decrease in representation "
+          "quality with increased depth up to encodrer layer 12",
+          "the intact model's input distance rises at least 5% from encoder 1 to 12; without attention and without "
+          "layer norms at most a third of that rise remains ('the vast majority' prevented), without MLPs more "
+          "than half of it",
+          tuple(f"{v} encoder {k}" for v in VARIANTS_10 for k in (1, 12)),
+          lambda rows: _prevented(rows, 12, ("no attention", "no LN"), ("no MLP",), VAST_MAJORITY)),
+    Claim("at the deepest layer (24) of this vision transformer we can see that removal of attention modules from "
+          "each encoder (but not MLPs or LayerNorms alone) prevent most of the decline in input representation "
+          "accuracy.",
+          "at encoder 24: without attention at most half of the intact rise from encoder 1 remains ('most' "
+          "prevented), without MLPs and without layer norms more than half of it",
+          tuple(f"{v} encoder {k}" for v in VARIANTS_10 for k in (1, 24)),
+          lambda rows: _prevented(rows, 24, ("no attention",), ("no MLP", "no LN"), MOST)),
+)
+
+
+# --- figure 11 --------------------------------------------------------------------------------------
+
+def _attention_passes_little(rows):
+    ev, ok = {}, True
+    for w in ("untrained", "trained"):
+        att, mlp = rows[f"{w} attention only"], rows[f"{w} MLP only"]
+        ev[f"{w}_attention_only_kept"], ev[f"{w}_mlp_only_kept"] = kept(att), kept(mlp)
+        ok = ok and kept(att) > 1 - MOST and closer(mlp, att, CLEARLY)
+    return ok, ev
+
+
+def _training_helps_attention(rows):
+    u, t = rows["untrained attention only"], rows["trained attention only"]
+    return closer(t, u, CLEARLY), _d(untrained_attention_only=u, trained_attention_only=t)
+
+
+FIGURE_11 = (
+    Claim("self-attention transformations are quite incapable of transmitting most input information, which is why "
+          "removing all attention modules from encoders 1 through 4 results in a recovery of the ability of the "
+          "output of encoder 4 to accurately represent the input.",
+          "without residuals, attention-only encoders close less than half of their starting input distance "
+          "(kept > 0.5), untrained and trained, and MLP-only encoders end at least 5% closer",
+          ("untrained attention only", "untrained MLP only", "trained attention only", "trained MLP only"),
+          _attention_passes_little),
+    Claim("training leads to a somewhat more informative (with respect to the input) self-attention module",
+          "the trained attention-only encoder ends at least 5% closer than the untrained one",
+          ("untrained attention only", "trained attention only"), _training_helps_attention),
+)
+
+
+# --- figure 12 --------------------------------------------------------------------------------------
+
+def _trained_marginal_untrained_not(rows):
+    u, t = rows["untrained attention only"], rows["trained attention only"]
+    return m_over_r(t) <= (1 - CLEARLY) * m_over_r(u) and m_over_r(u) >= 1, \
+        {"untrained_m_g_over_m_r": m_over_r(u), "trained_m_g_over_m_r": m_over_r(t)}
+
+
+FIGURE_12 = (Claim(
+    "even a single self-attention layer requires an enormous number of gradient descent iterations to achieve a "
+    "marginally accurate representation for a trained model, and that even this is insufficient for an untrained "
+    "one.",
+    "under plain GD after the figure's steps, the trained layer's m_g/m_r at least 5% below the untrained one's, "
+    "and the untrained one still at or above the bar (m_g/m_r >= 1); only the trained panel must have moved",
+    ("untrained attention only", "trained attention only"), _trained_marginal_untrained_not,
+    must_move=("trained attention only",), on_m=True),)
+
+
+# --- figure 13 --------------------------------------------------------------------------------------
+
+def _m_to_zero_input_not(rows):
+    r = rows["ln_1 + attention"]
+    ev = {"m_g_start": r["start"]["embedding_distance"], "m_g_final": r["final"]["embedding_distance"],
+          "m_g_fraction_of_start": m_fall(r), "input_distance_start": r["start"]["input_distance"],
+          "input_distance_final": dist(r), "input_distance_fraction_of_start": kept(r)}
+    return m_fall(r) <= TO_THE_ORIGIN and kept(r) > 1 - MOST, ev
+
+
+FIGURE_13 = (Claim(
+    "if we find that the embedding distance heads towards the origin [...] but at the input distance does not head "
+    "towards the origin [...] then our representation procedure cannot distinguish between the multiple inputs "
+    "that may yield one output. And indeed, this is found to be the case for the representation of the tesla coil "
+    "above for one encoder module with layer normalization followed by multi-head attention alone.",
+    "m_g falls to a tenth of its start or less while the input distance stays above half of its start",
+    ("ln_1 + attention",), _m_to_zero_input_not),)
+
+
+# --- figures 14 and 15 ------------------------------------------------------------------------------
+
+def _no_attention_keeps_more(rows):
+    a, m = rows["no attention encoder 12"], rows["no MLP encoder 12"]
+    return closer(a, m, CLEARLY), _d(no_attention_encoder_12=a, no_mlp_encoder_12=m)
+
+
+HIGHLIGHTS = ("there is some small highlighting of certain areas of the Tesla coil that exist in the deeper "
+              "representations without attention layers but not without MLPs.")
+HIGHLIGHTS_TEST = "at encoder 12, the trained model without attention ends at least 5% closer than without MLPs"
+FIGURE_14 = (Claim(HIGHLIGHTS, HIGHLIGHTS_TEST, ("no attention encoder 12", "no MLP encoder 12"),
+                   _no_attention_keeps_more),)
+FIGURE_15 = (Claim("The same observations are made for an input image of a Dalmatian, which is one of the 1000 "
+                   "classes that the vision transformer is trained upon.",
+                   HIGHLIGHTS_TEST + " (figure 14's observation, on the second image)", ("no attention encoder 12", "no MLP encoder 12"), _no_attention_keeps_more),)
+
+
+# --- figure 16 --------------------------------------------------------------------------------------
+
+def _mixer_declines(rows):
+    r = rise(rows["p16 block 8"], rows["p16 block 1"])
+    return r >= CLEARLY, {"rise_block_1_to_8": r, **_d(block_1=rows["p16 block 1"], block_8=rows["p16 block 8"])}
+
+
+def _patch8_closer(rows):
+    return closer(rows["p8 block 1"], rows["p16 block 1"], CLEARLY), \
+        _d(p16_block_1=rows["p16 block 1"], p8_block_1=rows["p8 block 1"])
+
+
+def _no_norm_minimises_m(rows):
+    a, b = rows["p16 block 8"], rows["p16 no norm block 8"]
+    return m_over_r(b) <= 0.5 * m_over_r(a), {"intact_m_g_over_m_r": m_over_r(a), "no_norm_m_g_over_m_r": m_over_r(b)}
+
+
+def _no_norm_clearer(rows):
+    a, b = rows["p16 block 8"], rows["p16 no norm block 8"]
+    return closer(b, a, SUBSTANTIALLY), _d(intact_block_8=a, no_norm_block_8=b)
+
+
+FIGURE_16 = (
+    Claim("the first encoder layer for the above model is not particularly accurate at autoencoding its input, and "
+          "the autencoding's accuracy declines the deeper the layer in question.",
+          "patch 16: block 8's input distance at least 5% above block 1's",
+          ("p16 block 1", "p16 block 8"), _mixer_declines),
+    Claim("Specifying a smaller patch size of 8 does reduce the representation error.",
+          "block 1 at patch 8 ends at least 5% closer than at patch 16",
+          ("p16 block 1", "p8 block 1"), _patch8_closer),
+    Claim("removing this transformation (from every MLP) removes the empirical difficulty of minimizing $m$ via "
+          "gradient descent on the input",
+          "under plain GD, block 8 without layer norms ends with m_g/m_r at most half the intact block's",
+          ("p16 block 8", "p16 no norm block 8"), _no_norm_minimises_m, on_m=True),
+    Claim("and visually provides a large increase in representation clarity.",
+          "block 8 without layer norms ends at least 20% closer than intact ('large')",
+          ("p16 block 8", "p16 no norm block 8"), _no_norm_clearer),
+)
+
+
+# Figure 3 has none: the paper shows each encoder alone and states no finding about it.
+CLAIMS: dict[int, tuple[Claim, ...]] = {
+    1: FIGURE_1, 2: FIGURE_2, 3: (), 4: FIGURE_4, 5: FIGURE_5, 6: FIGURE_6, 7: FIGURE_7, 8: FIGURE_8, 9: FIGURE_9,
+    10: FIGURE_10, 11: FIGURE_11, 12: FIGURE_12, 13: FIGURE_13, 14: FIGURE_14, 15: FIGURE_15, 16: FIGURE_16,
+}

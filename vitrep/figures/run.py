@@ -1,0 +1,363 @@
+"""Run a figure: its panels through the memo under one or both optimizers, its rows, verdicts and sheet.
+
+:func:`run_figure` runs the reconstruction panels as one grid (plain GD, the
+paper's method, by default; Adam; or both), class images and filter grids
+after them, then writes one PNG per panel, ``contact_sheet.png`` and
+``distances.json`` (the panels' rows, one verdict per claim and optimizer,
+and a sentence where the optimizers disagree).  The rows hold what the
+checks read: final, start and baseline distances, and whether the panel
+moved (:func:`vitrep.figures.verdicts.moved`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from ..cache import Memo
+from ..config import make_config
+from ..errors import ConfigError, WeightsUnavailable
+from ..filters import filter_grid
+from ..generate import make_generate_config, run_generate
+from ..grid import Cell, run_grid
+from ..images import SAMPLES, image_source, prepare, to_pil
+from ..models import load_model, make_ref, trained_file
+from ..result import Progress, Result
+from ..sheets import contact_sheet
+from ..taps import tap_path
+from .catalogue import Figure, Panel, check_budget
+from .verdicts import METHODS, NOT_CHECKED, Verdict, disagreements, judge_claim
+
+OPTIMIZER_CHOICES = ("gd", "adam", "both")
+JUDGE_MODEL = "resnet50"  # figure 1's second opinion: a trained model that did not make the images
+
+
+def optimizers_of(choice: str) -> list[str]:
+    """``gd`` (the paper's method, the default), ``adam`` or ``both`` -> the optimizers a figure runs."""
+    choice = (choice or "gd").lower()
+    if choice not in OPTIMIZER_CHOICES:
+        raise ConfigError(f"Optimizer {choice!r} is not known for a figure; use gd (the paper's plain gradient "
+                          f"descent), adam, or both.")
+    return ["gd", "adam"] if choice == "both" else [choice]
+
+
+def _weights(w: str, weights_file: Optional[str]) -> str:
+    return weights_file if (w == "trained" and weights_file) else w
+
+
+def panel_ref(p: Panel, weights_file: Optional[str] = None):
+    return make_ref(p.model, _weights(p.weights, weights_file), swaps=p.swaps,
+                    swap_from=_weights(p.swap_from, weights_file), **dict(p.arch))
+
+
+def panel_config(p: Panel, steps: int, weights_file: Optional[str] = None, device: str = "auto",
+                 optimizer: str = "gd"):
+    """The engine config of a panel at ``steps`` (``None`` for filter panels)."""
+    ref = panel_ref(p, weights_file)
+    if p.kind == "generate":
+        return make_generate_config(ref, p.cls, steps=steps, jitter_start=min(200, steps // 2),
+                                    report_every=max(1, min(20, steps)), device=device)
+    if p.kind == "filters":
+        return None
+    return make_config(ref, p.layer, remove=p.remove, blocks=p.blocks or None, steps=steps, pos_embed=p.pos_embed,
+                       report_every=max(1, min(50, steps // 10 or 1)), device=device, optimizer=optimizer,
+                       **dict(p.options))
+
+
+def _trained_missing(panels: Sequence[Panel]) -> str:
+    """The sentence for the first trained weights file these panels need that cannot be had, else ''."""
+    for name in dict.fromkeys(p.model for p in panels if p.needs_trained):
+        try:
+            trained_file(make_ref(name).spec)
+        except WeightsUnavailable as e:
+            return str(e)
+    return ""
+
+
+def figure_panels(fig: Figure, budget: str, weights_file: Optional[str] = None) -> tuple[list[Panel], str]:
+    """The panels a run at ``budget`` shows, and a note when they are a variant of the paper's setup.
+
+    A figure with ``untrained_variant`` whose trained weights cannot be had
+    (and no checkpoint stands in) runs its panels untrained, and says so.
+    """
+    panels = fig.panels_for(budget)
+    note = fig.demo_note if budget != "full" and fig.demo_panels else ""
+    if fig.untrained_variant and not weights_file and any(p.needs_trained for p in panels):
+        missing = _trained_missing(panels)
+        if missing:
+            panels = [replace(p, swaps="") if p.swaps and p.swap_from == "trained" else p for p in panels]
+            note = f"untrained variant (the trained stem is missing): {missing}"
+    return panels, note
+
+
+def image_map(fig: Figure, images: Optional[Sequence[str]]) -> dict[str, str]:
+    """The figure's bundled image names, in order of first use, mapped to the user's images (or themselves)."""
+    names = list(dict.fromkeys(p.image for p in fig.panels + tuple(fig.demo_panels) if p.kind == "reconstruct"))
+    if not images:
+        return {n: n for n in names}
+    return {n: images[i] for i, n in enumerate(names) if i < len(images)}
+
+
+def _shown(panels: Sequence[Panel], mapping: dict) -> list[Panel]:
+    """Reconstructions only where their image is given."""
+    return [p for p in panels if p.kind != "reconstruct" or p.image in mapping]
+
+
+def figure_cells(fig: Figure, budget: str = "demo", weights_file: Optional[str] = None, device: str = "auto",
+                 optimizer: str = "gd", images: Optional[Sequence[str]] = None, loaded: Optional[dict] = None,
+                 steps: Optional[int] = None) -> list[Cell]:
+    """The grid of the figure's reconstruction panels at ``budget``, per optimizer in panel order
+    (``loaded``: images read so far; ``steps`` overrides every panel's)."""
+    check_budget(budget)
+    mapping = image_map(fig, images)
+    loaded = {} if loaded is None else loaded
+    panels = [p for p in _shown(figure_panels(fig, budget, weights_file)[0], mapping) if p.kind == "reconstruct"]
+    cells = []
+    for opt in optimizers_of(optimizer):
+        for p in panels:
+            cfg = panel_config(p, fig.steps_for(p, budget, steps), weights_file, device, opt)
+            key = (mapping[p.image], cfg.model.input_size)
+            if key not in loaded:
+                loaded[key] = prepare(image_source(key[0]), key[1])
+            cells.append(Cell(loaded[key], cfg, {"panel": p.label, "optimizer": opt}))
+    return cells
+
+
+# --- rows: what the checks read ------------------------------------------------------------------------
+
+def neighbour_correlations(tiles: np.ndarray) -> np.ndarray:
+    """Per filter, the correlation of horizontally adjacent weights: ~0 for random filters, high for wavelets."""
+    a, b = tiles[:, :, :-1, :].reshape(len(tiles), -1), tiles[:, :, 1:, :].reshape(len(tiles), -1)
+    a, b = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
+    den = np.sqrt((a * a).sum(1) * (b * b).sum(1))
+    return np.where(den > 0, (a * b).sum(1) / np.where(den > 0, den, 1), 0.0)
+
+
+def high_frequency(image: np.ndarray, target: np.ndarray) -> float:
+    """Mean squared 4-neighbour Laplacian of ``image`` over the target's own (uint8 (H, W, 3) arrays)."""
+    def energy(x: np.ndarray) -> float:
+        x = x.astype(np.float64) / 255.0
+        lap = 4 * x[1:-1, 1:-1] - x[:-2, 1:-1] - x[2:, 1:-1] - x[1:-1, :-2] - x[1:-1, 2:]
+        return float((lap ** 2).mean())
+
+    return energy(image) / max(energy(target), 1e-12)
+
+
+def reconstruction_row(r: Result) -> dict:
+    """The numbers of a finished reconstruction that the checks read."""
+    curves = r.curves
+    start = {k: curves[k][0] for k in ("embedding_distance", "input_distance", "psnr")} if curves["step"] else {}
+    moved = {}
+    if r.snapshots and r.snapshots[0][0] == 0:
+        first = r.snapshots[0][1].astype(np.float64)
+        moved = {"m_g_fraction": (r.final["embedding_distance"] / start["embedding_distance"]) if start else None,
+                 "from_start": float(np.linalg.norm((r.image.astype(np.float64) - first) / 255.0)),
+                 "noise": float(r.config.init_std * math.sqrt(r.image.size))}
+    return {"status": r.status, "steps": r.steps, "final": r.final, "baseline": r.baseline, "success": r.success,
+            "backoffs": r.backoffs, "seconds": r.seconds, "start": start, "moved": moved,
+            "high_frequency": high_frequency(r.image, r.target), "config": r.config.to_dict()}
+
+
+class _Judge:
+    """Figure 1's second opinion: the top 5 of a trained model that did not make the image (loaded once)."""
+
+    def __init__(self, device: str) -> None:
+        self.device, self.lm, self.missing = device, None, ""
+
+    def __call__(self, image: np.ndarray) -> dict:
+        import torch
+        import torch.nn.functional as F
+
+        from ..images import to_tensor
+        from ..models import imagenet_classes
+
+        if self.lm is None and not self.missing:
+            try:
+                self.lm = load_model(make_ref(JUDGE_MODEL, "trained"), self.device)
+            except WeightsUnavailable as e:
+                self.missing = str(e)
+        if self.lm is None:
+            return {"model": JUDGE_MODEL, "missing": self.missing}
+        x = to_tensor(to_pil(image)).unsqueeze(0).to(self.lm.device)
+        x = F.interpolate(x, size=(self.lm.size, self.lm.size), mode="bilinear", align_corners=False)
+        with torch.no_grad():
+            for op in tap_path(self.lm, "logits", normalize=True):
+                x = op.fn(x)
+        top = torch.topk(x[0], 5)
+        names = imagenet_classes()
+        return {"model": JUDGE_MODEL, "top5": [(int(i), names[int(i)], float(v)) for v, i in zip(top.values, top.indices)]}
+
+
+# --- verdicts --------------------------------------------------------------------------------------------
+
+def _methods(claim, kinds: dict, opts: list[str]) -> list[str]:
+    """The optimizers a claim is judged under: the run's, or once where its panels involve no choice of one."""
+    own = {kinds[label] for label in claim.reads if label in kinds}
+    if not claim.descent or own == {"filters"}:
+        return ["none"]
+    if own == {"generate"}:
+        return ["ngd"]  # class images always take normalised gradient steps
+    return opts
+
+
+def verdicts_of(fig: Figure, rows: dict[str, dict], opts: list[str], left_out: Sequence[str] = (),
+                budget: str = "") -> list[Verdict]:
+    """One verdict per claim and optimizer; ``rows`` maps an optimizer (or ``none``/``ngd``) to ``{label: row}``."""
+    kinds = {p.label: p.kind for p in fig.panels + tuple(fig.demo_panels)}
+    out = []
+    for n, claim in enumerate(fig.claims, 1):
+        for opt in _methods(claim, kinds, opts):
+            out.append(judge_claim(fig.figure, n, claim, rows.get(opt, {}), opt, left_out, budget))
+    return out
+
+
+# --- the run -------------------------------------------------------------------------------------------
+
+def _caption(p: Panel, r, image: str = "", method: str = "") -> str:
+    if isinstance(r, Result):
+        mark = "< m_r (pass)" if r.success else ">= m_r"
+        back = f" back-offs {r.backoffs}" if r.backoffs else ""
+        tag = f"[{method}] " if method else ""
+        return (f"{tag}{p.label}{' (' + image + ')' if image else ''}\n"
+                f"m_g {r.final['embedding_distance']:.3g} {mark} {r.baseline['embedding_distance']:.3g}"
+                f"\nPSNR {r.final['psnr']:.1f} dB |a-a_g| {r.final['input_distance']:.3g}"
+                f"{' ' + r.status if r.status != 'done' else ''}{back}")
+    if hasattr(r, "top5"):
+        return f"{p.label}\nlogit {r.curves['target_logit'][-1]:.3g}, next {r.curves['best_other_logit'][-1]:.3g}"
+    return p.label
+
+
+def _image_label(source: str) -> str:
+    return source if source in SAMPLES else Path(source).stem
+
+
+def _file_name(i: int, p: Panel, image: str, opt: str, several: bool, both: bool) -> str:
+    stem = "".join(ch if ch.isalnum() else "_" for ch in p.label)
+    return f"{i + 1:02d}_{stem}{'_' + image if several else ''}{'_' + opt if both else ''}.png"
+
+
+BUDGET_NOTES = {"quick": "step counts cut to a handful: a pipeline check, not the paper's figure",
+                "demo": "the demo budget: the smallest at which the claims can be judged on a CPU",
+                "full": "the paper's step counts"}
+
+
+def run_figure(fig: Figure, out: Path, budget: str = "demo", weights_file: Optional[str] = None,
+               memo: Optional[Memo] = None, device: str = "auto", say: Optional[Callable[[str], None]] = None,
+               progress: Optional[Callable[[Progress], Optional[bool]]] = None,
+               images: Optional[Sequence[str]] = None, optimizer: str = "gd", steps: Optional[int] = None,
+               on_wait=None, queue_limit: Optional[int] = None, executor=None) -> dict:
+    """Run the figure's panels at ``budget``; write each panel's PNG, ``contact_sheet.png`` and ``distances.json``.
+
+    ``optimizer``: ``gd`` (the paper's plain gradient descent, the default),
+    ``adam`` or ``both`` (every reconstruction under each; one verdict per
+    claim and optimizer).  ``steps`` overrides every panel's step count.
+    ``say(message)`` narrates; ``progress(Progress)`` sees every report step
+    and may return True to stop (the summary then says ``"stopped": true``
+    and no claim is judged).  ``executor`` (e.g.
+    :class:`vitrep.distributed.RayExecutor`) runs the reconstructions
+    elsewhere.  Returns the summary written to ``distances.json``.
+    """
+    check_budget(budget)
+    opts = optimizers_of(optimizer)
+    if steps is not None and steps < 1:
+        raise ConfigError(f"Steps must be at least 1, not {steps}.")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    say = say or (lambda msg: None)
+    mapping = image_map(fig, images)
+    variant_panels, variant = figure_panels(fig, budget, weights_file)
+    panels = _shown(variant_panels, mapping)
+    shown = {p.image: _image_label(mapping[p.image]) for p in panels if p.kind == "reconstruct"}
+    recon = [p for p in panels if p.kind == "reconstruct"]
+    results: dict[tuple[str, str], object] = {}  # (label, method) -> result
+    if recon:
+        say(f"reconstructing {len(recon)} panel(s) under {' and '.join(METHODS[o] for o in opts)}")
+        cells = figure_cells(fig, budget, weights_file, device, optimizer, images, steps=steps)
+        grid = run_grid(cells, memo, progress=progress, on_wait=on_wait, queue_limit=queue_limit, executor=executor)
+        for c, r in zip(grid.cells, grid.results):
+            if r is not None:
+                results[(c.labels["panel"], c.labels["optimizer"])] = r
+    stopped = len(results) < len(recon) * len(opts) or any(
+        isinstance(r, Result) and r.status == "stopped" for r in results.values())
+    judge = _Judge(device)
+    for p in panels:
+        if stopped:
+            break
+        if p.kind == "generate":
+            say(f"class image: {p.cls}")
+            results[(p.label, "ngd")] = run_generate(panel_config(p, fig.steps_for(p, budget, steps), weights_file,
+                                                                  device), memo, on_wait=on_wait, queue_limit=queue_limit)
+        elif p.kind == "filters":
+            say(f"filters: {p.label}")
+            results[(p.label, "none")] = filter_grid(load_model(panel_ref(p, weights_file), device))
+    several, both = len(shown) > 1, len(opts) > 1
+    tiles, rows, by_method = [], [], {}
+    for name in dict.fromkeys(p.image for p in recon):
+        r = next((results[(p.label, o)] for o in opts for p in recon if p.image == name and (p.label, o) in results),
+                 None)
+        if r is not None:
+            tiles.append((r.target, f"target: {shown[name]}"))
+    order = [(p, o) for o in opts for p in recon] + [(p, "ngd" if p.kind == "generate" else "none")
+                                                    for p in panels if p.kind != "reconstruct"]
+    cols = fig.cols + (1 if recon else 0)
+    for i, (p, method) in enumerate([(p, m) for p, m in order if (p.label, m) in results]):
+        r = results[(p.label, method)]
+        if both and p.kind == "reconstruct" and method == opts[1] and p is recon[0]:
+            while len(tiles) % cols:  # the second optimizer's panels start a row of their own
+                tiles.append((np.full_like(r.target, 255), ""))
+        img = r.image if p.kind != "filters" else r.image(scale=1)
+        image = shown.get(p.image, "") if p.kind == "reconstruct" else ""
+        fname = _file_name(i, p, image, method, several and p.kind == "reconstruct", both and p.kind == "reconstruct")
+        to_pil(img).save(out / fname)
+        tiles.append((img, _caption(p, r, image if several else "", METHODS[method] if both else "")))
+        row = {"label": p.label, "kind": p.kind, "file": fname, "model": p.model, "weights": p.weights,
+               "optimizer": method}
+        if isinstance(r, Result):
+            row.update(image=image, **reconstruction_row(r))
+        elif p.kind == "generate":
+            row.update(status=r.status, steps=r.steps, class_index=r.config.class_index, top5=r.top5,
+                       target_logit=r.curves["target_logit"][-1], best_other_logit=r.curves["best_other_logit"][-1],
+                       judge=judge(r.image))
+        else:
+            corr = neighbour_correlations(r.tiles)
+            row.update(filters=r.count, filter_size=list(r.tiles.shape[1:3]),
+                       neighbour_correlation=float(corr.mean()), correlations=[round(float(c), 4) for c in corr])
+        rows.append(row)
+        by_method.setdefault(method, {})[p.label] = row
+    for method in opts:  # class images and filters are read by every optimizer's claims
+        by_method.setdefault(method, {}).update({k: v for m in ("ngd", "none") for k, v in by_method.get(m, {}).items()})
+    left = [p.label for p in fig.left_out(budget)]
+    verdicts = [] if stopped else verdicts_of(fig, by_method, opts, left, budget)
+    disagree = disagreements(verdicts)
+    if weights_file and fig.needs_trained:
+        variant = (variant + "; " if variant else "") + "trained weights stood in by the checkpoint file " \
+            + Path(weights_file).name
+    label = {"quick": " (QUICK: a pipeline check, not the figure)", "demo": " (demo budget)", "full": ""}[budget]
+    title = f"Figure {fig.figure}: {fig.title}{label}" + (f", {steps:,} step{'s' if steps > 1 else ''} a panel"
+                                                          if steps else "")
+    lines = [v.short() for v in verdicts] + disagree
+    if not fig.claims:
+        lines = ["The paper states no finding for this figure: its panels are shown without a verdict."]
+    if variant:
+        lines = [variant] + lines
+    contact_sheet(tiles, title, cols=cols, subtitle=lines).save(out / "contact_sheet.png")
+    summary = {"preset": fig.name, "figure": fig.figure, "title": fig.title, "budget": budget, "steps": steps,
+               "quick": budget == "quick", "stopped": stopped, "optimizers": opts, "note": BUDGET_NOTES[budget],
+               "variant": variant, "left_out": left, "images": dict(shown), "weights_file": weights_file,
+               "claims": len(fig.claims), "verdicts": [v.to_dict() for v in verdicts], "disagreements": disagree,
+               "panels": rows}
+    (out / "distances.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def verdict_counts(summary: dict) -> dict[str, int]:
+    """How many verdicts of each kind a run gave."""
+    counts = {"HELD": 0, "NOT HELD": 0, NOT_CHECKED: 0}
+    for v in summary.get("verdicts", []):
+        counts[v["verdict"]] += 1
+    return counts
