@@ -43,9 +43,12 @@ CASES = {
     "mixer": ("mixer", {"patch": 16, "width": 1024}, [("block-1", (0, 1)), ("block-8", (2, 999))]),
     "ffvit": ("ffvit", {}, [("encoder-1", (0, 1)), ("encoder-8", (2, 999))]),
 }
-GRID = {"adam": (0.05, 0.1, 0.2, 0.4), "gd": (0.1, 0.25, 0.5, 1.0)}
+GRID = {"adam": (0.05, 0.1, 0.2, 0.4), "gd": (0.1, 0.25, 0.5, 1.0, 2.0)}
 # the costly families skip the smallest Adam step, never the best for ViT or ResNet (README, Step sizes)
-FAMILY_GRID = {("mixer", "adam"): (0.1, 0.2, 0.4), ("ffvit", "adam"): (0.1, 0.2, 0.4)}
+FAMILY_GRID = {("mixer", "adam"): (0.1, 0.2, 0.4), ("ffvit", "adam"): (0.1, 0.2, 0.4),
+               # plain steps: the deep taps of these families chose the smallest step of the ViT's grid
+               ("resnet", "gd"): (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0),
+               ("mixer", "gd"): (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5), ("ffvit", "gd"): (0.025, 0.05, 0.1, 0.25, 0.5)}
 END = {"adam": 0.1, "gd": 0.08}
 
 
@@ -99,7 +102,7 @@ def main() -> int:
             doc["scores"].setdefault(fam, {})[opt] = scores
             doc["how"] = (f"benchmarks/calibrate.py: untrained models, the bundled {a.image}, {a.steps} steps, "
                           f"torch {torch.__version__}; per tap the step size with the smallest m_g/m_r, over the "
-                          f"grids {GRID} (Mixer and ffvit Adam: {FAMILY_GRID[('mixer', 'adam')]})")
+                          f"grids {GRID}, per family where given: {FAMILY_GRID}")
             out.write_text(json.dumps(doc, indent=1) + "\n")  # after every family: a partial run keeps its rows
     return 0
 
