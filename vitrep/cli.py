@@ -142,6 +142,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(fi)
     fi.add_argument("--scale", type=int, default=2, help="enlarge each filter tile this many times")
 
+    co = sub.add_parser("condition", help="the Jacobian spectrum of one tap at an image: conditioning, measured")
+    _add_io_args(co)
+    _add_model_args(co)
+    g = co.add_argument_group("tap")
+    g.add_argument("--layer", default=None, help="a number (encoder/block/stage k) or a tap, as for reconstruct")
+    g.add_argument("--remove", default=None, help="components to remove, e.g. attention or ln_1,ln_2")
+    g.add_argument("--blocks", default=None, help="blocks the removal applies to, e.g. 1-4 (default all)")
+    g.add_argument("--pos-embed", dest="pos_embed", action=argparse.BooleanOptionalAction, default=None,
+                   help="add the positional embedding as the model does (default on)")
+    e = co.add_argument_group("estimator")
+    e.add_argument("--k", type=int, default=16, help="singular values at each end of the spectrum (default 16)")
+    e.add_argument("--iterations", type=int, default=0,
+                   help="Lanczos steps (default max(3k, 40)); more gives a truer bottom of the spectrum")
+    e.add_argument("--probes", type=int, default=8, help="random probes for the Frobenius norm (default 8)")
+    e.add_argument("--seed", type=int, default=0,
+                   help="seed of the Lanczos start vector and of the starting noise a_0 the gain is measured from")
+    e.add_argument("--compare", default=None, metavar="SETS",
+                   help="removal sets separated by ';', e.g. 'none;attention;ln_1,ln_2;mlp': one spectrum each, "
+                        "one table and one overlaid plot")
+
     ln = sub.add_parser("layernorm", help="show why layer norm is not invertible (the page's vectors or yours)")
     ln.add_argument("vectors", nargs="*", help="vectors like '0,2,4' (default: the page's three)")
     return p
@@ -570,6 +590,69 @@ def cmd_filters(a) -> int:
     return 0
 
 
+def cmd_condition(a) -> int:
+    from .cache import get_memo
+    from .conditioning import compare_table, make_condition_config, plot_spectra, run_condition, with_removal
+    from .config import make_config
+    from .images import prepare
+    from .models import load_model
+
+    base = config_from_args(argparse.Namespace(**{**vars(a), "config": None}))  # model, tap, surgery, seed
+    sets = [s.strip() for s in a.compare.split(";")] if a.compare else [None]
+    recons, labels = [], []
+    for s in sets:
+        if s is None:
+            recons.append(base)
+            labels.append(base.surgery.describe())
+        else:
+            remove = [] if s.lower() in ("none", "") else [c for c in s.split(",") if c]
+            recons.append(make_config(base.model, base.tap, remove=remove, blocks=a.blocks, pos_embed=base.pos_embed,
+                                      device=base.device))
+            labels.append("none" if not remove else s)
+    cfgs = [make_condition_config(r, a.k, a.iterations, a.probes, a.seed) for r in recons]
+    image = prepare(_image_path(a.image), base.model.input_size, base.resize)
+    load_model(base.model, base.device, progress=not a.quiet)  # weights and memory problems: one sentence first
+    memo = None if a.no_cache else get_memo(a.cache_dir)
+    out = Path(a.out or "out/condition")
+    out.mkdir(parents=True, exist_ok=True)
+    steps = cfgs[0].lanczos_steps(10 ** 9)
+    bar = _Bar(steps, a.quiet, f"{base.model.name} {base.tap} spectrum")
+    t0 = time.perf_counter()
+    try:
+        spectra = run_condition(image, cfgs, memo, progress=lambda p: bar.to(
+            p.step, sigma_max=f"{p.rows[0]['sigma_max']:.4g}") if p.rows else None)
+    finally:
+        bar.close()
+    title = f"{base.model.label()}, {base.tap}: Jacobian at {Path(a.image).stem}"
+    plot_spectra(spectra, labels, out / "spectrum.png", title)
+    if len(spectra) == 1:
+        doc = spectra[0].summary()
+    else:
+        table = compare_table(spectra, labels)
+        doc = {"rows": [{"removed": lab, **s.summary()} for lab, s in zip(labels, spectra)], "table": table}
+        import csv
+
+        with open(out / "compare.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(table[0]))
+            w.writeheader()
+            w.writerows(table)
+    (out / "condition.json").write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"{'removed':<22}{'sigma_max':>12}{'sigma_min <=':>14}{'kappa >=':>11}{'eff. rank':>11}{'gain':>9}"
+          f"{'converged':>11}")
+    for lab, s in zip(labels, spectra):
+        top, bottom = s.converged()
+        print(f"{lab[:21]:<22}{s.sigma_top[0]:>12.4g}{s.sigma_bottom[0]:>14.4g}{s.condition_estimate:>11.4g}"
+              f"{s.effective_rank:>11.4g}{(s.gain if s.gain is not None else float('nan')):>9.3g}"
+              f"{f'{top}/{len(s.sigma_top)}, {bottom}/{len(s.sigma_bottom)}':>11}")
+    print(f"J is {spectra[0].output_dim:,} x {spectra[0].input_dim:,} (outputs x inputs); "
+          + (f"its null space has at least {spectra[0].null_dim_min:,} dimensions. " if spectra[0].null_dim_min else "")
+          + f"{spectra[0].iterations} Lanczos steps in {time.perf_counter() - t0:.1f} s"
+          + (" (from the memo)" if all(s.from_cache for s in spectra) else ""))
+    print("sigma_min is an upper bound (a Ritz value) and kappa a lower bound; 'converged' counts values known to 1%.")
+    print(f"wrote {out}/condition.json, spectrum.png" + (", compare.csv" if len(spectra) > 1 else ""))
+    return 0
+
+
 def cmd_layernorm(a) -> int:
     from .layernorm import PAGE_VECTORS, explain, parse_vector, same_output
 
@@ -585,7 +668,7 @@ def cmd_layernorm(a) -> int:
 
 
 COMMANDS = {"models": cmd_models, "reconstruct": cmd_reconstruct, "preset": cmd_preset, "sweep": cmd_sweep,
-            "generate": cmd_generate, "filters": cmd_filters, "layernorm": cmd_layernorm}
+            "generate": cmd_generate, "filters": cmd_filters, "condition": cmd_condition, "layernorm": cmd_layernorm}
 
 
 def main(argv: Optional[list[str]] = None) -> int:
