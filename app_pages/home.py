@@ -33,5 +33,6 @@ st.page_link("app_pages/sweep.py", label="Layer sweep: every layer of one or mor
 st.page_link("app_pages/ablation.py", label="Ablation survey: remove each component in turn", icon=":material/content_cut:")
 st.page_link("app_pages/figures.py", label="The paper's sixteen figures, their claims tested", icon=":material/collections:")
 st.page_link("app_pages/classes.py", label="Class images: what a trained model wants to see", icon=":material/pets:")
+st.page_link("app_pages/conditioning.py", label="Conditioning: the Jacobian spectrum of a layer, measured", icon=":material/ssid_chart:")
 st.page_link("app_pages/filters.py", label="Stem filters, before and after training", icon=":material/grid_on:")
 st.page_link("app_pages/layernorm.py", label="Layer norm: why ViT reconstructions look like patchwork", icon=":material/functions:")

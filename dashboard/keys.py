@@ -1,7 +1,7 @@
 """Every ``st.session_state`` key the dashboard uses, named in one place.
 
 Widget keys are made from a page prefix (``rc``, ``sw``, ``ab``, ``pr``,
-``cl``, ``fi``) and the widget's name, e.g. ``rc_model``; the keys below are
+``cl``, ``fi``, ``co``) and the widget's name, e.g. ``rc_model``; the keys below are
 the state the pages keep between reruns.
 """
 
@@ -12,5 +12,6 @@ SW_RESULT = "sw_result"  # Layer sweep: [(model, tap, result)]
 AB_RESULT = "ab_result"  # Ablation survey: [(label, result)]
 PR_RESULT = "pr_result"  # Figures: (preset name, output folder, summary)
 CL_RESULT = "cl_result"  # Class images: the generated result
+CO_RESULT = "co_result"  # Conditioning: (labels, spectra, what was measured)
 LAST_PROGRESS = "_last_progress"  # the latest progress of a run, shown when it is stopped
 SESSION_FOLDER = "_vitrep_folder"  # this browser session's upload folder

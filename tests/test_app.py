@@ -15,7 +15,7 @@ from .conftest import ROOT
 
 APP = str(ROOT / "app.py")
 PAGES = ["app_pages/home.py", "app_pages/reconstruct.py", "app_pages/sweep.py", "app_pages/ablation.py", "app_pages/figures.py",
-         "app_pages/classes.py", "app_pages/filters.py", "app_pages/layernorm.py"]
+         "app_pages/classes.py", "app_pages/conditioning.py", "app_pages/filters.py", "app_pages/layernorm.py"]
 
 
 @pytest.fixture(autouse=True)
@@ -276,6 +276,20 @@ def test_figures_default_to_the_papers_method_and_show_both_side_by_side():
     assert [line.split(",")[0] for line in lines] == ["NOT CHECKED (plain GD)", "NOT CHECKED (Adam)"]
     assert all("the quick budget is a pipeline check" in line for line in lines)
     assert not [m for m in at.success]  # nothing HELD on a run that did not move
+
+
+def test_conditioning_page_measures_and_reads_the_spectra():
+    at = page("app_pages/conditioning.py")
+    at.selectbox(key="co_model").set_value("vit_custom")
+    at.run()
+    at.multiselect(key="co_comps").set_value(["attention"])
+    at.number_input(key="co_k").set_value(2)
+    at.number_input(key="co_iter").set_value(6)
+    submit(at, "co_form", "Measure the spectra")
+    assert not at.error, [e.value for e in at.error]
+    assert any("self-attention layers are extremely poorly conditioned" in m.value for m in at.markdown)
+    assert types(at.main).count("plotly_chart") == 2 and len(at.dataframe) == 1
+    assert list(at.dataframe[0].value["removed"]) == ["none", "attention"]
 
 
 # --- public mode (VITREP_PUBLIC=1): safe for strangers ---------------------------------------------

@@ -173,7 +173,7 @@ def test_a_session_that_leaves_mid_run_does_not_hold_up_others(server, browser):
     other.close()
 
 
-PAGE_PATHS = ["", "reconstruct", "sweep", "ablation", "figures", "classes", "filters", "layernorm"]
+PAGE_PATHS = ["", "reconstruct", "sweep", "ablation", "figures", "classes", "conditioning", "filters", "layernorm"]
 
 
 def _errors_on(page) -> list[str]:

@@ -592,7 +592,7 @@ def cmd_filters(a) -> int:
 
 def cmd_condition(a) -> int:
     from .cache import get_memo
-    from .conditioning import compare_table, make_condition_config, plot_spectra, run_condition, with_removal
+    from .conditioning import compare_table, make_condition_config, plot_spectra, reading, run_condition
     from .config import make_config
     from .images import prepare
     from .models import load_model
@@ -649,6 +649,8 @@ def cmd_condition(a) -> int:
           + f"{spectra[0].iterations} Lanczos steps in {time.perf_counter() - t0:.1f} s"
           + (" (from the memo)" if all(s.from_cache for s in spectra) else ""))
     print("sigma_min is an upper bound (a Ritz value) and kappa a lower bound; 'converged' counts values known to 1%.")
+    if len(spectra) > 1:
+        print(reading(spectra, labels))
     print(f"wrote {out}/condition.json, spectrum.png" + (", compare.csv" if len(spectra) > 1 else ""))
     return 0
 

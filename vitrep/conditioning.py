@@ -452,15 +452,6 @@ def _shape_group(c: ConditionConfig) -> tuple:
     return (c.recon.model, c.recon.tap, c.recon.pos_embed, c.recon.normalize, c.k, c.iterations, c.probes, c.seed)
 
 
-def with_removal(recon: ReconstructConfig, remove: Sequence[str]) -> ReconstructConfig:
-    """``recon`` with ``remove`` taken out of every block it already applies to (a ``--compare`` row)."""
-    from .surgery import make_surgery
-
-    adapter = recon.model.adapter
-    surgery = make_surgery(adapter, list(remove), recon.surgery.blocks, adapter.surgery_blocks(recon.model.num_blocks))
-    return replace(recon, surgery=surgery)
-
-
 # --- what the command line writes -------------------------------------------------------------------------
 
 def plot_spectra(spectra: Sequence[Spectrum], labels: Sequence[str], path, title: str = "") -> None:
@@ -499,3 +490,24 @@ def compare_table(spectra: Sequence[Spectrum], labels: Sequence[str]) -> list[di
                      "condition_lower_bound": s.condition_estimate, "effective_rank": s.effective_rank,
                      "gain": s.gain, "converged_top": top, "converged_bottom": bottom, "seconds": s.seconds})
     return rows
+
+
+def reading(spectra: Sequence[Spectrum], labels: Sequence[str]) -> str:
+    """One sentence reading the intact and attention-removed spectra against the paper's claim, saying only what
+    the estimates support (a condition number is ranked only where the bottom of both spectra converged)."""
+    by = dict(zip(labels, spectra))
+    intact = by.get("none") or next((s for lab, s in by.items() if lab == "intact"), None)
+    attn = next((s for lab, s in by.items() if lab.split(",") == ["attention"] or lab == "token_mixing"), None)
+    if intact is None or attn is None:
+        return ("Compare 'none' with 'attention' to read the paper's claim that self-attention layers are extremely "
+                "poorly conditioned.")
+    a, b = intact.condition_estimate, attn.condition_estimate
+    if intact.converged()[1] and attn.converged()[1]:
+        verb = "higher" if a > b else "lower"
+        return (f"The paper: \"self-attention layers are extremely poorly conditioned\". Here the intact tap's "
+                f"condition number is {a:.3g} and {b:.3g} without attention: {verb} with attention, so this "
+                f"measurement {'supports' if a > b else 'does not support'} the claim at this tap.")
+    return (f"The paper: \"self-attention layers are extremely poorly conditioned\". Here the condition number is at "
+            f"least {a:.3g} intact and at least {b:.3g} without attention, but the bottom of the spectrum has not "
+            f"converged in {intact.iterations} Lanczos steps, so these are lower bounds that do not rank the two; "
+            f"more iterations would.")
