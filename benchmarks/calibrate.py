@@ -29,7 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vitrep.calibration import TABLE, tap_depth  # noqa: E402
+from vitrep.calibration import TABLE  # noqa: E402
 from vitrep.images import prepare, sample_path  # noqa: E402
 from vitrep.models import make_ref  # noqa: E402
 from vitrep.reconstruct import make_config, reconstruct_many  # noqa: E402
@@ -42,6 +42,9 @@ CASES = {
                                 ("layer4", (4, 999))]),
     "mixer": ("mixer", {"patch": 16, "width": 1024}, [("block-1", (0, 1)), ("block-8", (2, 999))]),
     "ffvit": ("ffvit", {}, [("encoder-1", (0, 1)), ("encoder-8", (2, 999))]),
+    # timm's ConvNeXt (timm:NAME models, vitrep/families/timm_models.py): depth bands count stages
+    "convnext": ("timm:convnext_tiny", {}, [("stage-1", (0, 1)), ("stage-2", (2, 2)), ("stage-3", (3, 3)),
+                                           ("stage-4", (4, 999))]),
 }
 GRID = {"adam": (0.05, 0.1, 0.2, 0.4), "gd": (0.1, 0.25, 0.5, 1.0, 2.0)}
 # the costly families skip the smallest Adam step, never the best for ViT or ResNet (README, Step sizes)
@@ -77,7 +80,7 @@ def calibrate(family: str, optimizer: str, steps: int, image: str, say=print) ->
         rows.append({"depth": list(band), "tap": tap, "lr_start": best["lr_start"],
                      "lr_end": round(best["lr_start"] * END[optimizer], 6), "ratio": best["ratio"],
                      "psnr": best["psnr"], "edge_of_grid": best["lr_start"] in (grid[0], grid[-1])})
-        assert tap_depth(tap, ref.num_blocks) in range(band[0], band[1] + 1)
+        assert ref.adapter.tap_depth(tap, ref.num_blocks) in range(band[0], band[1] + 1)
     return rows, scores
 
 

@@ -18,7 +18,8 @@ import torch
 
 from vitrep.errors import VitrepError
 from vitrep.images import SAMPLES, fit_image, load_image, sample_path, to_tensor
-from vitrep.models import SPECS, make_ref, trained_file_local
+from vitrep.families.timm_models import is_timm
+from vitrep.models import SPECS, get_spec, make_ref, trained_file_local
 from vitrep.taps import describe_tap
 from vitrep.config import default_of, options
 
@@ -122,12 +123,24 @@ def model_picker(key: str, default: str = "vit_b_32", allow_swaps: bool = True, 
     local_only = over_budget() if public_mode() else {}
     names = [n for n in names if n not in local_only]
     default = pre.get("model", default)
+    if models is None:
+        names.append(TIMM)
+    if is_timm(default):
+        default = TIMM
     name = st.selectbox("Model", names, index=names.index(default) if default in names else 0,
-                        format_func=lambda n: MODEL_LABELS[n], key=f"{key}_model")
+                        format_func=lambda n: MODEL_LABELS.get(n, n), key=f"{key}_model")
     if local_only:
         st.caption("Local only (run vitrep on your own machine for these): "
                    + "; ".join(f"{n}: {why}" for n, why in local_only.items()))
-    spec = SPECS[name]
+    if name == TIMM:
+        name = timm_picker(key, pre.get("model", ""))
+        if name is None:
+            return None
+    try:
+        spec = get_spec(name)
+    except VitrepError as e:
+        error(e)
+        return None
     options = ["untrained", "trained", "checkpoint file"] if spec.trained else ["untrained", "checkpoint file"]
     w0 = pre.get("weights", "untrained")
     local = spec.trained is not None and trained_file_local(spec) is not None
@@ -175,6 +188,24 @@ def model_picker(key: str, default: str = "vit_b_32", allow_swaps: bool = True, 
     except VitrepError as e:
         error(e)
         return None
+
+
+TIMM = "timm model by name…"
+
+
+def timm_picker(key: str, default: str = "") -> str | None:
+    """A search over timm's model names; the chosen one as ``timm:NAME`` (None until one is chosen)."""
+    from vitrep.families.timm_models import PREFIX, SUPPORTED, search
+
+    query = st.text_input("Search timm models", default[len(PREFIX):].split(".")[0] if is_timm(default) else "dino",
+                          key=f"{key}_timm_q", help=f"vitrep takes apart the timm classes {', '.join(SUPPORTED)}.")
+    found = search(query, limit=200)
+    if not found:
+        st.info(f"No timm model name contains {query!r}.")
+        return None
+    return st.selectbox(f"timm model ({len(found)} found)", found, key=f"{key}_timm",
+                        index=found.index(default) if default in found else 0,
+                        format_func=lambda n: n[len(PREFIX):])
 
 
 def layer_picker(key: str, ref, default: str | None = None) -> str:

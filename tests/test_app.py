@@ -278,6 +278,20 @@ def test_figures_default_to_the_papers_method_and_show_both_side_by_side():
     assert not [m for m in at.success]  # nothing HELD on a run that did not move
 
 
+def test_a_timm_model_by_name_in_the_model_picker():
+    at = page("app_pages/reconstruct.py")
+    at.selectbox(key="rc_model").set_value("timm model by name…")
+    at.run()
+    at.text_input(key="rc_timm_q").set_value("resmlp_12")
+    at.run()
+    assert "resmlp_12_224.fb_in1k" in at.selectbox(key="rc_timm").options  # shown without the prefix
+    at.selectbox(key="rc_timm").set_value("timm:resmlp_12_224.fb_in1k")
+    at.run()
+    assert not at.exception and not at.error
+    assert "token_mixing" in at.multiselect(key="rc_remove").options
+    reconstruct_tiny(at, 2)
+
+
 def test_conditioning_page_measures_and_reads_the_spectra():
     at = page("app_pages/conditioning.py")
     at.selectbox(key="co_model").set_value("vit_custom")

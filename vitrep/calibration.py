@@ -66,7 +66,7 @@ def default_schedule(model, tap: str, optimizer: Optional[str] = None) -> tuple[
     opt = optimizer or default_optimizer()
     adapter = model.adapter
     rows = table().get("schedules", {}).get(adapter.calibration or adapter.name, {}).get(opt, [])
-    row = _band(rows, tap_depth(tap, model.num_blocks))
+    row = _band(rows, adapter.tap_depth(tap, model.num_blocks))
     if row is None:
         lr0, lr1 = FALLBACK[opt]
         return opt, lr0, lr1

@@ -19,7 +19,8 @@ from .models import ARCH_KEYS
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", default=None, help="model name (see `python -m vitrep models`); default vit_b_32")
+    g.add_argument("--model", default=None, help="model name (see `python -m vitrep models`), or timm:NAME for any "
+                                                 "supported timm model (`models --timm TEXT`); default vit_b_32")
     g.add_argument("--weights", default=None, help="untrained (default), trained, or a checkpoint FILE")
     g.add_argument("--model-seed", type=int, default=None, help="initialisation seed of an untrained model (default 0)")
     for k in ARCH_KEYS:
@@ -85,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     m = sub.add_parser("models", help="list models, sizes, taps and whether trained weights are on this machine")
     m.add_argument("--json", action="store_true", help="machine-readable output")
+    m.add_argument("--timm", default=None, metavar="TEXT",
+                   help="list timm models whose name contains TEXT (use one as --model timm:NAME)")
     r = sub.add_parser("reconstruct", help="reconstruct an image from one layer's output")
     r.add_argument("--config", default=None, help="a config or result.json to rerun; flags given override it")
     _add_io_args(r)
@@ -267,6 +270,16 @@ def write_result(result, out: Path) -> None:
 
 def cmd_models(a) -> int:
     from .models import SPECS, make_ref, trained_file_local
+
+    if a.timm is not None:
+        from .families.timm_models import SUPPORTED, search
+
+        found = search(a.timm, limit=200)
+        for name in found:
+            print(name)
+        print(f"\n{len(found)} timm model(s) match {a.timm!r}. vitrep takes apart the classes {', '.join(SUPPORTED)}; "
+              f"another class is refused when you use it. Untrained unless --weights trained (downloads) or FILE.")
+        return 0
 
     rows = []
     for name, spec in SPECS.items():

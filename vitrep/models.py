@@ -108,10 +108,16 @@ class ModelRef:
 
 
 def get_spec(name: str) -> ModelSpec:
+    """The spec of a registered model, or of any supported timm model as ``timm:NAME``."""
+    from .families.timm_models import is_timm, timm_spec
+
+    if is_timm(name):
+        return timm_spec(name)
     try:
         return SPECS[name]
     except KeyError:
-        raise ConfigError(f"There is no model called {name!r}; choose one of {', '.join(SPECS)}.") from None
+        raise ConfigError(f"There is no model called {name!r}; choose one of {', '.join(SPECS)}, or any supported "
+                          f"timm model as timm:NAME.") from None
 
 
 def make_ref(name: str, weights: str = "untrained", seed: int = 0, swaps=(), swap_from: str = "trained",

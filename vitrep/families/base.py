@@ -151,6 +151,12 @@ class Family:
         """How many blocks a surgery's block numbers range over."""
         return depth
 
+    def tap_depth(self, tap: str, depth: int) -> int:
+        """The depth band of the calibrated step sizes for ``tap`` (:func:`vitrep.calibration.tap_depth`)."""
+        from ..calibration import tap_depth
+
+        return tap_depth(tap, depth)
+
     def canonical_component(self, name: str) -> str:
         c = name.lower()
         return self.component_aliases.get(c, c)
@@ -243,6 +249,10 @@ class TokenFamily(Family):
     def head_op(self, m: nn.Module, fast: bool) -> Callable:
         raise NotImplementedError
 
+    def block_kwargs(self, m: nn.Module) -> dict:
+        """Keyword arguments every block's forward takes besides the tokens (none, for most families)."""
+        return {}
+
     def depth(self, module: nn.Module) -> int:
         return len(self.blocks(module))
 
@@ -287,9 +297,11 @@ class TokenFamily(Family):
             if tap == "embed":
                 return ops
 
+        extra = self.block_kwargs(m)  # e.g. a rotary position embedding every block's attention takes
+
         def block_op(k: int) -> Op:
             blk, rm = blocks[k - 1], surgery.removed_in(k)
-            return Op(("block", k, rm), lambda x: self.block_forward(blk, x, rm, fast))
+            return Op(("block", k, rm), lambda x: self.block_forward(blk, x, rm, fast, **extra))
 
         if tap.startswith("only-"):
             k = int(tap.rsplit("-", 1)[1])

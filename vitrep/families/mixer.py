@@ -55,17 +55,22 @@ class Mixer(TokenFamily):
         call = caller(fast)
         return lambda x: call(m.head, x.mean(dim=1))  # timm: average tokens, then head
 
-    def block_forward(self, block, x, removed, fast=False):
-        """timm ``MixerBlock`` with the ``removed`` lines deleted (``fast``: packed linear layers on CPU)."""
+    def block_forward(self, block, x, removed, fast=False, **kw):
+        """timm ``MixerBlock`` (or ResMLP's ``ResBlock``, whose token mixing is one linear layer and whose
+        branches carry layer scales) with the ``removed`` lines deleted (``fast``: packed linear layers on CPU)."""
         if not removed and not fast:
             return block(x)
         call = caller(fast)
+        tokens = block.mlp_tokens if hasattr(block, "mlp_tokens") else block.linear_tokens
+        ls1, ls2 = getattr(block, "ls1", None), getattr(block, "ls2", None)
         inp = x  # (B, N, D)
         h = x if "norm_1" in removed else block.norm1(x)
         if "token_mixing" not in removed:
-            h = call(block.mlp_tokens, h.transpose(1, 2)).transpose(1, 2)
+            h = call(tokens, h.transpose(1, 2)).transpose(1, 2)
+            h = h if ls1 is None else ls1 * h
         x = h if "residual_1" in removed else inp + h
         y = x if "norm_2" in removed else block.norm2(x)
         if "channel_mixing" not in removed:
             y = call(block.mlp_channels, y)
+            y = y if ls2 is None else ls2 * y
         return y if "residual_2" in removed else x + y

@@ -118,7 +118,7 @@ def dist(row: dict) -> float:
 
 def m_over_r(row: dict) -> float:
     """m_g / m_r at the end: below 1 passes the paper's bar."""
-    return float(row["final"]["embedding_distance"]) / float(row["baseline"]["embedding_distance"])
+    return float(row["final"]["embedding_distance"]) / max(float(row["baseline"]["embedding_distance"]), 1e-30)
 
 
 def m_fall(row: dict) -> float:
