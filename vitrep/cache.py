@@ -56,7 +56,7 @@ def memo_limit_bytes(size_limit_mb: Optional[float] = None) -> int:
 
     raw = size_limit_mb if size_limit_mb is not None else os.environ.get("VITREP_MEMO_MB", "").strip()
     if raw in ("", None):
-        from .budget import public_mode
+        from .limits import public_mode
 
         return PUBLIC_SIZE_LIMIT if public_mode() else SIZE_LIMIT
     try:
