@@ -454,8 +454,14 @@ def build_model(ref: ModelRef, progress: bool = False) -> tuple[nn.Module, str]:
 
 # The shared models, least recently used first.  With a memory budget (vitrep/limits.py) the CPU
 # models and their packs stay within it: a new model evicts from the front before it is built.
+# _LOCK guards the cache itself and is held only for dictionary work, never through a build: a
+# model is built under its own key's lock (_BUILDS), so a cached lookup never waits for another
+# model's build, and two callers asking for one new model build it once.  A build under way
+# reserves its estimate (_PENDING) so that concurrent builds together stay within the budget.
 _MODELS: "OrderedDict[tuple, LoadedModel]" = OrderedDict()
 _LOCK = threading.Lock()
+_BUILDS: dict[tuple, list] = {}  # key -> [its build lock, callers holding or waiting for it]
+_PENDING: dict[tuple, int] = {}  # key -> bytes reserved while it is built
 log = logging.getLogger("vitrep")
 
 
@@ -516,8 +522,10 @@ def evict_models() -> int:
         return sum(_evict(k, "on request") for k in list(_MODELS))
 
 
-def _make_room(ref: ModelRef) -> None:
-    """Evict least recently used CPU models until ``ref``'s estimate fits the budget; refuse a model alone over it."""
+def _make_room(ref: ModelRef, key: tuple) -> None:
+    """Evict least recently used CPU models until ``ref``'s estimate fits the budget beside the cached models
+    and the builds under way; refuse a model alone over it.  Reserves ``ref``'s estimate under ``key``
+    (:data:`_PENDING`) until its build ends.  Called with :data:`_LOCK` held."""
     from . import budget, fastops
 
     limit = limits.memory_budget_bytes()
@@ -527,12 +535,12 @@ def _make_room(ref: ModelRef) -> None:
     if need > limit:
         raise budget.MemoryBudgetError(budget.too_big(ref, need, limit) +
                                        "; set VITREP_MEMORY_MB higher (or to 'unlimited') to run it.")
-    for key in list(_MODELS):
-        if sum(reserved_bytes(lm) for lm in _MODELS.values()) + need <= limit:
+    for k in list(_MODELS):
+        if sum(reserved_bytes(lm) for lm in _MODELS.values()) + sum(_PENDING.values()) + need <= limit:
             break
-        if _MODELS[key].device.type == "cpu":
-            _evict(key, f"to make room for {ref.label()} (about {need / 2 ** 20:.0f} MB; budget {limit / 2 ** 20:.0f} MB)")
-    budget.release()  # what the evicted models (and earlier runs) leave goes back before the build
+        if _MODELS[k].device.type == "cpu":
+            _evict(k, f"to make room for {ref.label()} (about {need / 2 ** 20:.0f} MB; budget {limit / 2 ** 20:.0f} MB)")
+    _PENDING[key] = need
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -558,9 +566,11 @@ def resolve_device(device: str = "auto") -> torch.device:
 def load_model(ref: ModelRef, device: str | torch.device = "auto", progress: bool = False) -> LoadedModel:
     """The shared, frozen model for ``ref`` on ``device`` (built once per process while it stays cached).
 
-    With a memory budget (``VITREP_MEMORY_MB``, see :mod:`vitrep.budget`) the
+    With a memory budget (``VITREP_MEMORY_MB``, see :mod:`vitrep.limits`) the
     least recently used CPU models are evicted, before this one is built, until
     it fits; a model alone over the budget raises :class:`budget.MemoryBudgetError`.
+    A cached model is returned at once, even while another model is being
+    built; concurrent callers asking for the same new model build it once.
     """
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     key = (ref, str(dev))
@@ -569,13 +579,37 @@ def load_model(ref: ModelRef, device: str | torch.device = "auto", progress: boo
         if lm is not None:
             _MODELS.move_to_end(key)
             return lm
-        if dev.type == "cpu":
-            _make_room(ref)  # before building: the evicted models' memory is free for this one
-        module, identity = build_model(ref, progress)
-        module.eval().requires_grad_(False).to(dev)
-        lm = _MODELS[key] = LoadedModel(ref, module, identity, dev)
-        log.info("built %s on %s (%.0f MB)", ref.label(), dev, module_bytes(module) / 2 ** 20)
-        return lm
+        entry = _BUILDS.setdefault(key, [threading.Lock(), 0])
+        entry[1] += 1
+    try:
+        with entry[0]:  # one build of this key at a time; other keys and cached lookups go on
+            with _LOCK:
+                lm = _MODELS.get(key)
+                if lm is not None:  # built by the caller we waited for
+                    _MODELS.move_to_end(key)
+                    return lm
+                if dev.type == "cpu":
+                    _make_room(ref, key)  # before building: the evicted models' memory is free for this one
+                budgeted = key in _PENDING
+            try:
+                if budgeted:
+                    from . import budget
+
+                    budget.release()  # what the evicted models (and earlier runs) leave goes back first
+                module, identity = build_model(ref, progress)
+                module.eval().requires_grad_(False).to(dev)
+            finally:
+                with _LOCK:
+                    _PENDING.pop(key, None)
+            with _LOCK:
+                lm = _MODELS[key] = LoadedModel(ref, module, identity, dev)
+            log.info("built %s on %s (%.0f MB)", ref.label(), dev, module_bytes(module) / 2 ** 20)
+            return lm
+    finally:
+        with _LOCK:
+            entry[1] -= 1
+            if entry[1] == 0:
+                _BUILDS.pop(key, None)
 
 
 def imagenet_classes() -> list[str]:
