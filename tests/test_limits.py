@@ -149,7 +149,7 @@ def test_an_impossible_row_is_refused_in_every_mode_before_any_work(monkeypatch,
     from vitrep import models
 
     ref = make_ref("vit_custom", size=4096)
-    cfg = make_config(ref, 1, steps=2)
+    cfg = make_config(ref, 1, steps=2, device="cpu")  # a CPU row: the host's budget or memory is the limit
     monkeypatch.delenv("VITREP_PUBLIC", raising=False)
     for memory in ("1800", "unlimited"):
         monkeypatch.setenv("VITREP_MEMORY_MB", memory)

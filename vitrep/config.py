@@ -172,8 +172,6 @@ def validate(c: ReconstructConfig) -> ReconstructConfig:
 
 
 MAX_REPORT_EVERY = limits.MAX_STEPS
-
-
 BIG = sys.float_info.max  # finite is the only bound of a step size
 
 
