@@ -19,10 +19,10 @@ from .plots import curves_figure, curves_figure_from, downloads, png_bytes, verd
 from .server import (DEFAULT_STEPS, MODEL_LABELS, ON_GPU, PUBLIC_MAX_STEPS, SPECS, error, memo, over_budget,
                      public_mode, queue_limit, sidebar, weights_home)
 from .widgets import (checkpoint_input, image_picker, layer_picker, model_picker, schedule_inputs, session_folder,
-                      surgery_picker)
+                      session_output_folder, surgery_picker)
 
 __all__ = ["DEFAULT_STEPS", "Live", "MODEL_LABELS", "ON_GPU", "PUBLIC_MAX_STEPS", "QueueNote", "SPECS",
            "checkpoint_input", "curves_figure", "curves_figure_from", "downloads", "error", "image_picker", "keys",
            "layer_picker", "memo", "model_picker", "over_budget", "png_bytes", "public_mode", "queue_limit",
-           "schedule_inputs", "session_folder", "sidebar", "stop_button", "stopped", "surgery_picker", "verdict",
-           "weights_home"]
+           "schedule_inputs", "session_folder", "session_output_folder", "sidebar", "stop_button", "stopped",
+           "surgery_picker", "verdict", "weights_home"]

@@ -15,3 +15,4 @@ CL_RESULT = "cl_result"  # Class images: the generated result
 CO_RESULT = "co_result"  # Conditioning: (labels, spectra, what was measured)
 LAST_PROGRESS = "_last_progress"  # the latest progress of a run, shown when it is stopped
 SESSION_FOLDER = "_vitrep_folder"  # this browser session's upload folder
+SESSION_OUTPUT = "_vitrep_outputs"  # this browser session's output folder (dashboard.session_output_folder)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import tempfile
-from pathlib import Path
+import os
 from typing import Optional
 
 import streamlit as st
 import torch
 
-from vitrep import budget
+from vitrep import budget, limits
 from vitrep.cache import get_memo
 from vitrep.errors import VitrepError
 from vitrep.models import SPECS, cache_bytes, hub_checkpoint_dir, make_ref, trained_file_local
@@ -18,24 +17,28 @@ from vitrep.models import SPECS, cache_bytes, hub_checkpoint_dir, make_ref, trai
 
 ON_GPU = torch.cuda.is_available()
 DEFAULT_STEPS = 1500 if ON_GPU else 150  # Streamlit Cloud (CPU): a layer-1 run well under a minute
-CHECKPOINT_DIR = Path(tempfile.gettempdir()) / "vitrep-checkpoints"
+CHECKPOINT_DIR = limits.upload_root()  # the sessions' upload folders live here (public mode: the only weights)
 MODEL_LABELS = {name: f"{name}: {spec.description}" for name, spec in SPECS.items()}
 IMAGE_TYPES = "PNG, JPEG, WebP, GIF, BMP or TIFF"
-PUBLIC_QUEUE_LIMIT = 8  # waiting runs a public server accepts
-PUBLIC_CHECKPOINT_MB = 100  # largest checkpoint upload a public server takes
-PUBLIC_MAX_STEPS = 1000  # most steps a public server runs for one reconstruction
-PUBLIC_IMAGE_MB = 8  # largest image upload a public server takes
+# The public limits are the engine's (vitrep/limits.py), which enforces them; the widgets are drawn from them.
+PUBLIC_QUEUE_LIMIT = limits.PUBLIC_QUEUE_LIMIT
+PUBLIC_CHECKPOINT_MB = limits.PUBLIC_CHECKPOINT_MB
+PUBLIC_MAX_STEPS = limits.PUBLIC_MAX_STEPS
+PUBLIC_IMAGE_MB = limits.PUBLIC_IMAGE_MB
 
 
 def public_mode() -> bool:
-    """``VITREP_PUBLIC=1`` in the environment or in Streamlit's secrets: a server open to strangers."""
+    """``VITREP_PUBLIC=1`` in the environment or in Streamlit's secrets: a server open to strangers.
+
+    A secret is put into the environment, so that the engine (:mod:`vitrep.limits`), which reads only
+    the environment, enforces the same mode the pages are drawn in."""
     try:
         secret = st.secrets.get("VITREP_PUBLIC")
     except Exception:  # no secrets file
         secret = None
     if secret is not None:
-        return str(secret).strip().lower() in ("1", "true", "yes", "on")
-    return budget.public_mode()
+        os.environ["VITREP_PUBLIC"] = str(secret).strip()
+    return limits.public_mode()
 
 
 def error(e: VitrepError) -> None:
@@ -71,7 +74,11 @@ def sidebar() -> None:
         st.markdown(f"**Memo**: {len(m)} runs, {m.volume() / 2**20:.1f} MB of {m.size_limit / 2**20:.0f} MB "
                     f"(oldest dropped beyond)")
         st.caption(f"Computed by this server: {m.computations} · memo hits: {m.hits}")
-        limit_mb = budget.memory_budget_mb()
+        try:
+            limit_mb = limits.memory_budget_mb()
+        except VitrepError as e:  # a server set up wrongly (VITREP_MEMORY_MB): its sentence, not a traceback
+            error(e)
+            limit_mb = None
         held = cache_bytes()
         if limit_mb or held:
             st.caption(f"Models in memory: {held / 2**20:.0f} MB" + (f" of a {limit_mb:,} MB budget" if limit_mb else ""))
@@ -107,4 +114,5 @@ def weights_home(spec) -> str:
 
 def queue_limit() -> Optional[int]:
     """How many waiting runs a public server accepts before it asks people to come back (None: no limit)."""
-    return PUBLIC_QUEUE_LIMIT if public_mode() else None
+    public_mode()  # settles the mode from the secrets
+    return limits.queue_limit()

@@ -16,6 +16,7 @@ from typing import Optional
 import streamlit as st
 import torch
 
+from vitrep import limits
 from vitrep.errors import VitrepError
 from vitrep.images import SAMPLES, fit_image, load_image, sample_path, to_tensor
 from vitrep.families.timm_models import is_timm
@@ -24,8 +25,8 @@ from vitrep.taps import describe_tap
 from vitrep.config import default_of, options
 
 from . import keys
-from .server import (CHECKPOINT_DIR, DEFAULT_STEPS, IMAGE_TYPES, MODEL_LABELS, PUBLIC_CHECKPOINT_MB,
-                     PUBLIC_IMAGE_MB, PUBLIC_MAX_STEPS, error, over_budget, public_mode, weights_home)
+from .server import (DEFAULT_STEPS, IMAGE_TYPES, MODEL_LABELS, PUBLIC_CHECKPOINT_MB, PUBLIC_IMAGE_MB,
+                     PUBLIC_MAX_STEPS, error, over_budget, public_mode, weights_home)
 
 
 def image_picker(key: str, size: int, resize: str = "crop", default: str = "cat") -> Optional[tuple[torch.Tensor, str]]:
@@ -38,7 +39,8 @@ def image_picker(key: str, size: int, resize: str = "crop", default: str = "cat"
                                 key=f"{key}_sample")
             return to_tensor(fit_image(_cached_image(str(sample_path(name))), size, resize)), name
         # every file is taken and checked here, so a refusal is a sentence on the page, not a tooltip
-        up = st.file_uploader(f"Upload an image ({IMAGE_TYPES})", key=f"{key}_upload")
+        up = st.file_uploader(f"Upload an image ({IMAGE_TYPES})", key=f"{key}_upload",
+                              max_upload_size=PUBLIC_IMAGE_MB if public_mode() else None)
         if up is None:
             st.info("Upload an image, or pick a sample.")
             return None
@@ -72,7 +74,7 @@ def checkpoint_input(label: str, key: str) -> Optional[str]:
             return path.strip()
     cap = f"up to {PUBLIC_CHECKPOINT_MB} MB" if public_mode() else "small files"
     up = st.file_uploader(f"{'Upload' if public_mode() else '…or upload'} a checkpoint (.safetensors, .pt, .pth "
-                          f"or .bin; {cap})", key=key)
+                          f"or .bin; {cap})", key=key, max_upload_size=PUBLIC_CHECKPOINT_MB if public_mode() else None)
     if up is None:
         return None
     if not up.name.lower().endswith((".safetensors", ".pt", ".pth", ".bin")):
@@ -88,16 +90,38 @@ def checkpoint_input(label: str, key: str) -> Optional[str]:
 class _SessionFolder:
     """A temporary folder owned by one browser session: removed when the session's state is dropped."""
 
-    def __init__(self) -> None:
-        CHECKPOINT_DIR.mkdir(parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkdtemp(prefix="session-", dir=CHECKPOINT_DIR))
+    def __init__(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix="session-", dir=root))
         self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
 
 
+OUTPUT_DIR = Path(tempfile.gettempdir()) / "vitrep-outputs"  # the sessions' output folders (figure runs)
+
+
 def session_folder() -> Path:
+    """This session's upload folder, inside the engine's upload root (public mode takes weights only from there)."""
     if keys.SESSION_FOLDER not in st.session_state:
-        st.session_state[keys.SESSION_FOLDER] = _SessionFolder()
+        st.session_state[keys.SESSION_FOLDER] = _SessionFolder(limits.upload_root())
     return st.session_state[keys.SESSION_FOLDER].path
+
+
+def session_output_folder(name: str) -> Path:
+    """An empty folder ``name`` for a run's files (a figure's PNGs and JSON), owned by this browser session.
+
+    It lives in the session's output folder, which is removed with everything in it when the session
+    ends, so a page that writes files per run (instead of a ``tempfile.mkdtemp`` per run, which stays
+    until the machine is cleaned) leaves nothing behind.  Asking again for the same ``name`` empties
+    it first: a rerun of one figure replaces its files rather than adding a folder.
+    """
+    if keys.SESSION_OUTPUT not in st.session_state:
+        st.session_state[keys.SESSION_OUTPUT] = _SessionFolder(OUTPUT_DIR)
+    root = st.session_state[keys.SESSION_OUTPUT].path
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(name)).strip(".") or "run"
+    out = root / safe[:100]
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    return out
 
 
 def _save_checkpoint(up) -> str:
@@ -163,9 +187,13 @@ def model_picker(key: str, default: str = "vit_b_32", allow_swaps: bool = True, 
     arch = {}
     if spec.configurable:
         cols = st.columns(len(spec.arch_defaults))
+        public_mode()  # settles the mode: the bounds below are the engine's (vitrep.limits.arch_bounds)
+        bounds = limits.arch_bounds(dict(spec.arch_defaults))
         for col, (k, v) in zip(cols, spec.arch_defaults):
-            v = dict(pre.get("arch", ())).get(k, v)
-            arch[k] = col.number_input(k, min_value=1, value=int(v), step=1, key=f"{key}_{k}")
+            lo, hi = bounds[k]
+            v = min(max(int(dict(pre.get("arch", ())).get(k, v)), lo), hi)
+            arch[k] = col.number_input(k, min_value=lo, max_value=hi, value=v, step=1, key=f"{key}_{k}",
+                                       help=f"{lo:,} to {hi:,} on this public server." if public_mode() else None)
     seed = st.number_input("Model seed (untrained init)", min_value=0, value=0, step=1, key=f"{key}_mseed")
     swaps, swap_from = "", "trained"
     if allow_swaps:

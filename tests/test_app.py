@@ -343,3 +343,104 @@ def test_public_upload_is_removed_when_its_session_ends(monkeypatch, tmp_path):
     del at  # the session ends: Streamlit drops its state
     gc.collect()
     assert not mine[0].exists()
+
+
+# --- issue 19: the dashboard draws the engine's limits and survives a damaged memo -------------------
+
+def test_public_widgets_are_drawn_from_the_engines_limits(monkeypatch):
+    """Steps, and every architecture box of a configurable model, stop where the engine's validation does."""
+    from vitrep import limits
+    from vitrep.models import get_spec
+
+    monkeypatch.setenv("VITREP_PUBLIC", "1")
+    at = page("app_pages/reconstruct.py")
+    assert at.number_input(key="rc_steps").proto.max == limits.PUBLIC_MAX_STEPS
+    at.selectbox(key="rc_model").set_value("vit_custom")
+    at.run()
+    assert not at.exception
+    bounds = limits.arch_bounds(dict(get_spec("vit_custom").arch_defaults))
+    for k, (lo, hi) in bounds.items():
+        box = at.number_input(key=f"rc_{k}")
+        assert (box.proto.min, box.proto.max) == (lo, hi), k
+    assert bounds["width"] == (1, 96) and bounds["patch"] == (4, 1024)
+    cl = page("app_pages/classes.py")
+    assert cl.number_input(key="cl_steps").proto.max == limits.PUBLIC_MAX_STEPS
+
+
+def test_a_malicious_checkpoint_upload_is_refused_in_public_mode(monkeypatch, tmp_path):
+    """A pickle that would run code, uploaded to a public server: one sentence, and the code never ran."""
+    monkeypatch.setenv("VITREP_PUBLIC", "1")
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    buf = io.BytesIO()
+    torch.save({"w": Evil()}, buf)
+    at = page("app_pages/reconstruct.py")
+    at.selectbox(key="rc_model").set_value("vit_custom")
+    at.run()
+    at.radio(key="rc_weights").set_value("checkpoint file")
+    at.run()
+    at.file_uploader(key="rc_ckpt").set_value(("evil.pt", buf.getvalue(), "application/octet-stream"))
+    at.run()
+    at.number_input(key="rc_steps").set_value(2)
+    submit(at, "rc_form", "Reconstruct")
+    assert any("is not a readable checkpoint" in e.value for e in at.error), [e.value for e in at.error]
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("how", ["overwritten", "page zeroed"])
+def test_the_dashboard_recovers_from_a_damaged_memo(how, tmp_path, monkeypatch):
+    """Before: the home page (so every page) raised sqlite3.DatabaseError.  Now: the damaged memo is moved aside,
+    a fresh one opened, and a run is remembered in it."""
+    import os
+
+    from vitrep.cache import Memo
+
+    from .test_memo_recovery import ASIDE, _fill, damage
+
+    memo_dir = tmp_path / "memo"
+    assert os.environ["VITREP_CACHE_DIR"] == str(memo_dir)
+    _fill(memo_dir)
+    damage(memo_dir, how)
+    home = page("app_pages/home.py")
+    assert any("**Memo**: 0 runs" in m.value for m in home.sidebar.markdown)
+    assert [p for p in tmp_path.iterdir() if ASIDE.match(p.name)]
+    at = page("app_pages/reconstruct.py")
+    at.selectbox(key="rc_model").set_value("vit_custom")
+    at.run()
+    reconstruct_tiny(at, 2)
+    assert len(Memo(memo_dir)) == 1
+
+
+def test_a_session_output_folder_is_reused_and_removed_with_the_session():
+    """dashboard.session_output_folder: one folder per name and session, emptied when asked again, gone when the
+    session ends (instead of a mkdtemp folder per figure run, left behind)."""
+    import gc
+
+    def script():
+        import streamlit as st
+
+        import dashboard as ui
+
+        out = ui.session_output_folder("attention-non-invertible")
+        n = st.session_state.get("n", 0) + 1
+        st.session_state["n"] = n
+        (out / f"run{n}.png").write_bytes(b"x")
+        st.session_state["out"] = str(out)
+
+    from pathlib import Path
+
+    at = AppTest.from_function(script, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    out = Path(at.session_state["out"])
+    at.run()
+    assert Path(at.session_state["out"]) == out and [p.name for p in out.iterdir()] == ["run2.png"]
+    root = out.parent
+    assert root.parent.name == "vitrep-outputs" and root.name.startswith("session-")
+    del at
+    gc.collect()
+    assert not root.exists()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vitrep import budget, fastops, models
+from vitrep import budget, fastops, limits, models
 from vitrep.budget import MemoryBudgetError
 from vitrep.errors import ConfigError, VitrepError
 from vitrep.models import load_model, make_ref
@@ -41,38 +41,40 @@ def empty_cache():
     models.evict_models()
 
 
-# --- the budget itself ----------------------------------------------------------------------------
+# --- the budget itself (the number: vitrep.limits; tests/test_limits.py has public mode's) -----------
 
 def test_budget_from_the_environment(monkeypatch):
+    monkeypatch.delenv("VITREP_PUBLIC", raising=False)
     monkeypatch.setenv("VITREP_MEMORY_MB", "1800")
-    assert budget.memory_budget_mb() == 1800 and budget.memory_budget_bytes() == 1800 * 2 ** 20
+    assert limits.memory_budget_mb() == 1800 and limits.memory_budget_bytes() == 1800 * 2 ** 20
     for off in ("unlimited", "0", "none"):
         monkeypatch.setenv("VITREP_MEMORY_MB", off)
-        assert budget.memory_budget_mb() is None
+        assert limits.memory_budget_mb() is None
     monkeypatch.setenv("VITREP_MEMORY_MB", "lots")
     with pytest.raises(ConfigError, match=r"^VITREP_MEMORY_MB must be a number of megabytes or 'unlimited', not 'lots'\.$"):
-        budget.memory_budget_mb()
+        limits.memory_budget_mb()
 
 
 def test_default_budget_only_on_a_small_machine(monkeypatch):
-    assert budget.default_budget_mb(2700) == 1800  # Streamlit Community Cloud's largest
-    assert budget.default_budget_mb(1200) == 800  # two thirds of a small one
-    assert budget.default_budget_mb(4096) is None and budget.default_budget_mb(24000) is None
-    total = budget.machine_memory_mb()
+    monkeypatch.delenv("VITREP_PUBLIC", raising=False)
+    assert limits.default_budget_mb(2700) == 1800  # Streamlit Community Cloud's largest
+    assert limits.default_budget_mb(1200) == 800  # two thirds of a small one
+    assert limits.default_budget_mb(4096) is None and limits.default_budget_mb(24000) is None
+    total = limits.machine_memory_mb()
     meminfo = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
                    if line.startswith("MemTotal:"))
     assert 0 < total <= meminfo // 1024
     monkeypatch.delenv("VITREP_MEMORY_MB", raising=False)
-    assert budget.memory_budget_mb() == budget.default_budget_mb(total)
+    assert limits.memory_budget_mb() == limits.default_budget_mb(total)
 
 
 def test_public_mode(monkeypatch):
     monkeypatch.delenv("VITREP_PUBLIC", raising=False)
-    assert not budget.public_mode()
+    assert not limits.public_mode()
     monkeypatch.setenv("VITREP_PUBLIC", "1")
-    assert budget.public_mode()
+    assert limits.public_mode()
     monkeypatch.setenv("VITREP_PUBLIC", "0")
-    assert not budget.public_mode()
+    assert not limits.public_mode()
 
 
 def test_pack_budget_is_a_share_of_the_memory_budget(monkeypatch):
@@ -203,8 +205,11 @@ def test_split_rows_fits_what_the_models_leave(monkeypatch, empty_cache):
     monkeypatch.setenv("VITREP_MEMORY_MB", "100")
     rows = list(range(12))
     assert budget.split_rows(rows, 30 * mb) == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]]
-    assert budget.split_rows(rows, 200 * mb) == [[r] for r in rows]  # too big for any chunk: one row at a time
+    assert budget.split_rows(rows, 60 * mb) == [[r] for r in rows]  # two do not fit together: one row at a time
     assert budget.split_rows([3, 4, 5], [60 * mb, 30 * mb, 30 * mb]) == [[3, 4], [5]]
+    with pytest.raises(MemoryBudgetError, match=r"^One image of this batch needs about 200 MB, more than this "
+                                                r"server's 100 MB budget; .*\.$"):
+        budget.split_rows(rows, 200 * mb)  # no chunk can hold it: refused before anything runs, not run alone
     monkeypatch.setenv("VITREP_FAST_BUDGET_MB", "100")
     ref = _mid(0)
     reserved = budget.model_bytes(ref)  # not loaded yet: reserved; loaded: counted in the cache

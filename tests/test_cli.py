@@ -126,3 +126,77 @@ def test_user_errors_are_one_sentence(tmp_path, args, words):
     assert p.returncode == 2 and "Traceback" not in p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], p.stderr
+
+
+# --- issue 19: public mode on the command line; checkpoints that would run code --------------------
+
+def _public_env(tmp_path):
+    import os
+
+    return dict(os.environ, VITREP_PUBLIC="1", VITREP_UPLOAD_DIR=str(tmp_path / "uploads"))
+
+
+def _sentence(p) -> str:
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vitrep: ") and lines[0].endswith("."), p.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--model", "vit_custom", "--size", "4096"], "This public server takes size at most 64 for vit_custom, not 4096"),
+    (["--model", "vit_custom", "--width", "100000", "--depth", "1000"], "takes width at most 96"),
+    (["--model", "vit_custom", "--steps", "100000"], "This public server runs at most 1,000 steps, not 100,000"),
+    (["--model", "vit_custom", "--weights", "/etc/passwd"], "not a path on the server"),
+    (["--model", "vit_custom", "--swap", "stem", "--swap-from", "/etc/passwd"], "not a path on the server"),
+    (["--model", "resnet50", "--size", "2048", "--layer", "layer1"], "takes size at most 224 for resnet50"),
+])
+def test_public_mode_refuses_on_the_command_line(tmp_path, args, words):
+    """The probes: in public mode the CLI ran 100,000 steps, and vit_custom at 4096 px, until killed."""
+    p, _ = vitrep("reconstruct", "--image", "cat", "--quiet", "--no-cache", "--out", str(tmp_path / "o"), *args,
+                  env=_public_env(tmp_path))
+    assert words in _sentence(p)
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_oversized_row_is_refused_locally_too(tmp_path):
+    """Local mode, no budget set: vit_custom at 4096 px needs thousands of GB for one row; refused before any
+    work with the machine's memory named, instead of running until killed."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("VITREP_PUBLIC", "VITREP_MEMORY_MB")}
+    p, _ = vitrep("reconstruct", "--image", "cat", "--model", "vit_custom", "--size", "4096", "--quiet", "--no-cache",
+                  "--out", str(tmp_path / "o"), env=env)
+    line = _sentence(p)
+    assert "size 4096) reconstructing from encoder-1 needs about" in line and "of memory" in line
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("how", ["--weights", "--config", "--swap-from"])
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, how):
+    """weights_only loading through every path a checkpoint takes: one sentence, and the pickle's code never ran."""
+    import torch
+
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.pt"
+    torch.save({"w": _Evil(str(marker))}, evil)
+    base = ["reconstruct", "--image", "cat", "--model", "vit_custom", "--steps", "2", "--quiet", "--no-cache",
+            "--out", str(tmp_path / "o")]
+    if how == "--weights":
+        extra = ["--weights", str(evil)]
+    elif how == "--swap-from":
+        extra = ["--swap", "stem", "--swap-from", str(evil)]
+    else:
+        cfg = tmp_path / "c.json"
+        cfg.write_text(json.dumps({"model": {"name": "vit_custom", "weights": str(evil)}, "steps": 2}))
+        extra = ["--config", str(cfg)]
+    p, _ = vitrep(*base, *extra)
+    assert "evil.pt is not a readable checkpoint" in _sentence(p)
+    assert not marker.exists()

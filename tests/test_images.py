@@ -167,3 +167,84 @@ def test_cli_reconstructs_unusual_modes(tmp_path):
 def test_prepare_is_model_ready():
     t = prepare(sample_path("rocket"), 48)
     assert t.shape == (1, 3, 48, 48) and t.dtype.is_floating_point
+
+
+# --- issue 19: inputs that cost too much, hang, or went silently wrong --------------------------------
+
+def _cli_image(tmp_path, image: str):
+    return subprocess.run([sys.executable, "-m", "vitrep", "reconstruct", "--image", image, "--model", "vit_custom",
+                           "--steps", "2", "--quiet", "--no-cache", "--out", str(tmp_path / "o")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def _one_sentence(p, words: str) -> None:
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vitrep: ") and words in lines[0], p.stderr
+
+
+def test_a_float_image_with_a_nan_pixel_is_a_sentence_not_a_black_image(tmp_path):
+    """One NaN in a float TIFF made the whole stretched image NaN, then silently black."""
+    arr = (_gradient() * 3 - 1).astype(np.float32)
+    arr[5, 7] = np.nan
+    data = _png(Image.fromarray(arr, "F"), "TIFF")
+    with pytest.raises(ImageError, match=r"^The uploaded data has pixels that are not numbers \(NaN or infinite\); "):
+        load_image(data)
+    arr[5, 7] = np.inf
+    with pytest.raises(ImageError, match="not numbers"):
+        load_image(_png(Image.fromarray(arr, "F"), "TIFF"))
+    f = tmp_path / "nan.tiff"
+    f.write_bytes(data)
+    _one_sentence(_cli_image(tmp_path, str(f)), "nan.tiff has pixels that are not numbers")
+    # a finite float image still loads, stretched from its minimum to its maximum
+    arr[5, 7] = 0.25
+    out = np.asarray(load_image(_png(Image.fromarray(arr, "F"), "TIFF")))
+    assert out.min() == 0 and out.max() == 255
+
+
+def test_a_36_megapixel_16_bit_png_decodes_in_bounded_memory(tmp_path):
+    """An 80 KB, 6000 x 6000 16-bit PNG: the float64 decode took about 585 MB above the decoded pixels; the
+    scaling now runs in float32 a few rows at a time (peak RSS of a fresh process, measured around the call)."""
+    a = np.zeros((6000, 6000), np.uint16)
+    a[::7, ::5] = 40000
+    f = tmp_path / "wide.png"
+    Image.fromarray(a).save(f)
+    assert f.stat().st_size < 200_000 and Image.open(f).mode == "I;16"
+    code = ("import resource, sys; from vitrep.images import load_image; data = open(sys.argv[1], 'rb').read(); "
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; img = load_image(data); "
+            "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
+            "print((after - before) / 1024, img.size, img.getpixel((5, 7)), img.getpixel((1, 1)))")
+    p = subprocess.run([sys.executable, "-c", code, str(f)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    mb, rest = p.stdout.split(" ", 1)
+    assert rest.split() == ["(6000,", "6000)", "(156,", "156,", "156)", "(0,", "0,", "0)"]  # 40000/65535*255 -> 156
+    # the image's own 16-bit pixels (PIL's, numpy's: 144 MB) and its 8-bit RGB (108 MB) are the floor
+    assert float(mb) < 330, mb
+
+
+@pytest.mark.parametrize("kind", ["/dev/zero", "fifo"])
+def test_an_endless_or_blocking_file_is_a_sentence(tmp_path, kind):
+    """``--image /dev/zero`` read until a MemoryError; a FIFO blocked forever.  Now: not a regular file."""
+    import os
+
+    path = kind
+    if kind == "fifo":
+        path = str(tmp_path / "pipe.png")
+        os.mkfifo(path)
+    with pytest.raises(ImageError, match=r"is not a regular file, so it cannot be an image\.$"):
+        load_image(path)
+    _one_sentence(_cli_image(tmp_path, path), "is not a regular file")
+
+
+def test_public_mode_refuses_large_images_in_the_engine(monkeypatch):
+    """The 8 MB image limit of a public server holds for every caller, not only the dashboard's uploader."""
+    big = _png(Image.fromarray(np.random.default_rng(0).integers(0, 255, (1800, 1800, 3), dtype=np.uint8)))
+    assert len(big) > 8 * 2 ** 20
+    monkeypatch.setenv("VITREP_PUBLIC", "1")
+    with pytest.raises(ImageError, match=r"^The uploaded image is \d+ MB, more than the 8 MB limit for images\.$"):
+        load_image(big)
+    monkeypatch.delenv("VITREP_PUBLIC")
+    assert load_image(big).size == (1800, 1800)
+    with pytest.raises(ImageError, match="more than the 8 MB limit"):
+        monkeypatch.setenv("VITREP_PUBLIC", "1")
+        load_image(io.BytesIO(big))

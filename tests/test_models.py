@@ -165,3 +165,45 @@ def test_cli_models_lists_everything():
     for name in SPECS:
         assert name in p.stdout
     assert "trained here" in p.stdout
+
+
+# --- issue 19: the model cache's lock -------------------------------------------------------------
+
+def test_a_cached_lookup_does_not_wait_for_another_models_build(monkeypatch):
+    """models._LOCK was held through a whole build (a cached lookup waited 3.5 s).  Now a build holds only its
+    own key's lock: while one model is being built, a cached one is returned, and a second caller of the model
+    under construction waits for that one build instead of starting another."""
+    import threading
+
+    cached_ref = make_ref("vit_custom", seed=11, width=32, heads=2)
+    building_ref = make_ref("vit_custom", seed=12, width=32, heads=2)
+    cached = load_model(cached_ref, "cpu")
+    started, go, builds = threading.Event(), threading.Event(), []
+    real_build = models.build_model
+
+    def held_build(ref, progress=False):
+        if ref == building_ref:
+            builds.append(ref)
+            started.set()
+            go.wait(60)  # the build of building_ref stays under way until the test lets it go
+        return real_build(ref, progress)
+
+    monkeypatch.setattr(models, "build_model", held_build)
+    got = {}
+    builder = threading.Thread(target=lambda: got.setdefault("first", load_model(building_ref, "cpu")))
+    second = threading.Thread(target=lambda: got.setdefault("second", load_model(building_ref, "cpu")))
+    lookup = threading.Thread(target=lambda: got.setdefault("cached", load_model(cached_ref, "cpu")))
+    try:
+        builder.start()
+        assert started.wait(60)
+        second.start()
+        lookup.start()
+        lookup.join(60)
+        assert not lookup.is_alive() and got["cached"] is cached  # answered while the other build is under way
+        assert builder.is_alive() and "first" not in got  # ... which it did not wait for
+    finally:
+        go.set()
+        builder.join(60)
+        second.join(60)
+    assert got["first"] is got["second"] and builds == [building_ref]  # built once for both callers
+    assert models._BUILDS == {} and models._PENDING == {}

@@ -76,3 +76,75 @@ def test_a_waiter_that_leaves_gives_up_its_place():
     t.join(5)
     with q.hold():  # and the device is free again
         pass
+
+
+def test_on_wait_runs_outside_the_queues_lock():
+    """A waiter's callback (a browser update, which can be slow) ran under the queue's lock, so no other run could
+    join or leave the queue meanwhile.  Now another thread can use the queue while the callback runs."""
+    q = DeviceQueue("CPU")
+    inside, release, seen = threading.Event(), threading.Event(), []
+
+    def holder():
+        with q.hold():
+            inside.set()
+            release.wait(10)
+
+    def on_wait(place, queued):
+        if seen:
+            return
+        other = threading.Thread(target=lambda: seen.append(q.waiting))  # needs the queue's lock
+        other.start()
+        other.join(10)
+        seen.append(not other.is_alive())
+        release.set()
+
+    t = threading.Thread(target=holder)
+    t.start()
+    inside.wait(10)
+    with q.hold(on_wait=on_wait):
+        pass
+    t.join(10)
+    assert seen == [1, True]  # the other thread read the queue (one waiter) while the callback ran
+
+
+def test_a_public_queue_refuses_the_ninth_waiting_run(monkeypatch):
+    """Public mode: one run on the device, eight waiting; the next is refused with one sentence, and every
+    thread ends."""
+    from vitrep import limits
+
+    monkeypatch.setenv("VITREP_PUBLIC", "1")
+    limit = limits.queue_limit()
+    assert limit == 8
+    q = DeviceQueue("CPU")
+    release, inside, errors = threading.Event(), threading.Event(), []
+    before = threading.active_count()
+
+    def holder():
+        with q.hold(limit=limit):
+            inside.set()
+            release.wait(30)
+
+    def waiter():
+        try:
+            with q.hold(limit=limit):
+                pass
+        except QueueFull as e:
+            errors.append(str(e))
+
+    threads = [threading.Thread(target=holder)]
+    threads[0].start()
+    inside.wait(10)
+    for _ in range(limit):
+        threads.append(threading.Thread(target=waiter))
+        threads[-1].start()
+    while q.waiting < limit:
+        time.sleep(0.01)
+    with pytest.raises(QueueFull) as e:
+        with q.hold(limit=limit):
+            pass
+    msg = str(e.value)
+    assert msg == "The CPU is busy with 9 runs queued; try again in a minute."
+    release.set()
+    for t in threads:
+        t.join(30)
+    assert not errors and q.served == 9 and q.waiting == 0 and threading.active_count() == before

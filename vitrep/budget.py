@@ -1,16 +1,14 @@
 """The memory budget the engine keeps: models, their oneDNN packs, a batch's activations.
 
-One number, ``VITREP_MEMORY_MB`` (megabytes of 2**20 bytes), bounds what the
-engine itself holds in host memory: the cached CPU models (parameters and
-buffers), the packed weights of :mod:`vitrep.fastops`, and the activations a
-batch keeps for its backward pass.  The interpreter, torch's own libraries
-and Streamlit come on top (about 0.65 GB for ``import torch`` with a CUDA
-build of torch, less with a CPU build; see ``benchmarks/memory.py``).
+One number, ``VITREP_MEMORY_MB`` (megabytes of 2**20 bytes; read by
+:func:`vitrep.limits.memory_budget_mb`), bounds what the engine itself holds
+in host memory: the cached CPU models (parameters and buffers), the packed
+weights of :mod:`vitrep.fastops`, and the activations a batch keeps for its
+backward pass.  The interpreter, torch's own libraries and Streamlit come on
+top (about 0.65 GB for ``import torch`` with a CUDA build of torch, less with
+a CPU build; see ``benchmarks/memory.py``).  This module holds the estimates
+the budget is kept with:
 
-- Unset: no budget on a machine with 4 GB or more (the models stay cached,
-  as before); on a smaller machine (total memory, or the container's cgroup
-  limit, under 4 GB) the budget is 1,800 MB or two thirds of the memory,
-  whichever is less.  ``0``, ``none`` or ``unlimited`` switch it off.
 - :func:`vitrep.models.load_model` keeps the cached models least recently
   used first and, before it builds a new model, evicts from that end until
   the new one fits (its estimate from :func:`model_bytes`).  A model alone
@@ -22,6 +20,10 @@ build of torch, less with a CPU build; see ``benchmarks/memory.py``).
 - :func:`split_rows` splits a batch's rows into chunks whose activations fit
   in what the models leave of the budget; :func:`row_bytes` estimates one
   row's activations from its tap path.
+- :func:`check_row` refuses, with one sentence and before any work, a row
+  whose activations and model together exceed the budget (with no budget:
+  the machine's memory, or the GPU's), in every mode: such a row could never
+  run.
 
 Nothing here builds a real model: sizes come from a build on torch's
 ``meta`` device, which has shapes and no storage.
@@ -29,90 +31,20 @@ Nothing here builds a real model: sizes come from a build on torch's
 
 from __future__ import annotations
 
-import functools
-import os
-from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
 
+from . import limits
 from .errors import ConfigError
 from .models import LoadedModel, ModelRef
 
-SMALL_MACHINE_MB = 4096  # below this much memory a budget is set by default
-DEFAULT_SMALL_MB = 1800  # ... of this many MB (at most two thirds of the machine)
 PACK_SHARE = 0.5  # the packs' share of the budget when VITREP_FAST_BUDGET_MB is not set
-MB = 2 ** 20
-_OFF = ("0", "none", "unlimited", "off", "inf")
+MB = limits.MB
 
 
 class MemoryBudgetError(ConfigError):
     """A model (or batch) needs more memory than the budget this process keeps."""
-
-
-# --- the budget -----------------------------------------------------------------------------------
-
-def _read_int(path: str) -> Optional[int]:
-    try:
-        text = Path(path).read_text().split()[0]
-    except (OSError, IndexError):
-        return None
-    return int(text) if text.isdigit() else None  # cgroup v2 writes "max" for no limit
-
-
-@functools.lru_cache(maxsize=1)
-def machine_memory_mb() -> Optional[int]:
-    """This machine's memory in MB: the least of ``MemTotal``, ``sysconf`` and a container's cgroup limit."""
-    found = []
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                found.append(int(line.split()[1]) * 1024)
-                break
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        found.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):
-        pass
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        v = _read_int(path)
-        if v is not None and v < 2 ** 50:  # cgroup v1 writes a huge number for no limit
-            found.append(v)
-    return min(found) // MB if found else None
-
-
-def default_budget_mb(total_mb: Optional[int]) -> Optional[int]:
-    """The budget when ``VITREP_MEMORY_MB`` is unset: none at 4 GB and above, else 1,800 MB or 2/3 of the memory."""
-    if total_mb is None or total_mb >= SMALL_MACHINE_MB:
-        return None
-    return min(DEFAULT_SMALL_MB, total_mb * 2 // 3)
-
-
-def memory_budget_mb() -> Optional[int]:
-    """The engine's memory budget in MB, or None for no limit (``VITREP_MEMORY_MB``, else the default)."""
-    raw = os.environ.get("VITREP_MEMORY_MB", "").strip().lower()
-    if not raw:
-        return default_budget_mb(machine_memory_mb())
-    if raw in _OFF:
-        return None
-    try:
-        mb = float(raw)
-    except ValueError:
-        mb = -1.0
-    if not mb > 0:
-        raise ConfigError(f"VITREP_MEMORY_MB must be a number of megabytes or 'unlimited', not {raw!r}.")
-    return max(1, int(mb))
-
-
-def memory_budget_bytes() -> Optional[int]:
-    mb = memory_budget_mb()
-    return None if mb is None else mb * MB
-
-
-def public_mode() -> bool:
-    """True when ``VITREP_PUBLIC`` is 1/true/yes/on (the dashboard also reads Streamlit secrets itself)."""
-    return os.environ.get("VITREP_PUBLIC", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def gb(nbytes: float) -> str:
@@ -210,7 +142,7 @@ def model_fits(ref: ModelRef) -> tuple[bool, str]:
 
     ``(False, "ViT-H/14 needs about 3.4 GB, more than this server's 1.8 GB budget.")``
     """
-    limit = memory_budget_bytes()
+    limit = limits.memory_budget_bytes()
     if limit is None:
         return True, ""
     need = model_bytes(ref)
@@ -267,28 +199,78 @@ def row_bytes(ref: ModelRef | LoadedModel, tap: str, pos_embed: bool = True, nor
     return _ROWS[key]
 
 
+def row_limit(device: str = "auto") -> tuple[Optional[int], str]:
+    """The most one row and its model may take on ``device``, and what that limit is, in words.
+
+    A CPU row: the memory budget, else the machine's memory; a GPU row: the
+    GPU's memory (the budget counts host memory).  ``(None, "")`` when
+    nothing is known.
+    """
+    from .models import resolve_device
+
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        total = torch.cuda.get_device_properties(dev).total_memory
+        return total, f"this GPU's {gb(total)} of memory"
+    limit = limits.memory_budget_bytes()
+    if limit is not None:
+        return limit, f"this server's {gb(limit)} budget"
+    total = limits.machine_memory_mb()
+    return (None, "") if total is None else (total * MB, f"this machine's {gb(total * MB)} of memory")
+
+
+def check_row(config) -> None:
+    """Refuse, with one sentence and before any work, a row that could never run: its activations
+    (:func:`row_bytes`) and its model (:func:`model_bytes`) together over :func:`row_limit`.
+
+    Every mode: under a budget the budget, without one the machine's memory.
+    ``config`` is a validated :class:`vitrep.config.ReconstructConfig`.
+    """
+    from . import fastops
+    from .models import resolve_device
+
+    limit, what = row_limit(config.device)
+    if limit is None:
+        return
+    on_cpu = resolve_device(config.device).type == "cpu"
+    need = row_bytes(config.model, config.tap, config.pos_embed, config.normalize) + \
+        model_bytes(config.model, fast=on_cpu and fastops.enabled())
+    if need > limit:
+        raise MemoryBudgetError(f"{short_name(config.model)} reconstructing from {config.tap} needs about {gb(need)} "
+                                f"for one image, more than {what}; choose a smaller architecture or an earlier layer.")
+
+
 def split_rows(rows: list[int], per_row_bytes: int | Sequence[int], model: Optional[ModelRef] = None) -> list[list[int]]:
     """``rows`` in order, cut into chunks whose activations fit what the cached models leave of the budget.
 
     ``per_row_bytes`` is one number for every row or one per row (e.g.
     :func:`row_bytes` of each row's tap).  ``model``: the batch's model, if
     it may not be loaded yet (its :func:`model_bytes` is reserved).  With no
-    budget, one chunk; a row larger than what is left still runs, alone.
-    Under a budget it first calls :func:`release`.
+    budget, one chunk.  A row larger than what the cached models leave runs
+    alone; a row that with its model exceeds the whole budget is refused
+    (:class:`MemoryBudgetError`, one sentence) before anything runs.  Under a
+    budget it first calls :func:`release`.
     """
     from .models import cache_bytes, is_cached
 
     rows = list(rows)
     if not rows:
         return []
-    limit = memory_budget_bytes()
+    limit = limits.memory_budget_bytes()
     if limit is None:
         return [rows]
-    release()  # the previous batch's leftovers go before this one starts
     sizes = [int(per_row_bytes)] * len(rows) if isinstance(per_row_bytes, (int, float)) else [int(b) for b in per_row_bytes]
     if len(sizes) != len(rows):
         raise ValueError(f"{len(sizes)} sizes for {len(rows)} rows")
-    room = limit - cache_bytes() - (model_bytes(model) if model is not None and not is_cached(model) else 0)
+    own = model_bytes(model) if model is not None else 0
+    worst = max(sizes)
+    if worst + own > limit:
+        who = f"{short_name(model)} needs about {gb(worst + own)} for one image of this batch" if model is not None \
+            else f"One image of this batch needs about {gb(worst)}"
+        raise MemoryBudgetError(f"{who}, more than this server's {gb(limit)} budget; choose a smaller architecture "
+                                f"or an earlier layer.")
+    release()  # the previous batch's leftovers go before this one starts
+    room = limit - cache_bytes() - (own if model is not None and not is_cached(model) else 0)
     chunks, chunk, used = [], [], 0
     for r, b in zip(rows, sizes):
         if chunk and used + b > room:

@@ -3,8 +3,17 @@
 A key is the SHA-256 of a JSON document holding the cache version, the kind
 of result, the image's content hash, the full config (device resolved) and
 the weights identity (seed, trained file name or checkpoint content hash).
-Values are bytes (npz + JSON, see ``Result.to_bytes``), never pickles, so a
-damaged entry is detected on read, dropped and recomputed.
+Values are bytes (npz + JSON, see ``Result.to_bytes``), never pickles, stored
+with a SHA-256 checksum (:func:`seal`): a damaged or altered entry, even one
+that still decodes, is detected on read, dropped and recomputed, and the
+memo's other entries stay.
+
+The memo opens defensively: a damaged database (overwritten, truncated, a
+page zeroed: ``PRAGMA quick_check`` fails, or sqlite says it is no database)
+or a memo path that is a file is moved aside (``<folder>.damaged-<time>``),
+a fresh memo is opened in its place and one warning is logged; the run goes
+on.  Damage found later, while the memo is in use, is recovered from the
+same way.
 
 :meth:`Memo.get_or_compute` also makes concurrent identical requests in one
 process (several dashboard sessions) compute once: the first caller computes,
@@ -24,6 +33,7 @@ import hashlib
 import io
 import json
 import os
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -34,12 +44,14 @@ import logging
 import diskcache
 import numpy as np
 
-CACHE_VERSION = 2  # 2: optimiser, back-off
+CACHE_VERSION = 3  # 2: optimiser, back-off; 3: values sealed with a checksum (older entries are never read)
 DEFAULT_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vitrep"
 SIZE_LIMIT = 4 * 2**30  # the default bound on disk
 PUBLIC_SIZE_LIMIT = 2**30  # ... in public mode (VITREP_PUBLIC=1): a shared demo server's disk is small
 EVICTION_POLICY = "least-recently-used"  # a result read often (a preset, the home page's example) stays
 CULL_LIMIT = 1  # entries diskcache drops per write once over the limit (its default, 10, can empty a small memo)
+# No memory-mapped reads of the database: a cache.db truncated under a running server then raises an error
+# the memo recovers from, instead of a SIGBUS that ends the process (the database holds only the index).
 
 T = TypeVar("T")
 log = logging.getLogger("vitrep")
@@ -56,7 +68,7 @@ def memo_limit_bytes(size_limit_mb: Optional[float] = None) -> int:
 
     raw = size_limit_mb if size_limit_mb is not None else os.environ.get("VITREP_MEMO_MB", "").strip()
     if raw in ("", None):
-        from .budget import public_mode
+        from .limits import public_mode
 
         return PUBLIC_SIZE_LIMIT if public_mode() else SIZE_LIMIT
     try:
@@ -66,6 +78,47 @@ def memo_limit_bytes(size_limit_mb: Optional[float] = None) -> int:
     if not mb > 0:
         raise ConfigError(f"The memo's size limit (VITREP_MEMO_MB) must be a positive number of megabytes, not {raw!r}.")
     return int(mb * 2**20)
+
+
+SEAL = b"vitrep-memo-v1:"  # a sealed value: SEAL, 16 bytes of SHA-256 of the payload, the payload
+DIGEST = 16
+
+
+def seal(data: bytes) -> bytes:
+    """``data`` with its checksum in front, as the memo stores it."""
+    return SEAL + hashlib.sha256(data).digest()[:DIGEST] + data
+
+
+def unseal(stored) -> Optional[bytes]:
+    """The payload of a sealed value, or None when the seal or the checksum does not match."""
+    if not isinstance(stored, (bytes, bytearray)) or not stored.startswith(SEAL):
+        return None
+    digest, data = stored[len(SEAL):len(SEAL) + DIGEST], bytes(stored[len(SEAL) + DIGEST:])
+    return data if hashlib.sha256(data).digest()[:DIGEST] == digest else None
+
+
+def damaged(exc: BaseException) -> bool:
+    """Whether ``exc`` says the memo's database is damaged (not merely busy or locked by another process)."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return any(w in text for w in ("malformed", "not a database", "corrupt"))
+    return True
+
+
+def _quick_check(directory: Path) -> None:
+    """Raise :class:`sqlite3.DatabaseError` if the memo's database in ``directory`` is damaged."""
+    db = directory / "cache.db"
+    if not db.exists():
+        return
+    con = sqlite3.connect(str(db), timeout=60)
+    try:
+        rows = con.execute("PRAGMA quick_check").fetchall()
+    finally:
+        con.close()
+    if rows != [("ok",)]:
+        raise sqlite3.DatabaseError(f"quick_check: {str(rows[0][0] if rows else 'no answer').splitlines()[0]}")
 
 
 def make_key(kind: str, **parts) -> str:
@@ -93,24 +146,105 @@ class Memo:
 
     def __init__(self, directory: Optional[str | os.PathLike] = None, size_limit_mb: Optional[float] = None) -> None:
         self.directory = cache_dir(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.size_limit = memo_limit_bytes(size_limit_mb)  # bytes on disk; the least recently used go first
-        self._cache = diskcache.Cache(str(self.directory), size_limit=self.size_limit, cull_limit=CULL_LIMIT,
-                                      eviction_policy=EVICTION_POLICY)
-        self._locks: dict[str, threading.Lock] = {}
+        self._locks: dict[str, list] = {}  # key -> [its single-flight lock, callers holding or waiting]
         self._guard = threading.Lock()
+        self._reopen = threading.Lock()
         self.computations = 0
         self.hits = 0
+        self.recoveries = 0  # damaged databases moved aside and replaced
         self.waiting: set[str] = set()  # keys whose computation is under way
+        self._cache = self._open()
+
+    # --- opening, and recovering from damage ----------------------------------------------------
+
+    def _open(self):
+        """The diskcache over :attr:`directory`; a damaged one (or a file in its place) is moved aside first.
+        None (no memo: nothing remembered, runs still run) when the folder cannot be made at all."""
+        d = self.directory
+        for attempt in range(2):
+            try:
+                if d.exists() and not d.is_dir():
+                    raise NotADirectoryError(f"{d} is a file, not a folder")
+                d.mkdir(parents=True, exist_ok=True)
+                _quick_check(d)
+                return diskcache.Cache(str(d), size_limit=self.size_limit, cull_limit=CULL_LIMIT,
+                                       eviction_policy=EVICTION_POLICY, sqlite_mmap_size=0)
+            except (sqlite3.DatabaseError, NotADirectoryError) as exc:
+                if attempt or (isinstance(exc, sqlite3.DatabaseError) and not damaged(exc)):
+                    log.warning("The memo at %s cannot be opened (%s); running without it.", d, exc)
+                    return None
+                if not self._move_aside(exc):
+                    return None
+            except OSError as exc:
+                log.warning("The memo at %s cannot be opened (%s); running without it.", d, exc)
+                return None
+        return None
+
+    def _move_aside(self, exc: BaseException) -> bool:
+        """Rename the damaged memo to ``<folder>.damaged-<time>`` and say so in one warning."""
+        d = self.directory
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = d.with_name(f"{d.name}.damaged-{stamp}")
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = d.with_name(f"{d.name}.damaged-{stamp}-{n}")
+        try:
+            os.replace(d, aside)
+        except OSError as err:
+            log.warning("The memo at %s is damaged (%s) and cannot be moved aside (%s); running without it.",
+                        d, _short(exc), err)
+            return False
+        self.recoveries += 1
+        log.warning("The memo at %s was damaged (%s); it was moved to %s and a fresh memo started.",
+                    d, _short(exc), aside)
+        return True
+
+    def _recover(self, failed, exc: BaseException) -> None:
+        """The database under ``failed`` is damaged: move it aside and open a fresh one (once, whoever asks)."""
+        with self._reopen:
+            if self._cache is not failed:  # another caller recovered already
+                return
+            try:
+                failed.close()
+            except Exception:
+                pass
+            self._cache = self._open() if self._move_aside(exc) else None
+
+    def _db(self, op: Callable, default=None):
+        """``op(cache)``, recovering from a damaged database (then trying once more); ``default`` without a memo."""
+        for attempt in range(2):
+            cache = self._cache
+            if cache is None:
+                return default
+            try:
+                return op(cache)
+            except sqlite3.DatabaseError as exc:
+                if not damaged(exc) or attempt:
+                    raise
+                self._recover(cache, exc)
+        return default
+
+    # --- values -----------------------------------------------------------------------------------
 
     def get(self, key: str, decode: Callable[[bytes], T]) -> Optional[T]:
-        """The decoded value, or None when absent or unreadable (a damaged entry is deleted)."""
+        """The decoded value, or None when absent or unreadable (a damaged entry is deleted).
+
+        Unreadable: the stored bytes fail their checksum (:func:`unseal`), or
+        decoding fails; either way the entry is dropped, the caller
+        recomputes, and every other entry stays."""
         try:
-            data = self._cache.get(key)
+            stored = self._db(lambda c: c.get(key))
         except Exception:
-            data = None
+            stored = None
             self._discard(key)
+        if stored is None:
+            return None
+        data = unseal(stored)
         if data is None:
+            log.info("dropped %s: its checksum does not match", key[:24])
+            self._discard(key)
             return None
         try:
             value = decode(data)
@@ -121,9 +255,10 @@ class Memo:
         return value
 
     def put(self, key: str, data: bytes) -> None:
-        """Store ``data``; beyond :attr:`size_limit` the least recently used entries are dropped."""
+        """Store ``data`` (sealed); beyond :attr:`size_limit` the least recently used entries are dropped."""
+        sealed = seal(bytes(data))
         try:
-            self._cache.set(key, data)  # diskcache culls the least recently used entry when over the limit
+            self._db(lambda c: c.set(key, sealed))  # diskcache culls the least recently used entry when over the limit
             self._trim()
         except Exception:  # a full or read-only disk loses the memo, not the result
             pass
@@ -139,6 +274,8 @@ class Memo:
         when it alone is over the limit.
         """
         c = self._cache
+        if c is None:
+            return
         n = len(c)
         while n and c.volume() > self.size_limit:
             try:
@@ -153,7 +290,7 @@ class Memo:
 
     def _discard(self, key: str) -> None:
         try:
-            self._cache.delete(key)
+            self._db(lambda c: c.delete(key))
         except Exception:
             pass
 
@@ -226,11 +363,21 @@ class Memo:
 
     @contextlib.contextmanager
     def flight(self, key: str):
-        """Hold ``key``'s single-flight lock: one computation of it at a time in this process."""
+        """Hold ``key``'s single-flight lock: one computation of it at a time in this process.
+
+        A key's lock lives while someone holds or waits for it, then goes, so
+        :attr:`_locks` holds only the keys in flight."""
         with self._guard:
-            lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
-            yield
+            entry = self._locks.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._locks[key]
 
     def busy(self, key: str) -> bool:
         """Is this key being computed right now (by another caller)?"""
@@ -239,21 +386,29 @@ class Memo:
     def volume(self) -> int:
         """Bytes on disk."""
         try:
-            return int(self._cache.volume())
+            return int(self._db(lambda c: c.volume(), 0))
         except Exception:
             return 0
 
     def __len__(self) -> int:
-        return len(self._cache)
+        try:
+            return int(self._db(len, 0))
+        except sqlite3.Error:
+            return 0
 
     def __bool__(self) -> bool:  # an empty memo is still a memo (``if memo:`` must not test emptiness)
         return True
 
     def clear(self) -> None:
-        self._cache.clear()
+        self._db(lambda c: c.clear())
 
     def close(self) -> None:
-        self._cache.close()
+        if self._cache is not None:
+            self._cache.close()
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
 
 
 _MEMOS: dict[Path, Memo] = {}

@@ -182,16 +182,12 @@ def _image_path(text: Optional[str]) -> Path:
 
 def config_from_args(a: argparse.Namespace):
     """Merge ``--config`` (if any), explicit flags and defaults into a validated config."""
-    from .config import ReconstructConfig, make_config, options
+    from .config import ReconstructConfig, make_config, options, read_config_file
     from .models import make_ref
 
     base: dict = {}
-    if getattr(a, "config", None):
-        try:
-            doc = json.loads(Path(a.config).read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{a.config} is not a readable JSON config.") from exc
-        base = ReconstructConfig.from_dict(doc.get("config", doc)).to_dict()
+    if getattr(a, "config", None):  # every field's type and bounds checked: one sentence, never a traceback
+        base = ReconstructConfig.from_dict(read_config_file(a.config)).to_dict()
     bm = base.get("model", {})
     pick = lambda flag, key, default: flag if flag is not None else bm.get(key, default)  # noqa: E731
     arch = {k: pick(getattr(a, k), k, None) for k in ARCH_KEYS}

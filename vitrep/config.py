@@ -11,14 +11,19 @@ page to memo to loop is checked once.
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 import weakref
+from pathlib import Path
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Optional
 
+from . import fields as F
+from . import limits
 from .errors import ConfigError
-from .models import ARCH_KEYS, ModelRef, make_ref, resolve_device
-from .surgery import Surgery, make_surgery
+from .models import ARCH_KEYS, ModelRef, check_ref, make_ref, resolve_device
+from .surgery import MAX_BLOCK, Surgery, make_surgery
 
 LOSSES = ("l1", "l2")
 OPTIMIZERS = ("gd", "adam")
@@ -90,16 +95,24 @@ class ReconstructConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ReconstructConfig":
+        """A config from JSON values (``to_dict``'s, a result.json's ``config``), every field's type and bounds
+        checked: anything else is one sentence (a ConfigError) naming the field, never a traceback."""
+        F.mapping(d, "The config")
         d = dict(d)
-        model = ModelRef.from_dict(d.pop("model"))
-        s = d.pop("surgery", None) or {}
         known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
+        unknown = sorted(str(k) for k in d if k not in known)
         if unknown:
-            raise ConfigError(f"The config has unknown field(s) {', '.join(sorted(unknown))}.")
+            raise ConfigError(f"The config has unknown field(s) {', '.join(F.show(k) for k in unknown[:5])}.")
+        if "model" not in d:
+            raise ConfigError("The config has no model; give one such as {\"name\": \"vit_b_32\"}.")
+        model = ModelRef.from_dict(d.pop("model"))
+        s = F.mapping(d.pop("surgery", None) or {}, "surgery", known=("remove", "blocks"))
         blocks = s.get("blocks")
-        return cls(model=model,
-                   surgery=Surgery(tuple(s.get("remove", ())), None if blocks is None else tuple(blocks)), **d)
+        surgery = Surgery(F.names(s.get("remove", ()), "surgery.remove"),
+                          None if blocks is None else F.wholes(blocks, "surgery.blocks", 1, MAX_BLOCK))
+        for name, value in d.items():
+            check_field(name, value)
+        return cls(model=model, surgery=surgery, **d)
 
 
 def options() -> list:
@@ -137,27 +150,146 @@ def resolve_defaults(c: ReconstructConfig) -> ReconstructConfig:
 
 
 _VALID: "weakref.WeakSet[ReconstructConfig]" = weakref.WeakSet()  # configs validate() has returned
+_VALID_MODE = [None]  # the public mode they were checked in: a change of mode checks them again
 
 
 def validate(c: ReconstructConfig) -> ReconstructConfig:
-    """Check every value and resolve the calibrated defaults; a config this returned is not checked again."""
-    if c in _VALID:
+    """Check every value and resolve the calibrated defaults; a config this returned is not checked again
+    (while the server's mode stays the same)."""
+    mode = limits.public_mode()
+    if _VALID_MODE[0] != mode:
+        _VALID.clear()
+        _VALID_MODE[0] = mode
+    try:
+        known = c in _VALID
+    except TypeError:  # an unhashable value (a list where a name goes): _fields says which
+        known = False
+    if known:
         return c
-    c = _check(resolve_defaults(c))
+    c = _check(resolve_defaults(_fields(c)))
     _VALID.add(c)
     return c
 
 
-def _check(c: ReconstructConfig) -> ReconstructConfig:
-    if c.steps < 1:
+MAX_REPORT_EVERY = limits.MAX_STEPS
+BIG = sys.float_info.max  # finite is the only bound of a step size
+
+
+def _whole(lo: int, hi: int):
+    return lambda v, name: F.whole(v, name, lo, hi)
+
+
+def _number(lo: float, hi: float, optional: bool = False):
+    return lambda v, name: F.number(v, name, lo, hi, optional)
+
+
+def _choice(*names):
+    return lambda v, name: F.text(v, name, names)
+
+
+# Every user-settable field's type and bounds (of every mode; public limits come on top in _check).
+FIELD_CHECKS = {
+    "tap": lambda v, name: F.text(v, name, max_len=100),
+    "pos_embed": F.flag, "clamp": F.flag, "normalize": F.flag, "backoff": F.flag,
+    "steps": _whole(1, limits.MAX_STEPS),
+    "optimizer": _choice("auto", *OPTIMIZERS),
+    # a step size or scale too large diverges, and the result says so (status "diverged at step k")
+    "lr_start": _number(0.0, BIG, optional=True), "lr_end": _number(0.0, BIG, optional=True),
+    "loss": _choice(*LOSSES),
+    "loss_scale": _number(0.0, BIG),
+    "blur_start": _number(0.0, 100.0), "blur_end": _number(0.0, 100.0),
+    "init_mean": _number(-10.0, 10.0), "init_std": _number(0.0, 10.0),
+    "seed": _whole(0, limits.MAX_SEED),
+    "report_every": _whole(1, MAX_REPORT_EVERY),
+    "device": lambda v, name: F.text(v, name, max_len=16),
+    "resize": _choice("crop", "stretch"),
+}
+
+
+def check_field(name: str, value):
+    """``value`` if it is of ``name``'s type and within its bounds, else a one-sentence ConfigError naming it."""
+    return FIELD_CHECKS[name](value, name)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _fields(c: ReconstructConfig) -> ReconstructConfig:
+    """Every field's type and bounds (of every mode), the model's too (:func:`vitrep.models.check_ref`)."""
+    if not isinstance(c.model, ModelRef):
+        raise ConfigError("The config's model must be a model reference (vitrep.models.make_ref).")
+    check_ref(c.model)
+    if _is_int(c.steps) and c.steps < 1:
         raise ConfigError(f"Steps must be at least 1, not {c.steps}.")
-    if c.loss not in LOSSES:
+    if _is_int(c.steps):
+        _step_limit(c.steps)
+    if isinstance(c.loss, str) and c.loss not in LOSSES:
         raise ConfigError(f"Loss {c.loss!r} is not known; use l1 or l2.")
-    if c.report_every < 1:
+    if _is_int(c.report_every) and c.report_every < 1:
         raise ConfigError("The report interval must be at least 1 step.")
-    for name in ("lr_start", "lr_end", "loss_scale", "init_std", "blur_start", "blur_end"):
+    for name in ("lr_start", "lr_end", "loss_scale", "init_std", "blur_start", "blur_end", "init_mean"):
         v = getattr(c, name)
-        if not math.isfinite(v) or v < 0:
-            raise ConfigError(f"{name.replace('_', ' ')} must be a finite number >= 0, not {v}.")
+        if isinstance(v, float) and not math.isfinite(v) or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                               and v < 0 and name != "init_mean"):
+            raise ConfigError(f"{name.replace('_', ' ')} must be a finite number"
+                              f"{' >= 0' if name != 'init_mean' else ''}, not {v}.")
+    for f in options():
+        check_field(f.name, getattr(c, f.name))
+    check_field("tap", c.tap)
+    if not isinstance(c.surgery, Surgery):
+        raise ConfigError("The config's surgery must be a Surgery (vitrep.surgery.make_surgery).")
+    F.names(c.surgery.remove, "surgery.remove")
+    if c.surgery.blocks is not None:
+        F.wholes(c.surgery.blocks, "surgery.blocks", 1, MAX_BLOCK)
     resolve_device(c.device)
     return c
+
+
+def _step_limit(steps: int) -> None:
+    if steps > limits.max_steps():
+        raise ConfigError(f"This public server runs at most {limits.PUBLIC_MAX_STEPS:,} steps, not {steps:,}; "
+                          f"run vitrep on your own machine for more." if limits.public_mode() else
+                          f"Steps must be at most {limits.MAX_STEPS:,}, not {steps:,}.")
+
+
+def _check(c: ReconstructConfig) -> ReconstructConfig:
+    """The resolved config against this server's limits: with :func:`vitrep.models.check_ref` (which
+    :func:`_fields` ran) the one place the engine enforces public mode for a reconstruction."""
+    _step_limit(c.steps)
+    for name in ("lr_start", "lr_end"):  # resolved now: the calibrated numbers, or the user's
+        F.number(getattr(c, name), name, 0.0, BIG)
+    return c
+
+
+MAX_CONFIG_BYTES = 1 << 20  # a config or result.json is a few kB; a result.json with curves well under 1 MB
+
+
+def read_config_file(path: str | Path) -> dict:
+    """The config in a JSON file (a config, or a result.json whose ``config`` it is), as a plain dict
+    checked by :meth:`ReconstructConfig.from_dict` later.  Only a regular file, read at most
+    :data:`MAX_CONFIG_BYTES` (``/dev/zero`` or a FIFO is a sentence, not a hang); every failure is one
+    sentence naming the file."""
+    p = Path(path).expanduser()
+    name = str(path)
+    try:
+        if not p.is_file():
+            raise ConfigError(f"{name} is not a config file ({'no such file' if not p.exists() else 'not a regular file'}).")
+        with open(p, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError:
+        raise ConfigError(f"{name} is not a readable JSON config.") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{name} is more than {MAX_CONFIG_BYTES >> 20} MB, too large for a config.")
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise ConfigError(f"{name} is nested too deeply to be a config.") from None
+    except (ValueError, UnicodeDecodeError):
+        raise ConfigError(f"{name} is not a readable JSON config.") from None
+    if isinstance(doc, dict) and "config" in doc:
+        doc = doc["config"]
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{name} must hold a JSON object of config fields (or a result.json), not {F.show(doc)}.")
+    return doc
+

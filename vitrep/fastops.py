@@ -65,7 +65,7 @@ def applies(x: torch.Tensor) -> bool:
     return x.device.type == "cpu" and x.dtype == torch.float32 and enabled()
 
 
-DEFAULT_BUDGET_MB = 3072  # with no memory budget (vitrep/budget.py)
+DEFAULT_BUDGET_MB = 3072  # with no memory budget (vitrep/limits.py)
 
 
 def budget_bytes() -> int:
@@ -73,7 +73,8 @@ def budget_bytes() -> int:
     raw = os.environ.get("VITREP_FAST_BUDGET_MB", "").strip()
     if raw:
         return int(float(raw) * 2 ** 20)
-    from .budget import PACK_SHARE, memory_budget_mb
+    from .budget import PACK_SHARE
+    from .limits import memory_budget_mb
 
     mb = memory_budget_mb()
     return int((DEFAULT_BUDGET_MB if mb is None else mb * PACK_SHARE) * 2 ** 20)

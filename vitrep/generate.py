@@ -15,18 +15,22 @@ model's input.  Needs trained weights to mean anything.
 from __future__ import annotations
 
 import random
+import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Callable, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import fields as vf
+from . import limits
 from .cache import Memo, make_key, pack, unpack
 from .errors import ConfigError
 from .images import to_uint8
-from .models import LoadedModel, ModelRef, imagenet_classes, load_model, make_ref, resolve_device, weights_identity
+from .models import (LoadedModel, ModelRef, check_ref, imagenet_classes, load_model, make_ref, resolve_device,
+                     weights_identity)
 from .loop import Rows, descend
 from .ops import BlowupGuard, blur, linear
 from .result import Progress, ProgressFn
@@ -61,8 +65,35 @@ class GenerateConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "GenerateConfig":
+        """A config from JSON values, every field's type and bounds checked (one sentence naming a bad one)."""
+        vf.mapping(d, "The class-image config", known=[f.name for f in fields(cls)])
         d = dict(d)
-        return cls(model=ModelRef.from_dict(d.pop("model")), **d)
+        if "model" not in d:
+            raise ConfigError("The class-image config has no model.")
+        model = ModelRef.from_dict(d.pop("model"))
+        for name, value in d.items():
+            GENERATE_CHECKS[name](value, name)
+        return cls(model=model, **d)
+
+
+def _whole(lo, hi):
+    return lambda v, name: vf.whole(v, name, lo, hi)
+
+
+def _number(lo, hi):
+    return lambda v, name: vf.number(v, name, lo, hi)
+
+
+# Every field's type and bounds (of every mode; public mode's step limit comes on top).
+GENERATE_CHECKS = {
+    "class_index": _whole(0, 999), "steps": _whole(1, limits.MAX_STEPS), "target": _number(-1e6, 1e6),
+    "lr_start": _number(0.0, sys.float_info.max), "lr_end": _number(0.0, sys.float_info.max),
+    "blur_start": _number(0.0, 100.0), "blur_mid": _number(0.0, 100.0), "jitter_blur_start": _number(0.0, 100.0),
+    "blur_end": _number(0.0, 100.0), "jitter_start": _whole(0, limits.MAX_STEPS), "jitter": _whole(0, 1024),
+    "normalize": vf.flag, "normalize_grad": vf.flag, "init_mean": _number(-10.0, 10.0), "init_std": _number(0.0, 10.0),
+    "seed": _whole(0, limits.MAX_SEED), "report_every": _whole(1, limits.MAX_STEPS),
+    "device": lambda v, name: vf.text(v, name, max_len=16),
+}
 
 
 def search_classes(query: str, limit: int = 20) -> list[tuple[int, str]]:
@@ -85,12 +116,21 @@ def resolve_class(query: str | int) -> int:
 
 def make_generate_config(model: str | ModelRef = "vit_b_32", cls: str | int = "dalmatian", *,
                          weights: str = "trained", **kw) -> GenerateConfig:
+    """Build and check a class-image config: every field's type and bounds, the model (:func:`check_ref`),
+    and in public mode at most :data:`vitrep.limits.PUBLIC_MAX_STEPS` steps."""
     ref = model if isinstance(model, ModelRef) else make_ref(model, weights)
+    check_ref(ref)
     c = GenerateConfig(model=ref, class_index=resolve_class(cls), **kw)
-    if c.steps < 1 or c.report_every < 1:
+    if isinstance(c.steps, int) and isinstance(c.report_every, int) and (c.steps < 1 or c.report_every < 1):
         raise ConfigError("Steps and the report interval must be at least 1.")
-    if c.jitter < 0:
+    if isinstance(c.jitter, int) and c.jitter < 0:
         raise ConfigError("Jitter must be 0 or more pixels.")
+    if isinstance(c.steps, int) and limits.public_mode() and c.steps > limits.PUBLIC_MAX_STEPS:
+        raise ConfigError(f"This public server runs at most {limits.PUBLIC_MAX_STEPS:,} steps, not {c.steps:,}; "
+                          f"run vitrep on your own machine for more.")
+    for f in fields(GenerateConfig):
+        if f.name != "model":
+            GENERATE_CHECKS[f.name](getattr(c, f.name), f.name)
     resolve_device(c.device)
     return c
 

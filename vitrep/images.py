@@ -52,41 +52,100 @@ def image_source(text: str) -> Path:
     return Path(text).expanduser()
 
 
+def file_limit_bytes() -> int:
+    """The largest image file taken: :data:`MAX_FILE_BYTES`, or public mode's smaller limit."""
+    from .limits import image_limit_bytes
+
+    public = image_limit_bytes()
+    return MAX_FILE_BYTES if public is None else min(public, MAX_FILE_BYTES)
+
+
+def _too_large(label: str, size: int, limit: int) -> ImageError:
+    return ImageError(f"{label} is {size / 2**20:.0f} MB, more than the {limit / 2**20:.0f} MB limit for images.")
+
+
 def _read_bytes(source: ImageSource) -> tuple[bytes, str]:
+    """The bytes of an image source, read at most up to the size limit (never an endless read)."""
+    limit = file_limit_bytes()
     if isinstance(source, (bytes, bytearray)):
+        if len(source) > limit:
+            raise _too_large("The uploaded image", len(source), limit)
         return bytes(source), "the uploaded data"
     if hasattr(source, "read"):
-        data = source.read()
-        return data, getattr(source, "name", "the uploaded file")
+        label = getattr(source, "name", "the uploaded file")
+        data = source.read(limit + 1)
+        if len(data) > limit:
+            raise ImageError(f"{label} is more than the {limit / 2**20:.0f} MB limit for images.")
+        return data, label
     path = Path(source)
     label = path.name
     if not path.exists():
         raise ImageError(f"The image file {str(path)!r} does not exist.")
     if path.is_dir():
         raise ImageError(f"{str(path)!r} is a folder, not an image file.")
+    if not path.is_file():  # a device (/dev/zero), a FIFO, a socket: no end, or no data until someone writes
+        raise ImageError(f"{str(path)!r} is not a regular file, so it cannot be an image.")
     size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise ImageError(f"{label} is {size / 2**20:.0f} MB, more than the {MAX_FILE_BYTES // 2**20} MB limit.")
-    return path.read_bytes(), label
+    if size > limit:
+        raise _too_large(label, size, limit)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)  # a file that grows while read stops at the limit too
+    except OSError as exc:
+        raise ImageError(f"The image file {str(path)!r} cannot be read ({exc.strerror or 'error'}).") from None
+    if len(data) > limit:
+        raise _too_large(label, len(data), limit)
+    return data, label
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+ROWS_AT_ONCE = 256  # a high-bit-depth image is scaled to 8 bits this many rows at a time
+
+
+def _wide_to_rgb(img: Image.Image, label: str) -> Image.Image:
+    """A 16-bit, 32-bit integer or float greyscale image as 8-bit RGB, in bounded memory.
+
+    The image's own pixels (PIL's, and one numpy view of them) plus a uint8
+    result; the scaling runs in float32 over :data:`ROWS_AT_ONCE` rows at a
+    time, never a float64 copy of the whole image.  16-bit: ``x / 65535``;
+    ``I`` within 0..255 or 0..65535: divided by that; anything else (float
+    images) stretched from its minimum to its maximum, unless already in
+    [0, 1].  A pixel that is not a number (NaN, infinite) is refused with
+    one sentence rather than turned black.
+    """
+    mode = img.mode
+    arr = np.asarray(img)
+    if arr.dtype.kind == "f":
+        finite = all(np.isfinite(arr[i:i + ROWS_AT_ONCE]).all() for i in range(0, arr.shape[0], ROWS_AT_ONCE))
+        if not finite:
+            who = "T" + label[1:] if label.startswith("the ") else label  # a sentence starts with a capital
+            raise ImageError(f"{who} has pixels that are not numbers (NaN or infinite); save it with finite "
+                             f"values, or as an 8- or 16-bit image.")
+    lo, hi = float(arr.min()), float(arr.max())
+    if mode.startswith("I;16"):
+        offset, scale = 0.0, 1 / 65535.0
+    elif mode == "I" and lo >= 0 and hi <= 65535:
+        offset, scale = 0.0, 1 / (255.0 if hi <= 255 else 65535.0)
+    elif lo >= 0.0 and hi <= 1.0:
+        offset, scale = 0.0, 1.0
+    elif hi > lo:
+        offset, scale = lo, 1 / (hi - lo)
+    else:
+        offset, scale = lo, 0.0
+    out = np.empty(arr.shape, np.uint8)
+    for i in range(0, arr.shape[0], ROWS_AT_ONCE):
+        part = (arr[i:i + ROWS_AT_ONCE].astype(np.float32) - np.float32(offset)) * np.float32(scale)
+        out[i:i + ROWS_AT_ONCE] = np.clip(part, 0, 1) * 255 + 0.5
+    del arr
+    return Image.fromarray(out, "L").convert("RGB")
+
+
+def _to_rgb(img: Image.Image, label: str = "the image") -> Image.Image:
     """Any PIL mode to 8-bit RGB; transparency is composited on white."""
     mode = img.mode
     if mode == "RGB":
         return img
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(img).astype(np.float64)
-        if mode.startswith("I;16"):
-            arr = arr / 65535.0
-        else:
-            lo, hi = float(arr.min()), float(arr.max())
-            if mode == "I" and lo >= 0 and hi <= 65535:
-                arr = arr / (255.0 if hi <= 255 else 65535.0)
-            elif not (lo >= 0.0 and hi <= 1.0):
-                arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
-        grey = Image.fromarray((np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8), "L")
-        return grey.convert("RGB")
+        return _wide_to_rgb(img, label)
     if mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
         mode = "RGBA"
@@ -141,7 +200,7 @@ def load_image(source: ImageSource) -> Image.Image:
         img = ImageOps.exif_transpose(img)
     except Exception:  # a broken EXIF block should not lose the picture
         pass
-    return _to_rgb(img)
+    return _to_rgb(img, label)
 
 
 def fit_image(img: Image.Image, size: int, mode: str = "crop") -> Image.Image:

@@ -31,6 +31,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from . import fields as F
+from . import limits
 from .errors import CheckpointError, ConfigError, WeightsUnavailable
 
 from .families import FAMILIES, ModelSpec, TrainedSource
@@ -94,8 +96,23 @@ class ModelRef:
         return {**asdict(self), "swaps": list(self.swaps)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelRef":
-        return cls(**{**d, "swaps": tuple(d.get("swaps", ()))})
+    def from_dict(cls, d: dict, where: str = "model") -> "ModelRef":
+        """A ref from JSON values, every field's type and bounds checked (a one-sentence ConfigError naming
+        it); where its files are and whether this server takes it are :func:`check_ref`'s business."""
+        from dataclasses import fields as dc_fields
+
+        d = F.mapping(d, where, known=[f.name for f in dc_fields(cls)])
+        if "name" not in d:
+            raise ConfigError(f"{where} has no name; give one such as \"vit_b_32\".")
+        kw = {"name": F.text(d["name"], f"{where}.name", max_len=100),
+              "weights": F.text(d.get("weights", "untrained"), f"{where}.weights"),
+              "seed": F.whole(d.get("seed", 0), f"{where}.seed", 0, limits.MAX_SEED),
+              "swaps": F.names(d.get("swaps", ()), f"{where}.swaps"),
+              "swap_from": F.text(d.get("swap_from", "trained"), f"{where}.swap_from")}
+        for k in ARCH_KEYS:
+            v = d.get(k)
+            kw[k] = None if v is None else F.whole(v, f"{where}.{k}", 1, limits.MAX_ARCH[k])
+        return cls(**kw)
 
     def label(self) -> str:
         arch = self.arch()
@@ -122,32 +139,72 @@ def get_spec(name: str) -> ModelSpec:
 
 def make_ref(name: str, weights: str = "untrained", seed: int = 0, swaps=(), swap_from: str = "trained",
              **arch) -> ModelRef:
-    """Validated :class:`ModelRef`; architecture options only where the spec takes them."""
-    spec = get_spec(name)
+    """Validated :class:`ModelRef`; architecture options only where the spec takes them (:func:`check_ref`)."""
+    spec = get_spec(F.text(name, "The model name", max_len=100))
     arch = {k: v for k, v in arch.items() if v is not None}
     bad = [k for k in arch if k not in ARCH_KEYS]
     if bad:
         raise ConfigError(f"Unknown architecture option {bad[0]!r}.")
     allowed = dict(spec.arch_defaults)
-    for k, v in arch.items():
+    for k in arch:
         if k == "size" and spec.adapter.takes_any_size:
             continue  # ResNet takes any input size
         if k not in allowed:
             raise ConfigError(f"{name} has a fixed architecture; --{k} applies only to {', '.join(n for n, s in SPECS.items() if s.configurable)}.")
-        if int(v) < 1:
-            raise ConfigError(f"--{k} must be a positive number, not {v}.")
-    if weights not in ("trained", "untrained"):
-        weights = str(Path(weights).expanduser())
-        if not Path(weights).is_file():
-            raise ConfigError(f"Weights must be 'trained', 'untrained' or a checkpoint file, and {weights!r} is no file.")
+    weights = _source(weights, "Weights")
     if isinstance(swaps, str):
         swaps = tuple(s for s in swaps.replace(" ", "").split(",") if s)
-    if swap_from not in ("trained", "untrained"):
-        swap_from = str(Path(swap_from).expanduser())
-        if not Path(swap_from).is_file():
-            raise ConfigError(f"--swap-from must be 'trained', 'untrained' or a checkpoint file, and {swap_from!r} is no file.")
-    ref = ModelRef(name, weights, int(seed), swaps=tuple(swaps), swap_from=swap_from,
-                   **{k: int(v) for k, v in arch.items()})
+    swap_from = _source(swap_from, "--swap-from")
+    ref = ModelRef(name, weights, seed, swaps=F.names(swaps, "swaps"), swap_from=swap_from, **arch)
+    return check_ref(ref)
+
+
+def _source(value, what: str) -> str:
+    """``trained``, ``untrained`` or an existing regular file (its path, ``~`` expanded)."""
+    value = F.text(value, what)
+    if value in ("trained", "untrained"):
+        return value
+    path = str(Path(value).expanduser())
+    if not Path(path).is_file():
+        raise ConfigError(f"{what} must be 'trained', 'untrained' or a checkpoint file, and {path!r} is no file.")
+    return path
+
+
+def check_ref(ref: ModelRef) -> ModelRef:
+    """Check ``ref`` against every bound, and in public mode against this server's limits; return it.
+
+    Every mode: whole numbers where numbers go (:mod:`vitrep.fields`), the
+    architecture within :data:`vitrep.limits.MAX_ARCH`, the input size a
+    multiple of the patch, the width of the heads.  Public mode
+    (:func:`vitrep.limits.public_mode`): the architecture within
+    :func:`vitrep.limits.arch_bounds` (at most the registry's defaults), a
+    model that takes any input size at most its own, and checkpoint files
+    (weights, swap source) only inside :func:`vitrep.limits.upload_root`,
+    symlinks and ``..`` resolved.  The one place the engine enforces the
+    public limits of a model (:func:`vitrep.config.validate` calls it).
+    """
+    spec = get_spec(ref.name)
+    F.whole(ref.seed, "The model seed", 0, limits.MAX_SEED)
+    F.names(ref.swaps, "swaps")
+    public = limits.public_mode()
+    defaults = dict(spec.arch_defaults)
+    if spec.adapter.takes_any_size and not defaults:
+        defaults = {"size": spec.size}
+    bounds = limits.arch_bounds(defaults)
+    for k, (lo, hi) in bounds.items():
+        v = getattr(ref, k)
+        if v is None:
+            continue
+        if public and isinstance(v, int) and not isinstance(v, bool) and not lo <= v <= hi:
+            side = f"at least {lo}" if v < lo else f"at most {hi}"
+            raise ConfigError(f"This public server takes {k} {side} for {ref.name}, not {v}; run vitrep on your own "
+                              f"machine for larger models.")
+        F.whole(v, k, 1, limits.MAX_ARCH[k])
+    for what, src in (("weights", ref.weights), ("swap source", ref.swap_from)):
+        F.text(src, what)
+        if public and src not in ("trained", "untrained") and not limits.inside_upload_root(src):
+            raise ConfigError(f"On this public server the {what} must be 'trained', 'untrained' or an uploaded "
+                              f"checkpoint, not a path on the server.")
     a = ref.arch()
     if a and a["size"] % a["patch"]:
         raise ConfigError(f"Input size {a['size']} is not a multiple of the patch size {a['patch']}.")
@@ -401,10 +458,16 @@ def build_model(ref: ModelRef, progress: bool = False) -> tuple[nn.Module, str]:
     return module, weights_identity(ref)
 
 
-# The shared models, least recently used first.  With a memory budget (vitrep/budget.py) the CPU
+# The shared models, least recently used first.  With a memory budget (vitrep/limits.py) the CPU
 # models and their packs stay within it: a new model evicts from the front before it is built.
+# _LOCK guards the cache itself and is held only for dictionary work, never through a build: a
+# model is built under its own key's lock (_BUILDS), so a cached lookup never waits for another
+# model's build, and two callers asking for one new model build it once.  A build under way
+# reserves its estimate (_PENDING) so that concurrent builds together stay within the budget.
 _MODELS: "OrderedDict[tuple, LoadedModel]" = OrderedDict()
 _LOCK = threading.Lock()
+_BUILDS: dict[tuple, list] = {}  # key -> [its build lock, callers holding or waiting for it]
+_PENDING: dict[tuple, int] = {}  # key -> bytes reserved while it is built
 log = logging.getLogger("vitrep")
 
 
@@ -465,42 +528,55 @@ def evict_models() -> int:
         return sum(_evict(k, "on request") for k in list(_MODELS))
 
 
-def _make_room(ref: ModelRef) -> None:
-    """Evict least recently used CPU models until ``ref``'s estimate fits the budget; refuse a model alone over it."""
+def _make_room(ref: ModelRef, key: tuple) -> None:
+    """Evict least recently used CPU models until ``ref``'s estimate fits the budget beside the cached models
+    and the builds under way; refuse a model alone over it.  Reserves ``ref``'s estimate under ``key``
+    (:data:`_PENDING`) until its build ends.  Called with :data:`_LOCK` held."""
     from . import budget, fastops
 
-    limit = budget.memory_budget_bytes()
+    limit = limits.memory_budget_bytes()
     if limit is None:
         return
     need = budget.model_bytes(ref, fast=fastops.enabled())  # a CPU model: packs when the path is on
     if need > limit:
         raise budget.MemoryBudgetError(budget.too_big(ref, need, limit) +
                                        "; set VITREP_MEMORY_MB higher (or to 'unlimited') to run it.")
-    for key in list(_MODELS):
-        if sum(reserved_bytes(lm) for lm in _MODELS.values()) + need <= limit:
+    for k in list(_MODELS):
+        if sum(reserved_bytes(lm) for lm in _MODELS.values()) + sum(_PENDING.values()) + need <= limit:
             break
-        if _MODELS[key].device.type == "cpu":
-            _evict(key, f"to make room for {ref.label()} (about {need / 2 ** 20:.0f} MB; budget {limit / 2 ** 20:.0f} MB)")
-    budget.release()  # what the evicted models (and earlier runs) leave goes back before the build
+        if _MODELS[k].device.type == "cpu":
+            _evict(k, f"to make room for {ref.label()} (about {need / 2 ** 20:.0f} MB; budget {limit / 2 ** 20:.0f} MB)")
+    _PENDING[key] = need
 
 
 def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` (CUDA if present), ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` as a torch device; anything else,
+    ``meta`` included, is a one-sentence ConfigError."""
     if device in ("auto", "", None):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("A CUDA device was asked for, but this machine has no usable GPU; use --device cpu.")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"{device!r} is not a device name; use auto, cpu or cuda.") from None
+    if not isinstance(device, str) or len(device) > 16:
+        raise ConfigError(f"The device must be auto, cpu or cuda, not {F.show(device)}.")
+    kind, _, index = device.partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (index and (kind != "cuda" or not index.isdigit())):
+        raise ConfigError(f"{device!r} is not a device name; use auto, cpu or cuda.")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("A CUDA device was asked for, but this machine has no usable GPU; use --device cpu.")
+        if index and int(index) >= torch.cuda.device_count():
+            raise ConfigError(f"This machine has {torch.cuda.device_count()} GPU(s), so there is no {device}.")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("An MPS device was asked for, but this machine has none; use --device cpu.")
+    return torch.device(device)
 
 
 def load_model(ref: ModelRef, device: str | torch.device = "auto", progress: bool = False) -> LoadedModel:
     """The shared, frozen model for ``ref`` on ``device`` (built once per process while it stays cached).
 
-    With a memory budget (``VITREP_MEMORY_MB``, see :mod:`vitrep.budget`) the
+    With a memory budget (``VITREP_MEMORY_MB``, see :mod:`vitrep.limits`) the
     least recently used CPU models are evicted, before this one is built, until
     it fits; a model alone over the budget raises :class:`budget.MemoryBudgetError`.
+    A cached model is returned at once, even while another model is being
+    built; concurrent callers asking for the same new model build it once.
     """
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     key = (ref, str(dev))
@@ -509,13 +585,37 @@ def load_model(ref: ModelRef, device: str | torch.device = "auto", progress: boo
         if lm is not None:
             _MODELS.move_to_end(key)
             return lm
-        if dev.type == "cpu":
-            _make_room(ref)  # before building: the evicted models' memory is free for this one
-        module, identity = build_model(ref, progress)
-        module.eval().requires_grad_(False).to(dev)
-        lm = _MODELS[key] = LoadedModel(ref, module, identity, dev)
-        log.info("built %s on %s (%.0f MB)", ref.label(), dev, module_bytes(module) / 2 ** 20)
-        return lm
+        entry = _BUILDS.setdefault(key, [threading.Lock(), 0])
+        entry[1] += 1
+    try:
+        with entry[0]:  # one build of this key at a time; other keys and cached lookups go on
+            with _LOCK:
+                lm = _MODELS.get(key)
+                if lm is not None:  # built by the caller we waited for
+                    _MODELS.move_to_end(key)
+                    return lm
+                if dev.type == "cpu":
+                    _make_room(ref, key)  # before building: the evicted models' memory is free for this one
+                budgeted = key in _PENDING
+            try:
+                if budgeted:
+                    from . import budget
+
+                    budget.release()  # what the evicted models (and earlier runs) leave goes back first
+                module, identity = build_model(ref, progress)
+                module.eval().requires_grad_(False).to(dev)
+            finally:
+                with _LOCK:
+                    _PENDING.pop(key, None)
+            with _LOCK:
+                lm = _MODELS[key] = LoadedModel(ref, module, identity, dev)
+            log.info("built %s on %s (%.0f MB)", ref.label(), dev, module_bytes(module) / 2 ** 20)
+            return lm
+    finally:
+        with _LOCK:
+            entry[1] -= 1
+            if entry[1] == 0:
+                _BUILDS.pop(key, None)
 
 
 def imagenet_classes() -> list[str]:

@@ -4,7 +4,7 @@ A class on one server (or the public demo) sends many runs at once.  They
 queue per device instead of oversubscribing a GPU or two CPU cores, in the
 order they arrived; a waiting caller can be told its place
 (``on_wait(place, queued)`` every half second: ``place`` runs are ahead of
-it).  A queue may refuse new runs beyond ``limit`` waiting ones
+it; the callback runs outside the queue's lock).  A queue may refuse new runs beyond ``limit`` waiting ones
 (:class:`QueueFull`, a one-sentence error), which keeps a public server's
 backlog bounded.
 """
@@ -49,15 +49,22 @@ class DeviceQueue:
                                 f"try again in a minute.")
             me = next(self._tickets)
             self._queue.append(me)
-            try:
-                while self._queue[0] != me:
-                    if on_wait is not None:
-                        on_wait(self._queue.index(me), len(self._queue) - 1)
-                    self._cond.wait(timeout=0.5)
-            except BaseException:  # a caller that leaves while waiting gives up its place
+        try:
+            while True:
+                with self._cond:
+                    if self._queue[0] == me:
+                        break
+                    place, queued = self._queue.index(me), len(self._queue) - 1
+                if on_wait is not None:  # outside the lock: a slow callback (a browser) holds up no one
+                    on_wait(place, queued)
+                with self._cond:
+                    if self._queue[0] != me:
+                        self._cond.wait(timeout=0.5)
+        except BaseException:  # a caller that leaves while waiting gives up its place
+            with self._cond:
                 self._queue.remove(me)
                 self._cond.notify_all()
-                raise
+            raise
         try:
             yield
         finally:

@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from . import budget
+from . import budget, limits
 from .cache import Memo, make_key
 from .config import SHARED_FIELDS, ReconstructConfig, validate
 from .images import content_hash
@@ -84,9 +84,21 @@ class Job:
 
 
 def prepare(image: torch.Tensor, config: ReconstructConfig) -> Job:
-    """Validate ``config`` (once: a validated config is not checked again) and compute its memo key."""
+    """Validate ``config`` (once: a validated config is not checked again), refuse a row that could never
+    fit in memory (:func:`vitrep.budget.check_row`, one sentence, before any work) and compute its memo key."""
     config = validate(config)
+    budget.check_row(config)
     return Job(image, config, cache_key(image, config))
+
+
+def check_rows(configs: Sequence[ReconstructConfig]) -> None:
+    """:func:`vitrep.budget.check_row` of each distinct row (model, tap, device) of ``configs``."""
+    seen = set()
+    for c in configs:
+        k = (c.model, c.tap, c.pos_embed, c.normalize, c.device)
+        if k not in seen:
+            seen.add(k)
+            budget.check_row(c)
 
 
 def run(image: torch.Tensor, config: ReconstructConfig, memo: Optional[Memo] = None,
@@ -114,7 +126,7 @@ def plan_chunks(configs: Sequence[ReconstructConfig], todo: Sequence[int]) -> li
         if rows:
             c0 = configs[rows[0]]
             sizes = [budget.row_bytes(c0.model, configs[i].tap, configs[i].pos_embed, configs[i].normalize)
-                     for i in rows] if budget.memory_budget_bytes() else 0
+                     for i in rows] if limits.memory_budget_bytes() else 0
             chunks += [(g, chunk) for chunk in budget.split_rows(rows, sizes, model=c0.model)]
     return chunks
 
@@ -137,10 +149,13 @@ def run_batch(images: Sequence[torch.Tensor], configs: Sequence[ReconstructConfi
     from .reconstruct import reconstruct_many
 
     if executor is not None:
+        configs = [validate(c) for c in configs]
+        check_rows(configs)  # a row that could never fit is refused here, not on a worker
         return executor.run_batch(images, configs, memo, progress)
     configs = [validate(c) for c in configs]
     keys = [cache_key(im, c) for im, c in zip(images, configs)]
     out: list = [memo.get(k, Result.from_bytes) if memo is not None else None for k in keys]
+    check_rows([c for c, r in zip(configs, out) if r is None])  # before any work: one sentence for an impossible row
     for g, rows in plan_chunks(configs, [i for i, r in enumerate(out) if r is None]):
         cb = None if progress is None else (lambda p, g=g: progress(replace(p, batch=g)))
 
@@ -161,4 +176,4 @@ def run_batch(images: Sequence[torch.Tensor], configs: Sequence[ReconstructConfi
     return out
 
 
-__all__ = ["Job", "Progress", "cache_key", "device_lock", "plan_batches", "plan_chunks", "prepare", "run", "run_batch"]
+__all__ = ["Job", "Progress", "cache_key", "device_lock", "plan_batches", "plan_chunks", "prepare", "run", "run_batch", "check_rows"]

@@ -19,6 +19,9 @@ from typing import Iterable, Optional
 
 from .errors import ConfigError
 
+MAX_BLOCK = 4096  # no model has more blocks: a larger number is a mistake, not a range to build
+
+
 @dataclass(frozen=True)
 class Surgery:
     """Which components to remove, and in which blocks (1-based; ``None`` = every block)."""
@@ -49,9 +52,11 @@ def parse_blocks(text: str | None) -> Optional[tuple[int, ...]]:
                 a, b = (int(v) for v in part.split("-", 1))
                 if a > b:
                     raise ValueError
-                out.update(range(a, b + 1))
             else:
-                out.add(int(part))
+                a = b = int(part)
+            if b > MAX_BLOCK:
+                raise ConfigError(f"Blocks {str(text)[:40]!r} go beyond block {MAX_BLOCK:,}; no model has that many.")
+            out.update(range(a, b + 1))
         except ValueError:
             raise ConfigError(f"Blocks {text!r} are not a list like '1-4,7' of block numbers from 1.") from None
     if min(out) < 1:
@@ -81,6 +86,8 @@ def make_surgery(family, remove: Iterable[str] | str = (), blocks=None, depth: i
     names = adapter.components
     canon = []
     for r in remove:
+        if not isinstance(r, str):
+            raise ConfigError(f"Components to remove are names such as 'attention', not {str(r)[:40]}.")
         c = adapter.canonical_component(r)
         if c not in names:
             raise ConfigError(f"{r!r} is not a removable component of this model; choose from {', '.join(names)}.")
@@ -88,7 +95,10 @@ def make_surgery(family, remove: Iterable[str] | str = (), blocks=None, depth: i
     if isinstance(blocks, str) or blocks is None:
         blocks = parse_blocks(blocks)
     else:
-        blocks = tuple(sorted(set(int(b) for b in blocks))) or None
+        if isinstance(blocks, (int, float)) or not all(isinstance(b, int) and not isinstance(b, bool)
+                                                         and 1 <= b <= MAX_BLOCK for b in blocks):
+            raise ConfigError(f"Blocks must be block numbers from 1, such as [1, 2, 3], not {str(blocks)[:40]}.")
+        blocks = tuple(sorted(set(blocks))) or None
     if blocks is not None and depth is not None and max(blocks) > depth:
         raise ConfigError(f"This model has {depth} blocks, so block {max(blocks)} does not exist.")
     order = {n: i for i, n in enumerate(names)}
