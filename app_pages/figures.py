@@ -1,5 +1,4 @@
 import json
-import tempfile
 from pathlib import Path
 
 import streamlit as st
@@ -66,7 +65,7 @@ c1, c2 = st.columns(2)
 if c1.button("Run this figure", type="primary", key="pr_run"):
     st.session_state.pop(ui.keys.PR_RESULT, None)
     try:
-        out = Path(tempfile.mkdtemp(prefix=f"vitrep-{fig.name}-"))
+        out = ui.session_output_folder(fig.name)  # removed with the session; a rerun replaces its files
         recon = [x for x in fig.panels_for(budget) if x.kind == "reconstruct"]
         stop = ui.stop_button("pr_stop")
         plan = plan_batches([panel_config(x, fig.steps_for(x, budget), ckpt, optimizer=o) for o in opts for x in recon])

@@ -257,6 +257,13 @@ def test_preset_runs_quick_grid():
     assert not at.exception and not at.error
     assert "image" in types(at.main) and "download_button" in types(at.main)
     assert any("states no finding" in c.value for c in at.caption)  # figure 3: panels without a verdict
+    import tempfile
+    from pathlib import Path
+
+    before = {p.name for p in Path(tempfile.gettempdir()).glob("vitrep-*")}
+    at.button(key="pr_run").click()
+    at.run()  # the same figure again: its files are replaced in the session's folder, no new folder anywhere
+    assert not at.exception and {p.name for p in Path(tempfile.gettempdir()).glob("vitrep-*")} == before
 
 
 def test_figures_default_to_the_papers_method_and_show_both_side_by_side():
