@@ -2,13 +2,13 @@ import streamlit as st
 
 import dashboard as ui
 from vitrep.errors import VitrepError
-from vitrep.models import load_model
+from vitrep.models.pool import load_model
 from vitrep.config import make_config
-from vitrep.grid import Cell, batches, run_grid
+from vitrep.running.grid import Cell, batches, run_grid
 
 st.title("Ablation survey")
 st.caption("The same layer with each component removed in turn (in every block up to it), side by side, "
-           "curves overlaid. The default, untrained ViT-B/32 at encoder 4, shows the page's point about attention: "
+           "curves overlaid. The default, untrained ViT-B/32 at encoder 4, shows the paper's point about attention: "
            "without the first residual connection everything must pass through attention, and the image is lost "
            "(about 10 dB PSNR against 28 intact at 150 steps); every other removal keeps it.")
 
@@ -28,13 +28,9 @@ if submitted and ref is not None and picked is not None:
         load_model(ref)
         cells = [Cell(image, make_config(ref, layer, **kw), {"removed": "intact"})] + \
             [Cell(image, make_config(ref, layer, remove=[c], **kw), {"removed": f"without {c}"}) for c in chosen]
-        stop = ui.stop_button("ab_stop")
-        live = ui.Live([c.labels["removed"] for c in cells], kw["steps"], show_image=False, batches=len(batches(cells)))
-        queued = ui.QueueNote()
-        grid = run_grid(cells, ui.memo(), progress=live, on_wait=queued, queue_limit=ui.queue_limit())
-        queued.clear()
-        live.done()
-        stop.empty()
+        with ui.running("ab_stop", lambda: ui.Live([c.labels["removed"] for c in cells], kw["steps"],
+                                                   show_image=False, batches=len(batches(cells)))) as run:
+            grid = run_grid(cells, ui.memo(), **run)
         st.session_state[ui.keys.AB_RESULT] = grid
     except VitrepError as e:
         ui.error(e)

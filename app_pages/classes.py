@@ -3,7 +3,7 @@ import streamlit as st
 import dashboard as ui
 from vitrep.errors import VitrepError
 from vitrep.generate import make_generate_config, run_generate, search_classes
-from vitrep.models import load_model
+from vitrep.models.pool import load_model
 
 st.title("Class images")
 st.caption("An input a trained model takes for one ImageNet class: descend |C − logit|, blur every step, then "
@@ -32,21 +32,12 @@ if submitted and ref is not None and cls is not None:
         cfg = make_generate_config(ref, cls[0], steps=steps, jitter_start=jitter_start, lr_start=lr,
                                    lr_end=lr * 0.4, report_every=max(1, steps // 20))
         load_model(ref)
-        stop = ui.stop_button("cl_stop")
-        bar, img = st.progress(0.0), st.empty()
+        def text(p):
+            return (f"step {p.step}/{p.total} · logit {p.rows[0]['target_logit']:.3g} "
+                    f"(best other {p.rows[0]['best_other_logit']:.3g})")
 
-        def progress(p):
-            row = p.rows[0]
-            bar.progress(p.step / p.total, text=f"step {p.step}/{p.total} · logit {row['target_logit']:.3g} "
-                                                f"(best other {row['best_other_logit']:.3g})")
-            img.image(p.images[0], width=260)
-
-        queued = ui.QueueNote()
-        st.session_state[ui.keys.CL_RESULT] = run_generate(cfg, ui.memo(), progress, on_wait=queued,
-                                                     queue_limit=ui.queue_limit())
-        queued.clear()
-        img.empty()
-        stop.empty()
+        with ui.running("cl_stop", lambda: ui.Bar(text, image_width=260)) as run:
+            st.session_state[ui.keys.CL_RESULT] = run_generate(cfg, ui.memo(), **run)
     except VitrepError as e:
         ui.error(e)
 elif ui.stopped("cl_stop"):

@@ -6,7 +6,7 @@ import dashboard as ui
 from vitrep.conditioning import compare_table, make_condition_config, reading, run_condition
 from vitrep.config import make_config
 from vitrep.errors import VitrepError
-from vitrep.models import load_model
+from vitrep.models.pool import load_model
 
 st.title("Conditioning")
 st.caption("The paper infers that self-attention is poorly conditioned from how slowly gradient descent goes. This "
@@ -39,19 +39,12 @@ if submitted and ref is not None and picked is not None:
         cfgs = [make_condition_config(make_config(ref, layer, remove=[] if lab == "none" else [lab], pos_embed=pos,
                                                   steps=1), k=k, iterations=iterations) for lab in labels]
         steps = cfgs[0].lanczos_steps(10 ** 9)
-        stop = ui.stop_button("co_stop")
-        bar = st.progress(0.0, text="starting…")
-        queued = ui.QueueNote()
-
-        def progress(p):
+        def text(p):
             sig = p.rows[0]["sigma_max"] if p.rows else float("nan")
-            bar.progress(min(1.0, p.step / max(1, steps)), text=f"Lanczos step {p.step}/{steps} · largest singular "
-                                                                f"value so far {sig:.4g} · {p.seconds:.0f} s")
+            return f"Lanczos step {p.step}/{steps} · largest singular value so far {sig:.4g} · {p.seconds:.0f} s"
 
-        spectra = run_condition(image, cfgs, ui.memo(), progress=progress, on_wait=queued, queue_limit=ui.queue_limit())
-        queued.clear()
-        bar.empty()
-        stop.empty()
+        with ui.running("co_stop", lambda: ui.Bar(text, total=steps)) as run:
+            spectra = run_condition(image, cfgs, ui.memo(), **run)
         st.session_state[ui.keys.CO_RESULT] = (labels, spectra, f"{ref.label()}, {layer}")
     except VitrepError as e:
         ui.error(e)

@@ -6,7 +6,7 @@ import streamlit as st
 import dashboard as ui
 from vitrep.errors import VitrepError
 from vitrep.figures import BUDGETS, FIGURES, optimizers_of, panel_config, run_figure
-from vitrep.runs import plan_batches
+from vitrep.running.chunks import plan_batches
 
 BUDGET_HELP = {"quick": "a handful of steps: checks that the pipeline runs; nothing moves, so nothing is judged",
                "demo": "the smallest budget at which the figure's claims can be judged on a CPU",
@@ -67,18 +67,14 @@ if c1.button("Run this figure", type="primary", key="pr_run"):
     try:
         out = ui.session_output_folder(fig.name)  # removed with the session; a rerun replaces its files
         recon = [x for x in fig.panels_for(budget) if x.kind == "reconstruct"]
-        stop = ui.stop_button("pr_stop")
         plan = plan_batches([panel_config(x, fig.steps_for(x, budget), ckpt, optimizer=o) for o in opts for x in recon])
-        live = ui.Live([x.label for x in recon], max([fig.steps_for(x, budget) for x in recon] or [1]),
-                       show_image=False, batches=max(1, len(plan)))
-        with st.status(f"Running figure {fig.figure} ({budget} budget, {METHOD_HELP[method]})…", expanded=True) as status:
-            queued = ui.QueueNote()
-            summary = run_figure(fig, out, budget, ckpt, ui.memo(), say=st.write, progress=live, optimizer=method,
-                                 on_wait=queued, queue_limit=ui.queue_limit())
-            queued.clear()
-            status.update(label="Done", state="complete")
-        live.done()
-        stop.empty()
+        with ui.running("pr_stop", lambda: ui.Live([x.label for x in recon],
+                                                   max([fig.steps_for(x, budget) for x in recon] or [1]),
+                                                   show_image=False, batches=max(1, len(plan)))) as run:
+            with st.status(f"Running figure {fig.figure} ({budget} budget, {METHOD_HELP[method]})…",
+                           expanded=True) as status:
+                summary = run_figure(fig, out, budget, ckpt, ui.memo(), say=st.write, optimizer=method, **run)
+                status.update(label="Done", state="complete")
         st.session_state[ui.keys.PR_RESULT] = (fig.name, str(out), summary)
     except VitrepError as e:
         ui.error(e)

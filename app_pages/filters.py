@@ -3,7 +3,8 @@ import streamlit as st
 import dashboard as ui
 from vitrep.errors import VitrepError
 from vitrep.filters import filter_grid
-from vitrep.models import load_model, make_ref
+from vitrep.models.pool import load_model
+from vitrep.models.registry import make_ref
 
 st.title("Stem filters")
 st.caption("The first layer's filters, each min-max normalised to [0, 1], untrained beside the weights you pick "

@@ -20,7 +20,7 @@ c2.image(str(EX / "reconstruction.png"), caption=f"a_g from {doc['layer']} of an
 c3.markdown(
     f"**An example.** After {doc['steps']} steps the layer output of the reconstruction is "
     f"m_g = {doc['final']['embedding_distance']:.3g} from the target's, closer than that of a barely changed copy "
-    f"of the image (m_r = {doc['baseline']['embedding_distance']:.3g}): by the page's criterion, encoder 1 "
+    f"of the image (m_r = {doc['baseline']['embedding_distance']:.3g}): by the paper's criterion, encoder 1 "
     f"represents the cat accurately. PSNR {doc['final']['psnr']:.1f} dB.")
 st.info("**Start here:** *The paper's figures* runs each of the paper's figures, quotes its claims and tests them "
         "on the numbers under the paper's own method, plain gradient descent, or under Adam, or both side by side: "

@@ -3,11 +3,12 @@ import streamlit as st
 from vitrep.errors import VitrepError
 from vitrep.images import prepare, sample_path
 from vitrep.layernorm import PAGE_VECTORS, explain, parse_vector, patch_invariance, preimages, same_output
-from vitrep.models import load_model, make_ref
+from vitrep.models.pool import load_model
+from vitrep.models.registry import make_ref
 
 st.title("Why layer norm is not invertible")
 st.markdown("Layer norm maps a vector *x* to (x − mean(x)) / std(x): every shift and every positive scaling of "
-            "*x* gives the same output. The page's three vectors:")
+            "*x* gives the same output. The paper's three vectors:")
 
 
 def table(rows):

@@ -3,7 +3,7 @@ import streamlit as st
 import dashboard as ui
 from vitrep.errors import VitrepError
 from vitrep.config import make_config
-from vitrep.runs import prepare
+from vitrep.running.runs import prepare
 
 st.title("Reconstruct")
 st.caption("Gradient descent from noise towards an input whose layer output matches the image's.")
@@ -32,13 +32,8 @@ if submitted and ref is not None and picked is not None:
             if job.busy(m):
                 st.info("Another session is computing this very run; its result will show here when it is done.")
             job.load()  # weights problems surface as one sentence, before the run
-            stop = ui.stop_button("rc_stop")
-            queued = ui.QueueNote()
-            live = ui.Live([name], job.config.steps)
-            result = job.run(m, progress=live, on_wait=queued, queue_limit=ui.queue_limit())
-            queued.clear()
-            live.done()
-            stop.empty()
+            with ui.running("rc_stop", lambda: ui.Live([name], job.config.steps)) as run:
+                result = job.run(m, **run)
         else:
             result = hit
         st.session_state[ui.keys.RC_RESULT] = result

@@ -3,15 +3,16 @@ import streamlit as st
 import dashboard as ui
 from vitrep.errors import VitrepError
 from vitrep.images import fit_image, to_pil, to_tensor
-from vitrep.models import load_model, make_ref
+from vitrep.models.pool import load_model
+from vitrep.models.registry import make_ref
 from vitrep.config import make_config
-from vitrep.grid import Cell, batches, run_grid
-from vitrep.taps import describe_tap
+from vitrep.running.grid import Cell, batches, run_grid
+from vitrep.models.taps import describe_tap
 
 st.title("Layer sweep")
-st.caption("One image through every layer of each model, as the page's main figures show it; the layers of a "
+st.caption("One image through every layer of each model, as the paper's main figures show it; the layers of a "
            "model run as batches that share the common forward work. The default, untrained ViT-B/32 beside "
-           "untrained ResNet-50, is the page's figure 2: the ViT keeps the image at every depth, ResNet-50 "
+           "untrained ResNet-50, is the paper's figure 2: the ViT keeps the image at every depth, ResNet-50 "
            "loses it with depth.")
 
 models = st.multiselect("Models (untrained)", list(ui.SPECS), default=["vit_b_32", "resnet50"], key="sw_models")
@@ -33,15 +34,10 @@ if submitted and picked is not None:
             cells += [Cell(img, make_config(ref, tap, **kw), {"model": m, "layer": tap})
                       for tap in lm.adapter.sweep_taps(lm.depth)]
         plan = batches(cells)
-        stop = ui.stop_button("sw_stop")
-        live = ui.Live([f"{c.labels['model']} {describe_tap(c.config.tap)}" for c in cells], kw["steps"],
-                       show_image=False, batches=len(plan),
-                       names=[f"{cells[g[0]].labels['model']} ({len(g)} layers)" for g in plan])
-        queued = ui.QueueNote()
-        grid = run_grid(cells, ui.memo(), progress=live, on_wait=queued, queue_limit=ui.queue_limit())
-        queued.clear()
-        live.done()
-        stop.empty()
+        with ui.running("sw_stop", lambda: ui.Live(
+                [f"{c.labels['model']} {describe_tap(c.config.tap)}" for c in cells], kw["steps"], show_image=False,
+                batches=len(plan), names=[f"{cells[g[0]].labels['model']} ({len(g)} layers)" for g in plan])) as run:
+            grid = run_grid(cells, ui.memo(), **run)
         st.session_state[ui.keys.SW_RESULT] = grid
     except VitrepError as e:
         ui.error(e)

@@ -1,9 +1,9 @@
-"""Seconds per reconstruction step: the page's own loop against vitrep's engine, in one process.
+"""Seconds per reconstruction step: the paper's own loop against vitrep's engine, in one process.
 
     python benchmarks/bench.py [--steps 20] [--device cpu|cuda] [--json benchmarks/results.json]
 
 For ViT-B/32 (untrained, 224) at layers 1, 4 and 12 and ResNet-50 at layer4 it
-times (a) the page's loop as its snippet shows (``vitrep.reference``:
+times (a) the paper's loop as its snippet shows (``vitrep.reference``:
 trainable parameters, torchvision's gaussian_blur) and (b) the engine
 (``vitrep.reconstruct``), same image, same steps, and prints their ratio.
 It also prints the share of the machine's limit: the step's floating-point
@@ -24,7 +24,7 @@ the plain path, as a relative error, next to how far the plain path's own
 gradient moves when every input pixel moves by one float32 ulp (what ReLU and
 max-pool kinks make of rounding-level changes); for ResNet also against the
 plain formula taking the fast path's ReLU and max-pool branches
-(``vitrep.resnet_fast.same_branch_plain``), which leaves rounding only.  ``--bar-steps N`` adds
+(``vitrep.fast.resnet.same_branch_plain``), which leaves rounding only.  ``--bar-steps N`` adds
 N-step runs of the engine, fast and plain, on ``--bar-seeds`` seeds: the
 final distances' relative differences and whether success agrees.
 ``--cases`` picks cases (vit1, vit4, vit12, resnet).
@@ -45,12 +45,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vitrep import fastops  # noqa: E402
+from vitrep.fast import linear as fastops  # noqa: E402
 from vitrep.images import prepare, sample_path  # noqa: E402
-from vitrep.models import build_model, load_model, make_ref  # noqa: E402
-from vitrep.reconstruct import make_config, reconstruct, reconstruct_many  # noqa: E402
+from vitrep.models.weights import build_model
+from vitrep.models.pool import load_model
+from vitrep.models.registry import make_ref  # noqa: E402
+from vitrep.config import make_config
+from vitrep.reconstruct import reconstruct, reconstruct_many
 from vitrep.reference import NewResNet, NewVit, page_loop  # noqa: E402
-from vitrep.taps import forward_tap, tap_path  # noqa: E402
+from vitrep.models.taps import forward_tap, tap_path  # noqa: E402
 
 
 def sync(dev: torch.device) -> None:
@@ -100,7 +103,7 @@ def grad_check(lm, tap: str, image: torch.Tensor, init: torch.Tensor, same_branc
 
     ``plain_ulp``: the plain gradient's own change when every input pixel moves by one float32 ulp, the
     scale at which ReLU / max-pool kinks turn rounding into gradient changes.  ``same_branch`` (ResNet,
-    :mod:`vitrep.resnet_fast`): also against the plain formula taking the fast path's ReLU and max-pool branches.
+    :mod:`vitrep.fast.resnet`): also against the plain formula taking the fast path's ReLU and max-pool branches.
     """
     def forward(x: torch.Tensor, fast: bool) -> torch.Tensor:
         return forward_tap(lm, x, tap, pos_embed=False, fast=fast)
@@ -119,7 +122,7 @@ def grad_check(lm, tap: str, image: torch.Tensor, init: torch.Tensor, same_branc
     out = {"grad_rel_err": rel(grad(True, init), plain),
            "plain_ulp_rel": rel(grad(False, torch.nextafter(init, torch.full_like(init, 2.0))), plain)}
     if same_branch and tap.startswith("layer"):
-        from vitrep.resnet_fast import same_branch_plain
+        from vitrep.fast.resnet import same_branch_plain
 
         with torch.no_grad():
             t = forward(image, True)
@@ -196,7 +199,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per case; the median is reported")
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--long", type=int, default=0, metavar="STEPS",
-                    help="also time one ViT-B/32 encoder-12 run of STEPS steps (the page's deepest figure: 105000)")
+                    help="also time one ViT-B/32 encoder-12 run of STEPS steps (the paper's deepest figure: 105000)")
     ap.add_argument("--cases", default="vit1,vit4,vit12,resnet", help="which cases to time (vit1, vit4, vit12, resnet)")
     ap.add_argument("--bar-steps", type=int, default=0, metavar="N",
                     help="also run each case N steps fast and plain on --bar-seeds seeds and compare the ends")
@@ -226,14 +229,14 @@ def main(argv=None) -> int:
     cases = [cases[c.strip()] for c in a.cases.split(",") if c.strip()]
     for label, name, layer in cases:
         ref = make_ref(name)
-        plain, _ = build_model(ref)  # the page's copy: trainable parameters, as its code left them
+        plain, _ = build_model(ref)  # the paper's copy: trainable parameters, as its code left them
         plain.eval().to(dev)
         net = (NewVit if name.startswith("vit") else NewResNet)(plain)
         lm = load_model(ref, str(dev))
         tap = f"encoder-{layer}" if name.startswith("vit") else f"layer{layer}"
         cfg = make_config(ref, tap, steps=a.steps, pos_embed=False, device=str(dev))
         pages, engines, plains = [], [], []
-        packed = dev.type == "cuda" or fastops.enabled()  # ViT: packed linear layers; ResNet: vitrep.resnet_fast
+        packed = dev.type == "cuda" or fastops.enabled()  # ViT: packed linear layers; ResNet: vitrep.fast.resnet
         for _ in range(a.rounds):  # interleaved, so drifts in machine speed hit both alike
             pages.append(time_page(net, layer, image, init, a.steps, dev))
             engines.append(time_engine(image, cfg))
@@ -280,7 +283,7 @@ def main(argv=None) -> int:
             page_loop(net, layer, image, init, a.steps)
         sync(dev)
         page_total = time.perf_counter() - t
-        # A batch shares its schedule; the calibrated defaults differ by layer, so the sweep takes the page's.
+        # A batch shares its schedule; the calibrated defaults differ by layer, so the sweep takes the paper's.
         page_schedule = dict(optimizer="gd", lr_start=1.0, lr_end=0.05, pos_embed=False, device=str(dev))
         cfgs = [make_config(ref, f"encoder-{k}", steps=a.steps, **page_schedule) for k in range(1, 13)]
         reconstruct_many([image] * 12, [make_config(ref, c.tap, steps=2, **page_schedule) for c in cfgs])  # warm-up

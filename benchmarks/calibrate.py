@@ -1,9 +1,9 @@
 """Calibrate the default step sizes: per model family, optimiser and depth, the schedule that reaches the bar best.
 
-For each family's representative model (untrained, the page's sizes) this
+For each family's representative model (untrained, the paper's sizes) this
 runs the bundled cat at a few taps, one batch per step size on a small grid,
 with the dashboard's CPU default step count, and scores each run by
-``m_g / m_r`` (the page's criterion: below 1 is a pass; lower is better).
+``m_g / m_r`` (the paper's criterion: below 1 is a pass; lower is better).
 A run that blew up (the engine stepped back) or diverged is not eligible.
 Each tap's best step size becomes the default for its band of depths; the
 table goes to ``vitrep/calibration.json``, which the registry reads
@@ -13,7 +13,7 @@ table goes to ``vitrep/calibration.json``, which the registry reads
     .venv/bin/python benchmarks/calibrate.py --family vit --optimizer adam
 
 The schedule decays linearly from ``lr`` to ``lr / 10`` (Adam) or
-``lr * 0.08`` (plain steps, the ratio of the page's 0.25 -> 0.02).
+``lr * 0.08`` (plain steps, the ratio of the paper's 0.25 -> 0.02).
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 from vitrep.calibration import TABLE  # noqa: E402
 from vitrep.images import prepare, sample_path  # noqa: E402
-from vitrep.models import make_ref  # noqa: E402
-from vitrep.reconstruct import make_config, reconstruct_many  # noqa: E402
+from vitrep.models.registry import make_ref  # noqa: E402
+from vitrep.config import make_config
+from vitrep.reconstruct import reconstruct_many
 
 # family -> (model, arch, taps with the depth band each one stands for)
 CASES = {
@@ -42,7 +43,7 @@ CASES = {
                                 ("layer4", (4, 999))]),
     "mixer": ("mixer", {"patch": 16, "width": 1024}, [("block-1", (0, 1)), ("block-8", (2, 999))]),
     "ffvit": ("ffvit", {}, [("encoder-1", (0, 1)), ("encoder-8", (2, 999))]),
-    # timm's ConvNeXt (timm:NAME models, vitrep/families/timm_models.py): depth bands count stages
+    # timm's ConvNeXt (timm:NAME models, vitrep/models/families/timm_models.py): depth bands count stages
     "convnext": ("timm:convnext_tiny", {}, [("stage-1", (0, 1)), ("stage-2", (2, 2)), ("stage-3", (3, 3)),
                                            ("stage-4", (4, 999))]),
 }

@@ -31,7 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vitrep.cache import Memo  # noqa: E402
+from vitrep.running.memo import Memo  # noqa: E402
 from vitrep.figures import get_figure, run_figure  # noqa: E402
 
 LADDERS = {2: (150, 300, 600, 1500), 3: (150, 300, 600), 10: (150, 300, 1000), 13: (150, 300, 600, 1500, 10_000),

@@ -11,7 +11,7 @@ Actions (each a new Python process with a fresh memo, so nothing is a hit):
 - ``cli-sweep``: ``python -m vitrep sweep --image cat --model vit_b_32 --layers 1-12 --steps 20``.
 - ``reconstruct``: one ViT-B/32 reconstruction from encoder 12, 150 steps (the dashboard's CPU default).
 - ``sweep``: the dashboard's default layer sweep, ViT-B/32 encoders 1-12 and ResNet-50 conv1, layer1-4,
-  20 steps, both models loaded first as the page does.
+  20 steps, both models loaded first as the dashboard page does.
 - ``ablation``: ViT-B/32 encoder 4 intact and with each of its 6 components removed, 20 steps, one batch.
 
 A process's peak resident set comes from ``os.wait4`` (the kernel's ``ru_maxrss`` of that child).
@@ -37,7 +37,7 @@ Where the sweep's memory goes (phases, as is): after imports 516 MB; ViT-B/32 bu
 (353 MB of weights, the rest initialisation leftovers); ResNet-50 +98; the ViT batch +1,306
 (648 MB of packs, the activations, and every step's outputs and graph kept by the
 ``run_paths`` reference cycle until a cyclic collection); the ResNet batch +466 more.  The
-activations themselves match ``budget.row_bytes`` within 0.6-1.1x (measured with packs made
+activations themselves match ``sizes.row_bytes`` within 0.6-1.1x (measured with packs made
 and freed memory returned).  With the fix the ResNet batch adds ~100 MB over the ViT's.
 """
 
@@ -83,13 +83,14 @@ class Phases:
             time.sleep(0.01)
 
     def mark(self, name: str) -> None:
-        from vitrep import fastops, models
+        from vitrep.fast import linear as fastops
+        from vitrep.models import pool
 
         s = _status()
         row = {"phase": name, "rss_mb": round(s["VmRSS"]), "anon_mb": round(s["RssAnon"]),
                "file_mb": round(s["RssFile"]), "phase_peak_mb": round(max(self.peak, s["VmRSS"])),
-               "models_mb": round(models.cache_bytes() / 2 ** 20), "packs_mb": round(fastops.pack_bytes() / 2 ** 20),
-               "cached": [lm.ref.name for lm, _ in models.cached_models()]}
+               "models_mb": round(pool.cache_bytes() / 2 ** 20), "packs_mb": round(fastops.pack_bytes() / 2 ** 20),
+               "cached": [lm.ref.name for lm, _ in pool.cached_models()]}
         self.rows.append(row)
         print("PHASE " + json.dumps(row), file=sys.stderr, flush=True)
         self.peak = 0.0
@@ -100,11 +101,12 @@ def child(action: str, steps: int, recon_steps: int) -> None:
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     ph = Phases()
-    from vitrep.cache import get_memo
+    from vitrep.running.memo import get_memo
     from vitrep.images import prepare, sample_path
-    from vitrep.models import load_model, make_ref
+    from vitrep.models.pool import load_model
+    from vitrep.models.registry import make_ref
     from vitrep.config import make_config
-    from vitrep.runs import run, run_batch
+    from vitrep.running.runs import run, run_batch
 
     ph.mark("import")
     memo = get_memo()

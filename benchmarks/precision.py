@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vitrep.images import prepare, sample_path  # noqa: E402
 
-from vitrep.reconstruct import make_config, reconstruct, reconstruct_many  # noqa: E402
+from vitrep.config import make_config
+from vitrep.reconstruct import reconstruct, reconstruct_many
 
 
 def main(argv=None) -> int:

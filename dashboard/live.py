@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -11,7 +12,7 @@ import streamlit as st
 from vitrep.result import Progress
 from . import keys
 from .plots import curves_figure_from
-from .server import ON_GPU
+from .server import ON_GPU, queue_limit
 
 
 class QueueNote:
@@ -106,3 +107,40 @@ class Live:
             self.image.empty()
         if self.chart is not None:
             self.chart.empty()
+
+
+@contextlib.contextmanager
+def running(stop_key: str, display: Optional[Callable[[], object]] = None):
+    """The sequence every page that runs shares: a Stop button, the run's progress display (made by
+    ``display()`` under the button: a :class:`Live`, or any callable with an optional ``done()``), the
+    queue note; yields the engine's keywords ``progress``, ``on_wait`` and ``queue_limit``, and clears
+    all three when the run ends.  A run stopped (the page reruns) or refused leaves them to Streamlit."""
+    stop = stop_button(stop_key)
+    shown = display() if display is not None else None
+    queued = QueueNote()
+    yield {"progress": shown, "on_wait": queued, "queue_limit": queue_limit()}
+    queued.clear()
+    if hasattr(shown, "done"):
+        shown.done()
+    stop.empty()
+
+
+class Bar:
+    """A plain progress bar (and an optional image) for runs that are not reconstructions: ``text(p)`` says
+    what the bar shows at each report."""
+
+    def __init__(self, text: Callable, total: Optional[int] = None, image_width: int = 0) -> None:
+        self.text, self.total = text, total
+        self.bar = st.progress(0.0, text="starting…")
+        self.image = st.empty() if image_width else None
+        self.width = image_width
+
+    def __call__(self, p: Progress) -> None:
+        self.bar.progress(min(1.0, p.step / max(1, self.total or p.total)), text=self.text(p))
+        if self.image is not None and p.images:
+            self.image.image(p.images[0], width=self.width)
+
+    def done(self) -> None:
+        self.bar.empty()
+        if self.image is not None:
+            self.image.empty()

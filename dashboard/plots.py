@@ -66,7 +66,7 @@ def verdict(r: Result) -> str:
     back = (f" A blow-up sent it back to its best image {r.backoffs} time(s), each time at a quarter of the step."
             if r.backoffs else "")
     return (f"{r.status.capitalize()} after {r.steps} steps ({r.steps_per_second:.1f} steps/s"
-            f"{', from the memo' if r.from_cache else ''}; {steps}). The reconstruction **{ok}** the page's bar: "
+            f"{', from the memo' if r.from_cache else ''}; {steps}). The reconstruction **{ok}** the paper's bar: "
             f"m_g = {f['embedding_distance']:.4g} {'<' if r.success else '≥'} m_r = {b['embedding_distance']:.4g} "
             f"(the distance a barely visible N(0, 1/18) change makes). Input distance {f['input_distance']:.4g}, "
             f"PSNR {f['psnr']:.2f} dB.{back}")

@@ -9,10 +9,13 @@ from typing import Optional
 import streamlit as st
 import torch
 
-from vitrep import budget, limits
-from vitrep.cache import get_memo
+from vitrep import limits
+from vitrep.models import sizes
+from vitrep.running.memo import get_memo
 from vitrep.errors import VitrepError
-from vitrep.models import SPECS, cache_bytes, hub_checkpoint_dir, make_ref, trained_file_local
+from vitrep.models.registry import SPECS, make_ref
+from vitrep.models.pool import cache_bytes
+from vitrep.models.weights import hub_checkpoint_dir, trained_file_local
 
 
 ON_GPU = torch.cuda.is_available()
@@ -99,7 +102,7 @@ def over_budget() -> dict[str, str]:
     """Models that do not fit this server's memory budget, with the reason (none without a budget)."""
     out = {}
     for name in SPECS:
-        fits, why = budget.model_fits(make_ref(name))
+        fits, why = sizes.model_fits(make_ref(name))
         if not fits:
             out[name] = why
     return out

@@ -19,9 +19,10 @@ import torch
 from vitrep import limits
 from vitrep.errors import VitrepError
 from vitrep.images import SAMPLES, fit_image, load_image, sample_path, to_tensor
-from vitrep.families.timm_models import is_timm
-from vitrep.models import SPECS, get_spec, make_ref, trained_file_local
-from vitrep.taps import describe_tap
+from vitrep.models.families.timm_models import is_timm
+from vitrep.models.registry import SPECS, get_spec, make_ref
+from vitrep.models.weights import trained_file_local
+from vitrep.models.taps import describe_tap
 from vitrep.config import default_of, options
 
 from . import keys
@@ -223,7 +224,7 @@ TIMM = "timm model by name…"
 
 def timm_picker(key: str, default: str = "") -> str | None:
     """A search over timm's model names; the chosen one as ``timm:NAME`` (None until one is chosen)."""
-    from vitrep.families.timm_models import PREFIX, SUPPORTED, search
+    from vitrep.models.families.timm_models import PREFIX, SUPPORTED, search
 
     query = st.text_input("Search timm models", default[len(PREFIX):].split(".")[0] if is_timm(default) else "dino",
                           key=f"{key}_timm_q", help=f"vitrep takes apart the timm classes {', '.join(SUPPORTED)}.")
@@ -308,10 +309,10 @@ def schedule_inputs(key: str, steps: int = DEFAULT_STEPS, pre: dict | None = Non
                                          help=HELP["blur_end"])
         kw["report_every"] = int(c3.number_input("Report every (steps)", 1, 10_000, default_of("report_every"),
                                                  key=f"{key}_every", help=HELP["report_every"]))
-        kw["pos_embed"] = st.toggle("Add the positional embedding (off = the page's figures)",
+        kw["pos_embed"] = st.toggle("Add the positional embedding (off = the paper's figures)",
                                     pre.get("pos_embed", default_of("pos_embed")), key=f"{key}_pos",
                                     help=HELP["pos_embed"])
-        kw["normalize"] = st.toggle("ImageNet-normalise the input (the page fed raw pixels)", default_of("normalize"),
+        kw["normalize"] = st.toggle("ImageNet-normalise the input (the paper fed raw pixels)", default_of("normalize"),
                                     key=f"{key}_norm", help=HELP["normalize"])
         kw["clamp"] = st.toggle("Clamp to [0, 1] after every step", default_of("clamp"), key=f"{key}_clamp",
                                 help=HELP["clamp"])

@@ -13,7 +13,8 @@ sys.path.insert(0, str(ROOT))
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 from vitrep.images import prepare, sample_path  # noqa: E402
-from vitrep.models import build_model, make_ref  # noqa: E402
+from vitrep.models.weights import build_model
+from vitrep.models.registry import make_ref  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

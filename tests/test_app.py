@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from vitrep.models import build_model, make_ref
+from vitrep.models.weights import build_model
+from vitrep.models.registry import make_ref
 
 from .conftest import ROOT
 
@@ -357,7 +358,7 @@ def test_public_upload_is_removed_when_its_session_ends(monkeypatch, tmp_path):
 def test_public_widgets_are_drawn_from_the_engines_limits(monkeypatch):
     """Steps, and every architecture box of a configurable model, stop where the engine's validation does."""
     from vitrep import limits
-    from vitrep.models import get_spec
+    from vitrep.models.registry import get_spec
 
     monkeypatch.setenv("VITREP_PUBLIC", "1")
     at = page("app_pages/reconstruct.py")
@@ -404,7 +405,7 @@ def test_the_dashboard_recovers_from_a_damaged_memo(how, tmp_path, monkeypatch):
     a fresh one opened, and a run is remembered in it."""
     import os
 
-    from vitrep.cache import Memo
+    from vitrep.running.memo import Memo
 
     from .test_memo_recovery import ASIDE, _fill, damage
 

@@ -9,11 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from vitrep import budget, fastops, limits, models
-from vitrep.budget import MemoryBudgetError
+from vitrep import limits
+from vitrep.models import pool, sizes
+from vitrep.running import chunks
+from vitrep.fast import linear as fastops
+from vitrep.models.sizes import MemoryBudgetError
 from vitrep.errors import ConfigError, VitrepError
-from vitrep.models import load_model, make_ref
-from vitrep.taps import run_paths, tap_path
+from vitrep.models.pool import load_model
+from vitrep.models.registry import make_ref
+from vitrep.models.taps import run_paths, tap_path
 
 from .conftest import ROOT
 
@@ -36,9 +40,9 @@ def _use(lm, tap: str = "encoder-4") -> torch.Tensor:
 @pytest.fixture
 def empty_cache():
     """Start from no cached models (other tests' models would count against a small budget)."""
-    models.evict_models()
+    pool.evict_models()
     yield
-    models.evict_models()
+    pool.evict_models()
 
 
 # --- the budget itself (the number: vitrep.limits; tests/test_limits.py has public mode's) -----------
@@ -80,23 +84,23 @@ def test_public_mode(monkeypatch):
 def test_pack_budget_is_a_share_of_the_memory_budget(monkeypatch):
     monkeypatch.delenv("VITREP_FAST_BUDGET_MB", raising=False)
     monkeypatch.setenv("VITREP_MEMORY_MB", "2000")
-    assert fastops.budget_bytes() == 1000 * 2 ** 20
+    assert limits.pack_limit_bytes() == 1000 * 2 ** 20
     monkeypatch.setenv("VITREP_FAST_BUDGET_MB", "300")  # an explicit pack budget wins
-    assert fastops.budget_bytes() == 300 * 2 ** 20
+    assert limits.pack_limit_bytes() == 300 * 2 ** 20
     monkeypatch.delenv("VITREP_FAST_BUDGET_MB")
     monkeypatch.setenv("VITREP_MEMORY_MB", "unlimited")
-    assert fastops.budget_bytes() == 3072 * 2 ** 20
+    assert limits.pack_limit_bytes() == 3072 * 2 ** 20
 
 
 # --- sizes without building -----------------------------------------------------------------------
 
 def test_model_bytes_equal_a_real_vit_b_32():
     ref = make_ref("vit_b_32")
-    real, _ = models.build_model(ref)
-    assert budget.param_bytes(ref) == models.module_bytes(real) == 88_224_232 * 4
-    assert budget.model_bytes(ref, fast=False) == budget.param_bytes(ref)
+    real, _ = pool.build_model(ref)
+    assert sizes.param_bytes(ref) == pool.module_bytes(real) == 88_224_232 * 4
+    assert sizes.model_bytes(ref, fast=False) == sizes.param_bytes(ref)
     # parameters, batch-norm statistics (float32) and their 53 int64 step counters
-    assert budget.param_bytes(make_ref("resnet50")) == (25_557_032 + 53_120) * 4 + 53 * 8
+    assert sizes.param_bytes(make_ref("resnet50")) == (25_557_032 + 53_120) * 4 + 53 * 8
 
 
 @needs_packs
@@ -110,15 +114,15 @@ def test_model_bytes_count_the_packs_a_real_run_makes(monkeypatch, empty_cache):
     run_paths(x, [path])[0].sum().backward()
     packs = fastops.pack_bytes(lm.module.parameters())
     assert packs > 0
-    assert budget.model_bytes(ref, fast=True) == models.module_bytes(lm.module) + packs
-    assert models.held_bytes(lm) == models.module_bytes(lm.module) + packs
+    assert sizes.model_bytes(ref, fast=True) == pool.module_bytes(lm.module) + packs
+    assert pool.held_bytes(lm) == pool.module_bytes(lm.module) + packs
 
 
 def test_vit_h_14_is_sized_without_being_built():
     """2.5 GB of parameters counted in a process whose memory stays far below that."""
     # VmHWM: this process's own peak (ru_maxrss would include the pytest process it was spawned from)
-    code = ("import json, pathlib; from vitrep import budget; from vitrep.models import make_ref; "
-            "b = budget.param_bytes(make_ref('vit_h_14')); "
+    code = ("import json, pathlib; from vitrep.models import sizes; from vitrep.models.registry import make_ref; "
+            "b = sizes.param_bytes(make_ref('vit_h_14')); "
             "hwm = [l for l in pathlib.Path('/proc/self/status').read_text().splitlines() if l.startswith('VmHWM')]; "
             "print(json.dumps([b, int(hwm[0].split()[1]) * 1024]))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
@@ -129,14 +133,14 @@ def test_vit_h_14_is_sized_without_being_built():
 
 def test_model_fits_says_why_not(monkeypatch):
     monkeypatch.setenv("VITREP_MEMORY_MB", "1800")
-    ok, why = budget.model_fits(make_ref("vit_h_14"))
+    ok, why = sizes.model_fits(make_ref("vit_h_14"))
     assert not ok
     assert why.startswith("ViT-H/14 needs about ") and why.endswith(" GB, more than this server's 1.8 GB budget.")
     assert float(why.split("about ")[1].split(" GB")[0]) >= 2.5  # 632 M float32 parameters, packs on top
-    assert budget.model_fits(make_ref("vit_b_32")) == (True, "")
-    assert budget.model_fits(make_ref("resnet50")) == (True, "")
+    assert sizes.model_fits(make_ref("vit_b_32")) == (True, "")
+    assert sizes.model_fits(make_ref("resnet50")) == (True, "")
     monkeypatch.setenv("VITREP_MEMORY_MB", "unlimited")
-    assert budget.model_fits(make_ref("vit_h_14")) == (True, "")
+    assert sizes.model_fits(make_ref("vit_h_14")) == (True, "")
 
 
 # --- the model cache keeps the budget -------------------------------------------------------------
@@ -149,14 +153,14 @@ def test_a_new_model_evicts_the_least_recent_one_and_its_packs_before_it_is_buil
     a = load_model(_mid(0), "cpu")
     before = _use(a)
     a_packs = fastops.pack_bytes(a.module.parameters())
-    assert a_packs == 24 * 2 ** 20 and models.held_bytes(a) == models.module_bytes(a.module) + a_packs
-    assert models.cache_bytes() == budget.model_bytes(a.ref) >= models.held_bytes(a)  # the head's packs reserved too
+    assert a_packs == 24 * 2 ** 20 and pool.held_bytes(a) == pool.module_bytes(a.module) + a_packs
+    assert pool.cache_bytes() == sizes.model_bytes(a.ref) >= pool.held_bytes(a)  # the head's packs reserved too
     caplog.clear()
     b = load_model(_mid(1), "cpu")
     _use(b)
-    assert not models.is_cached(_mid(0), "cpu") and models.is_cached(_mid(1), "cpu")
+    assert not pool.is_cached(_mid(0), "cpu") and pool.is_cached(_mid(1), "cpu")
     assert fastops.pack_bytes(a.module.parameters()) == 0  # the evicted model's packs are given back
-    assert models.cache_bytes() <= 60 * 2 ** 20
+    assert pool.cache_bytes() <= 60 * 2 ** 20
     msgs = [r.getMessage() for r in caplog.records]
     assert [m.split()[0] for m in msgs if m.startswith(("evicted", "built"))] == ["evicted", "built"]  # room first
     # whoever still holds the evicted model computes on with it, unchanged
@@ -173,8 +177,8 @@ def test_the_least_recently_used_model_goes_first(monkeypatch, empty_cache):
     load_model(refs[1], "cpu")
     assert load_model(refs[0], "cpu") is a  # a hit: refs[0] is now the most recent
     load_model(refs[2], "cpu")
-    assert [models.is_cached(r, "cpu") for r in refs] == [True, False, True]
-    assert [lm.ref for lm, _ in models.cached_models()] == [refs[0], refs[2]]
+    assert [pool.is_cached(r, "cpu") for r in refs] == [True, False, True]
+    assert [lm.ref for lm, _ in pool.cached_models()] == [refs[0], refs[2]]
 
 
 def test_a_model_alone_over_the_budget_is_refused_before_it_is_built(monkeypatch, caplog, empty_cache):
@@ -187,14 +191,14 @@ def test_a_model_alone_over_the_budget_is_refused_before_it_is_built(monkeypatch
     msg = str(e.value)
     assert msg.startswith("vit_custom (patch 8, width 256, depth 4, heads 4, size 64) needs about ")
     assert msg.endswith("more than this server's 20 MB budget; set VITREP_MEMORY_MB higher (or to 'unlimited') to run it.")
-    assert msg.count(".") == 1 and not models.is_cached(ref, "cpu")
+    assert msg.count(".") == 1 and not pool.is_cached(ref, "cpu")
     assert not any(r.getMessage().startswith("built") for r in caplog.records)
 
 
 def test_no_budget_keeps_every_model(monkeypatch, empty_cache):
     monkeypatch.setenv("VITREP_MEMORY_MB", "unlimited")
     loaded = [load_model(_mid(s, width=64), "cpu") for s in range(3)]
-    assert all(models.is_cached(_mid(s, width=64), "cpu") for s in range(3))
+    assert all(pool.is_cached(_mid(s, width=64), "cpu") for s in range(3))
     assert all(load_model(_mid(s, width=64), "cpu") is lm for s, lm in enumerate(loaded))
 
 
@@ -204,23 +208,23 @@ def test_split_rows_fits_what_the_models_leave(monkeypatch, empty_cache):
     mb = 2 ** 20
     monkeypatch.setenv("VITREP_MEMORY_MB", "100")
     rows = list(range(12))
-    assert budget.split_rows(rows, 30 * mb) == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]]
-    assert budget.split_rows(rows, 60 * mb) == [[r] for r in rows]  # two do not fit together: one row at a time
-    assert budget.split_rows([3, 4, 5], [60 * mb, 30 * mb, 30 * mb]) == [[3, 4], [5]]
+    assert chunks.split_rows(rows, 30 * mb) == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]]
+    assert chunks.split_rows(rows, 60 * mb) == [[r] for r in rows]  # two do not fit together: one row at a time
+    assert chunks.split_rows([3, 4, 5], [60 * mb, 30 * mb, 30 * mb]) == [[3, 4], [5]]
     with pytest.raises(MemoryBudgetError, match=r"^One image of this batch needs about 200 MB, more than this "
                                                 r"server's 100 MB budget; .*\.$"):
-        budget.split_rows(rows, 200 * mb)  # no chunk can hold it: refused before anything runs, not run alone
+        chunks.split_rows(rows, 200 * mb)  # no chunk can hold it: refused before anything runs, not run alone
     monkeypatch.setenv("VITREP_FAST_BUDGET_MB", "100")
     ref = _mid(0)
-    reserved = budget.model_bytes(ref)  # not loaded yet: reserved; loaded: counted in the cache
+    reserved = sizes.model_bytes(ref)  # not loaded yet: reserved; loaded: counted in the cache
     expect = (100 * mb - reserved) // (10 * mb)
-    assert [len(c) for c in budget.split_rows(rows, 10 * mb, model=ref)][0] == expect
+    assert [len(c) for c in chunks.split_rows(rows, 10 * mb, model=ref)][0] == expect
     _use(load_model(ref, "cpu"))
-    assert [len(c) for c in budget.split_rows(rows, 10 * mb, model=ref)][0] == \
-        (100 * mb - models.cache_bytes()) // (10 * mb)
+    assert [len(c) for c in chunks.split_rows(rows, 10 * mb, model=ref)][0] == \
+        (100 * mb - pool.cache_bytes()) // (10 * mb)
     monkeypatch.setenv("VITREP_MEMORY_MB", "unlimited")
-    assert budget.split_rows(rows, 10 ** 12) == [rows]
-    assert budget.split_rows([], 1) == []
+    assert chunks.split_rows(rows, 10 ** 12) == [rows]
+    assert chunks.split_rows([], 1) == []
 
 
 def _saved_bytes(lm, tap: str) -> int:
@@ -245,7 +249,7 @@ def _saved_bytes(lm, tap: str) -> int:
                                            ("mixer", dict(patch=16, width=64, depth=2, size=64), "block-2")])
 def test_row_bytes_cover_what_a_real_row_keeps(name, arch, tap):
     ref = make_ref(name, **arch)
-    est = budget.row_bytes(ref, tap)
+    est = sizes.row_bytes(ref, tap)
     real = _saved_bytes(load_model(ref, "cpu"), tap)
     assert real > 0
     assert real <= est <= 6 * real + 10 * 3 * 64 * 64 * 4  # saved tensors plus the documented transients
@@ -253,9 +257,9 @@ def test_row_bytes_cover_what_a_real_row_keeps(name, arch, tap):
 
 def test_row_bytes_grow_with_depth():
     vit, res = make_ref("vit_b_32"), make_ref("resnet50")
-    assert budget.row_bytes(vit, "encoder-1") < budget.row_bytes(vit, "encoder-4") < budget.row_bytes(vit, "encoder-12")
-    assert budget.row_bytes(res, "conv1") < budget.row_bytes(res, "layer1") < budget.row_bytes(res, "layer4")
-    assert 10 * 2 ** 20 < budget.row_bytes(vit, "encoder-12") < 60 * 2 ** 20
+    assert sizes.row_bytes(vit, "encoder-1") < sizes.row_bytes(vit, "encoder-4") < sizes.row_bytes(vit, "encoder-12")
+    assert sizes.row_bytes(res, "conv1") < sizes.row_bytes(res, "layer1") < sizes.row_bytes(res, "layer4")
+    assert 10 * 2 ** 20 < sizes.row_bytes(vit, "encoder-12") < 60 * 2 ** 20
 
 
 def test_release_frees_what_a_reference_cycle_holds(monkeypatch, empty_cache):
@@ -275,7 +279,7 @@ def test_release_frees_what_a_reference_cycle_holds(monkeypatch, empty_cache):
     try:
         ref = leftover()
         assert ref() is not None
-        budget.split_rows([0, 1], 1)
+        chunks.split_rows([0, 1], 1)
         assert ref() is None
     finally:
         gc.enable()

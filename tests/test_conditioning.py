@@ -7,11 +7,10 @@ import sys
 import pytest
 import torch
 
-from vitrep.conditioning import (Operator, condition_many, make_condition_config, run_condition, spectrum_of,
-                                 tap_operator)
-from vitrep.cache import Memo
+from vitrep.conditioning import Operator, condition_many, make_condition_config, run_condition, spectrum_of
+from vitrep.running.memo import Memo
 from vitrep.config import make_config
-from vitrep.models import load_model
+from vitrep.models.pool import load_model
 
 from .conftest import ROOT
 
@@ -69,14 +68,14 @@ def test_the_vit_b32_patch_embedding_is_its_reshaped_kernel(cat224):
 def test_a_tiny_model_against_its_explicit_jacobian(cat32):
     """A 2-encoder ViT at 16 px (J is 80 x 768): top and bottom within the stated errors of the explicit SVD."""
     from vitrep.images import prepare, sample_path
-    from vitrep.models import make_ref
+    from vitrep.models.registry import make_ref
 
     ref = make_ref("vit_custom", patch=8, width=16, depth=2, heads=2, size=16)
     cat32 = prepare(sample_path("cat"), 16)
     recon = make_config(ref, "encoder-2", steps=1)
     lm = load_model(ref, "cpu")
     from vitrep.conditioning import forward_mode_friendly
-    from vitrep.taps import run_paths, tap_path
+    from vitrep.models.taps import run_paths, tap_path
 
     path = tap_path(lm, recon.tap, recon.surgery, recon.pos_embed, recon.normalize, fast=False)
     with forward_mode_friendly():

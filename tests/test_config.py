@@ -7,7 +7,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from vitrep import config as config_module
-from vitrep import runs
+from vitrep.running import runs
 from vitrep.cli import build_parser, config_from_args
 from vitrep.config import ReconstructConfig, default_of, make_config, options, validate
 from vitrep.errors import ConfigError

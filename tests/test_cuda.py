@@ -6,16 +6,18 @@ CI has no GPU, so these run where one is lent (README, Performance).
 import pytest
 import torch
 
-from vitrep.models import load_model, make_ref
-from vitrep.cudagraph import CudaGraphStep as _CudaGraphStep
-from vitrep.reconstruct import make_config, reconstruct, reconstruct_many
+from vitrep.models.pool import load_model
+from vitrep.models.registry import make_ref
+from vitrep.descent.cudagraph import CudaGraphStep as _CudaGraphStep
+from vitrep.config import make_config
+from vitrep.reconstruct import reconstruct, reconstruct_many
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 def _run(image, monkeypatch, graphs: bool, **kw):
     monkeypatch.setenv("VITREP_CUDA_GRAPHS", "1" if graphs else "0")
-    kw.setdefault("optimizer", "gd")  # the page's plain step unless a test names Adam
+    kw.setdefault("optimizer", "gd")  # the paper's plain step unless a test names Adam
     return reconstruct(image, make_config("vit_b_32", device="cuda", **kw))
 
 

@@ -1,7 +1,7 @@
 """Family adapters: the one place that knows a kind of network; DeiT added as one adapter file.
 
 The DeiT family (timm's VisionTransformer, untrained deit_tiny) came in as
-``vitrep/families/deit.py`` plus its entry in the registry: these tests show
+``vitrep/models/families/deit.py`` plus its entry in the registry: these tests show
 it working through every user-facing path (engine, CLI, dashboard) with no
 change to the CLI or the dashboard.
 """
@@ -15,13 +15,16 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from vitrep import budget, fastops, models
+from vitrep.models import pool, sizes
+from vitrep.fast import linear as fastops
 from vitrep.calibration import default_schedule
-from vitrep.families import FAMILIES, get_family
+from vitrep.models.families import FAMILIES, get_family
 from vitrep.filters import filter_grid
-from vitrep.models import SPECS, load_model, make_ref
-from vitrep.reconstruct import make_config, reconstruct
-from vitrep.taps import forward_tap, run_paths, tap_path
+from vitrep.models.registry import SPECS, make_ref
+from vitrep.models.pool import load_model
+from vitrep.config import make_config
+from vitrep.reconstruct import reconstruct
+from vitrep.models.taps import forward_tap, run_paths, tap_path
 
 from .conftest import ROOT, assert_float32_close
 from .test_surgery import vit_formula
@@ -129,7 +132,7 @@ def test_deit_swaps_stem_filters_and_packs(monkeypatch):
     path = tap_path(lm, "logits")
     run_paths(x, [path])[0].sum().backward()
     packs = fastops.pack_bytes(lm.module.parameters())
-    assert packs > 0 and budget.model_bytes(lm.ref, fast=True) == models.module_bytes(lm.module) + packs
+    assert packs > 0 and sizes.model_bytes(lm.ref, fast=True) == pool.module_bytes(lm.module) + packs
 
 
 def test_deit_on_the_command_line(tmp_path):

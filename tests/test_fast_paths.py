@@ -1,13 +1,13 @@
-"""Every fast path of the engine reproduces the plain path: the page's own loop (vitrep.reference).
+"""Every fast path of the engine reproduces the plain path: the paper's own loop (vitrep.reference).
 
-The engine differs from the page's loop in how it computes, never in what: a
+The engine differs from the paper's loop in how it computes, never in what: a
 frozen model (no parameter gradients), forward only to the tap, the patch
 embedding as a matrix product, linear layers on oneDNN with packed weights
-(vitrep.fastops, on CPU), the blur as one depthwise convolution, and several
+(vitrep.fast.linear, on CPU), the blur as one depthwise convolution, and several
 reconstructions as one batch.  Same seed, same steps: final distances
 agree within 1e-4 relative on CPU float32.
 
-Each fast path changes only float rounding (about 1e-7 per step).  The page's
+Each fast path changes only float rounding (about 1e-7 per step).  The paper's
 L1 loss follows sign(t - O), which turns rounding-level differences into
 slowly growing trajectory differences (about 1e-4 after 25 steps even between
 two loops that agree bit for bit on the first five), so L1 runs are compared
@@ -19,14 +19,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vitrep import fastops
-from vitrep.models import build_model, load_model, make_ref
-from vitrep.families import get_family
+from vitrep.fast import linear as fastops
+from vitrep.models.weights import build_model
+from vitrep.models.pool import load_model
+from vitrep.models.registry import make_ref
+from vitrep.models.families import get_family
 
 COMPONENTS = {name: get_family(name).components for name in ("vit", "mixer", "ffvit", "resnet")}
 vit_block, mixer_block, ffvit_block, resnet_block = (get_family(n).block_forward for n in ("vit", "mixer", "ffvit", "resnet"))
-from vitrep.taps import forward_tap
-from vitrep.reconstruct import make_config, reconstruct, reconstruct_many
+from vitrep.models.taps import forward_tap
+from vitrep.config import make_config
+from vitrep.reconstruct import reconstruct, reconstruct_many
 from vitrep.reference import NewResNet, NewVit, page_loop
 
 
@@ -37,7 +40,7 @@ def _engine_init(seed: int, size: int) -> torch.Tensor:
 
 
 def _page_loop_l2(net, layer, image, init, steps, lr_start, lr_end, scale):
-    """The page's loop with the L2 loss (same structure, trainable parameters, torchvision's blur)."""
+    """The paper's loop with the L2 loss (same structure, trainable parameters, torchvision's blur)."""
     from torchvision.transforms.functional import gaussian_blur
 
     target, a = net(image, layer).detach(), init.clone()
@@ -57,7 +60,7 @@ def _distances(net, layer, image, a):
 
 
 def _page_net(name):
-    plain, _ = build_model(make_ref(name))  # trainable parameters, as the page left them
+    plain, _ = build_model(make_ref(name))  # trainable parameters, as the paper left them
     plain.eval()
     return (NewVit if name.startswith("vit") else NewResNet)(plain)
 
@@ -66,7 +69,7 @@ def _page_net(name):
                                               ("vit_b_32", 12, "encoder-12"), ("resnet50", 1, "layer1")])
 def test_engine_matches_the_pages_loop(name, layer, tap, cat224, monkeypatch):
     if name.startswith("resnet"):
-        # The engine's plain ResNet path against the page's loop.  Its fast path (vitrep.resnet_fast) changes
+        # The engine's plain ResNet path against the paper's loop.  Its fast path (vitrep.fast.resnet) changes
         # rounding, which this untrained ResNet's kinks grow past 1e-4 in 10 L1 steps (3.5e-4 seen); it is
         # held to the fast-path bar against this plain path instead (tests/test_resnet_fast.py).
         monkeypatch.setenv("VITREP_FAST", "0")
@@ -104,7 +107,7 @@ def test_layer_sweep_batch_matches_single_runs(cat224):
             assert b.final[key] == pytest.approx(s.final[key], rel=1e-4)
 
 
-# --- the packed linear path (vitrep.fastops) against F.linear and the plain blocks ------------------
+# --- the packed linear path (vitrep.fast.linear) against F.linear and the plain blocks ------------------
 
 pytestmark_packed = pytest.mark.skipif(not fastops.enabled(), reason="oneDNN's packed linear is not in this torch build")
 

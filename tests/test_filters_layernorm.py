@@ -7,7 +7,8 @@ from vitrep.errors import ConfigError
 from vitrep.filters import filter_grid
 from vitrep.images import prepare, sample_path
 from vitrep.layernorm import PAGE_VECTORS, explain, parse_vector, patch_invariance, preimages, same_output
-from vitrep.models import load_model, make_ref
+from vitrep.models.pool import load_model
+from vitrep.models.registry import make_ref
 
 
 def test_vit_b32_filter_grid():

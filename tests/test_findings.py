@@ -12,7 +12,8 @@ from PIL import Image
 from vitrep import calibration
 from vitrep.figures import BUDGETS, FIGURES, Claim, Figure, Panel, run_figure
 from vitrep.figures.catalogue import SECONDS_PER_BLOCK_STEP
-from vitrep.reconstruct import make_config, reconstruct
+from vitrep.config import make_config
+from vitrep.reconstruct import reconstruct
 
 from .conftest import ROOT
 

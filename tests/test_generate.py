@@ -3,11 +3,12 @@
 import pytest
 import torch
 
-from vitrep.cache import Memo
+from vitrep.running.memo import Memo
 from vitrep.errors import ConfigError
-from vitrep.generate import (GenerateConfig, blur_sigma, crop_step, enlarge, generate, make_generate_config,
-                             resolve_class, run_generate, search_classes)
-from vitrep.models import build_model, make_ref
+from vitrep.generate import GenerateConfig, blur_sigma, generate, make_generate_config, resolve_class, run_generate, search_classes
+from vitrep.descent.param import crop_step, enlarge
+from vitrep.models.weights import build_model
+from vitrep.models.registry import make_ref
 
 
 @pytest.fixture(scope="module")

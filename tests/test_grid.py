@@ -5,9 +5,9 @@ import io
 
 import torch
 
-from vitrep.cache import Memo
+from vitrep.running.memo import Memo
 from vitrep.config import make_config
-from vitrep.grid import Cell, batches, run_grid
+from vitrep.running.grid import Cell, batches, run_grid
 
 
 def _cells(steps=3):

@@ -10,7 +10,8 @@ from PIL import Image
 
 from vitrep.errors import ImageError
 from vitrep.images import fit_image, load_image, prepare, sample_path, to_tensor
-from vitrep.reconstruct import make_config, reconstruct
+from vitrep.config import make_config
+from vitrep.reconstruct import reconstruct
 
 from .conftest import ROOT
 

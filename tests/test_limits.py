@@ -6,13 +6,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from vitrep import budget, limits
-from vitrep.budget import MemoryBudgetError
+from vitrep import limits
+from vitrep.models import sizes
+from vitrep.models.sizes import MemoryBudgetError
 from vitrep.config import ReconstructConfig, make_config, validate
 from vitrep.errors import ConfigError
 from vitrep.generate import make_generate_config
-from vitrep.models import ModelRef, build_model, make_ref
-from vitrep.runs import prepare, run_batch
+from vitrep.models.registry import ModelRef, make_ref
+from vitrep.models.weights import build_model
+from vitrep.running.runs import prepare, run_batch
 
 from .conftest import ROOT
 
@@ -60,20 +62,20 @@ def test_public_mode_always_has_a_budget(monkeypatch):
 def test_public_mode_evicts_models_beyond_its_default_budget(public):
     """The probe: on a machine of 4 GB or more, public mode kept every model (40 seeds, none evicted).  Now its
     default budget holds: real Mixers (about 0.7 GB each with their packs) are evicted least recently used first."""
-    from vitrep import models
+    from vitrep.models import pool
 
-    models.evict_models()
+    pool.evict_models()
     limit = limits.memory_budget_bytes()
     assert limit == min(1800, limits.machine_memory_mb() * 2 // 3) * 2 ** 20
     refs = [make_ref("mixer", seed=s) for s in range(4)]
     try:
         for r in refs:
-            models.load_model(r, "cpu")
-            assert models.cache_bytes() <= limit
-        cached = [models.is_cached(r, "cpu") for r in refs]
+            pool.load_model(r, "cpu")
+            assert pool.cache_bytes() <= limit
+        cached = [pool.is_cached(r, "cpu") for r in refs]
         assert cached[-1] and not all(cached) and not cached[0]
     finally:
-        models.evict_models()
+        pool.evict_models()
 
 
 # --- public limits in the engine ------------------------------------------------------------------
@@ -146,14 +148,14 @@ def test_local_mode_keeps_paths_and_large_runs(monkeypatch, tmp_path):
 def test_an_impossible_row_is_refused_in_every_mode_before_any_work(monkeypatch, cat32):
     """ViT at 4096 px: about 8,000 GiB for one row by the engine's own estimate.  Refused with one sentence,
     under a budget and without one (the machine's memory), before a model is built."""
-    from vitrep import models
+    from vitrep.models import pool
 
     ref = make_ref("vit_custom", size=4096)
     cfg = make_config(ref, 1, steps=2, device="cpu")  # a CPU row: the host's budget or memory is the limit
     monkeypatch.delenv("VITREP_PUBLIC", raising=False)
     for memory in ("1800", "unlimited"):
         monkeypatch.setenv("VITREP_MEMORY_MB", memory)
-        models.evict_models()
+        pool.evict_models()
         with pytest.raises(MemoryBudgetError) as e:
             prepare(cat32, cfg)
         msg = str(e.value)
@@ -163,7 +165,7 @@ def test_an_impossible_row_is_refused_in_every_mode_before_any_work(monkeypatch,
         assert msg.endswith("; choose a smaller architecture or an earlier layer.") and "\n" not in msg
         with pytest.raises(MemoryBudgetError):
             run_batch([cat32], [cfg])
-        assert not models.is_cached(ref, "cpu")  # no work was done: not even the model was built
+        assert not pool.is_cached(ref, "cpu")  # no work was done: not even the model was built
 
 
 # --- the dashboard's upload cap matches the checkpoint limit ---------------------------------------
@@ -184,7 +186,7 @@ def test_limits_is_a_leaf():
     tree = ast.parse((ROOT / "vitrep" / "limits.py").read_text())
     inner = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and (n.level or (n.module or "").startswith("vitrep"))]
     assert [(n.module, n.level) for n in inner] == [("errors", 1)]
-    assert not hasattr(budget, "public_mode") and not hasattr(budget, "memory_budget_mb")  # moved, no shims
+    assert not hasattr(sizes, "public_mode") and not hasattr(sizes, "memory_budget_mb")  # moved, no shims
 
 
 def test_queue_limit_is_eight_in_public_mode(monkeypatch):

@@ -5,11 +5,11 @@ import random
 
 import pytest
 
-from vitrep.cache import Memo, get_memo
+from vitrep.running.memo import Memo, get_memo
 from vitrep.errors import ConfigError
 from vitrep.config import make_config
 from vitrep.result import Result
-from vitrep.runs import run
+from vitrep.running.runs import run
 
 MB = 2 ** 20
 

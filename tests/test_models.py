@@ -7,9 +7,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-import vitrep.models as models
+from vitrep.models import pool, weights
 from vitrep.errors import CheckpointError, ConfigError, WeightsUnavailable
-from vitrep.models import SPECS, build_model, get_spec, load_model, make_ref, weights_identity
+from vitrep.models.registry import SPECS, get_spec, make_ref
+from vitrep.models.weights import build_model, weights_identity
+from vitrep.models.pool import load_model
 
 from .conftest import ROOT
 
@@ -98,7 +100,7 @@ def test_not_a_file_is_a_config_error(tmp_path):
 
 def test_trained_offline_names_file_and_folder(monkeypatch, tmp_path):
     """The real download path, pointed at a closed local port (never a real download in tests)."""
-    monkeypatch.setattr(models, "weights_url", lambda src: f"http://127.0.0.1:9/{src.filename}")
+    monkeypatch.setattr(weights, "weights_url", lambda src: f"http://127.0.0.1:9/{src.filename}")
     with pytest.raises(WeightsUnavailable) as e:
         build_model(make_ref("vit_b_32", weights="trained"))
     msg = e.value.say("cli")
@@ -112,10 +114,10 @@ def test_trained_offline_names_file_and_folder(monkeypatch, tmp_path):
 def test_trained_found_in_cache_is_used(tmp_path):
     """A file placed where the message says is picked up with no download."""
     donor, _ = build_model(make_ref("vit_b_32", seed=3))
-    dst = models.hub_checkpoint_dir() / "vit_b_32-d86f8d99.pth"
+    dst = weights.hub_checkpoint_dir() / "vit_b_32-d86f8d99.pth"
     dst.parent.mkdir(parents=True)
     torch.save(donor.state_dict(), dst)
-    assert models.trained_file_local(get_spec("vit_b_32")) == dst
+    assert weights.trained_file_local(get_spec("vit_b_32")) == dst
     m, identity = build_model(make_ref("vit_b_32", weights="trained"))
     assert identity == "trained:vit_b_32-d86f8d99.pth"
     assert _equal_state(m.state_dict(), donor.state_dict())
@@ -170,7 +172,7 @@ def test_cli_models_lists_everything():
 # --- issue 19: the model cache's lock -------------------------------------------------------------
 
 def test_a_cached_lookup_does_not_wait_for_another_models_build(monkeypatch):
-    """models._LOCK was held through a whole build (a cached lookup waited 3.5 s).  Now a build holds only its
+    """pool._LOCK was held through a whole build (a cached lookup waited 3.5 s).  Now a build holds only its
     own key's lock: while one model is being built, a cached one is returned, and a second caller of the model
     under construction waits for that one build instead of starting another."""
     import threading
@@ -179,7 +181,7 @@ def test_a_cached_lookup_does_not_wait_for_another_models_build(monkeypatch):
     building_ref = make_ref("vit_custom", seed=12, width=32, heads=2)
     cached = load_model(cached_ref, "cpu")
     started, go, builds = threading.Event(), threading.Event(), []
-    real_build = models.build_model
+    real_build = pool.build_model
 
     def held_build(ref, progress=False):
         if ref == building_ref:
@@ -188,7 +190,7 @@ def test_a_cached_lookup_does_not_wait_for_another_models_build(monkeypatch):
             go.wait(60)  # the build of building_ref stays under way until the test lets it go
         return real_build(ref, progress)
 
-    monkeypatch.setattr(models, "build_model", held_build)
+    monkeypatch.setattr(pool, "build_model", held_build)
     got = {}
     builder = threading.Thread(target=lambda: got.setdefault("first", load_model(building_ref, "cpu")))
     second = threading.Thread(target=lambda: got.setdefault("second", load_model(building_ref, "cpu")))
@@ -206,4 +208,4 @@ def test_a_cached_lookup_does_not_wait_for_another_models_build(monkeypatch):
         builder.join(60)
         second.join(60)
     assert got["first"] is got["second"] and builds == [building_ref]  # built once for both callers
-    assert models._BUILDS == {} and models._PENDING == {}
+    assert pool._BUILDS == {} and pool._PENDING == {}

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from vitrep.queueing import DeviceQueue, QueueFull
+from vitrep.running.queue import DeviceQueue, QueueFull
 
 
 def _start(q, name, order, places, hold_s=0.3, limit=None, errors=None):

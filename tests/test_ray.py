@@ -13,13 +13,13 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from vitrep.cache import Memo  # noqa: E402
-from vitrep.distributed import RayExecutor  # noqa: E402
+from vitrep.running.memo import Memo  # noqa: E402
+from vitrep.running.distributed import RayExecutor  # noqa: E402
 from vitrep.images import prepare, sample_path  # noqa: E402
-from vitrep.models import make_ref  # noqa: E402
+from vitrep.models.registry import make_ref  # noqa: E402
 from vitrep.figures import get_figure, run_figure  # noqa: E402
 from vitrep.config import make_config  # noqa: E402
-from vitrep.runs import cache_key, run_batch  # noqa: E402
+from vitrep.running.runs import cache_key, run_batch  # noqa: E402
 
 from .conftest import ROOT  # noqa: E402
 

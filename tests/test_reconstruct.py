@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from vitrep.cache import Memo
+from vitrep.running.memo import Memo
 from vitrep.errors import ConfigError
-from vitrep.models import load_model
-from vitrep.reconstruct import ReconstructConfig, Result, blur, make_config, reconstruct, reconstruct_many
-from vitrep.runs import cache_key, run, run_batch
+from vitrep.models.pool import load_model
+from vitrep.config import ReconstructConfig, make_config
+from vitrep.result import Result
+from vitrep.descent.steps import blur
+from vitrep.reconstruct import reconstruct, reconstruct_many
+from vitrep.running.runs import cache_key, run, run_batch
 from dataclasses import replace as with_changes
 
 

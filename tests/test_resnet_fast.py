@@ -1,4 +1,4 @@
-"""The ResNet-50 fast path (vitrep.resnet_fast) against the plain path, by the fast-path bar.
+"""The ResNet-50 fast path (vitrep.fast.resnet) against the plain path, by the fast-path bar.
 
 The fast path folds batch norm into packed oneDNN convolutions and runs
 channels-last; it changes float rounding only.  An untrained ResNet's ReLU
@@ -20,13 +20,15 @@ import gc
 import pytest
 import torch
 
-from vitrep import fastops, resnet_fast
+from vitrep.fast import linear as fastops, resnet as resnet_fast
 from vitrep.images import prepare, sample_path
-from vitrep.models import load_model, make_ref
-from vitrep.reconstruct import make_config, reconstruct
-from vitrep.families import get_family
-from vitrep.surgery import Surgery
-from vitrep.taps import forward_tap, run_paths, tap_path
+from vitrep.models.pool import load_model
+from vitrep.models.registry import make_ref
+from vitrep.config import make_config
+from vitrep.reconstruct import reconstruct
+from vitrep.models.families import get_family
+from vitrep.models.surgery import Surgery
+from vitrep.models.taps import forward_tap, run_paths, tap_path
 
 pytestmark = pytest.mark.skipif(not (fastops.enabled() and resnet_fast._probe()),
                                 reason="oneDNN's packed convolutions are not in this torch build")

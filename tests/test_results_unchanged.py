@@ -16,7 +16,7 @@ DATA = ROOT / "tests" / "data" / "results_before_floors.json"
 
 def cases():
     from vitrep.config import make_config
-    from vitrep.models import make_ref
+    from vitrep.models.registry import make_ref
 
     tiny = make_ref("vit_custom", patch=8, width=32, depth=4, heads=2, size=32)
     return {
@@ -37,9 +37,9 @@ def cases():
 def run_all() -> dict:
     from vitrep.generate import generate, generate_key, make_generate_config
     from vitrep.images import prepare, sample_path
-    from vitrep.models import make_ref
+    from vitrep.models.registry import make_ref
     from vitrep.reconstruct import reconstruct
-    from vitrep.runs import cache_key
+    from vitrep.running.runs import cache_key
 
     out = {}
     for name, cfg in cases().items():

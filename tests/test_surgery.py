@@ -5,14 +5,17 @@ import torch
 import torch.nn.functional as F
 
 from vitrep.errors import ConfigError
-from vitrep.models import build_model, load_model, make_ref
-from vitrep.reconstruct import make_config, reconstruct
-from vitrep.surgery import Surgery, make_surgery, parse_blocks
-from vitrep.families import get_family
+from vitrep.models.weights import build_model
+from vitrep.models.pool import load_model
+from vitrep.models.registry import make_ref
+from vitrep.config import make_config
+from vitrep.reconstruct import reconstruct
+from vitrep.models.surgery import Surgery, make_surgery, parse_blocks
+from vitrep.models.families import get_family
 
 COMPONENTS = {name: get_family(name).components for name in ("vit", "mixer", "ffvit", "resnet")}
 vit_block, mixer_block, ffvit_block, resnet_block = (get_family(n).block_forward for n in ("vit", "mixer", "ffvit", "resnet"))
-from vitrep.taps import forward_tap
+from vitrep.models.taps import forward_tap
 
 G = torch.Generator().manual_seed(0)
 

@@ -6,9 +6,10 @@ import torch
 from .conftest import assert_float32_close
 
 from vitrep.errors import ConfigError
-from vitrep.models import load_model, make_ref
-from vitrep.families import get_family
-from vitrep.taps import forward_tap, run_paths, tap_path
+from vitrep.models.pool import load_model
+from vitrep.models.registry import make_ref
+from vitrep.models.families import get_family
+from vitrep.models.taps import forward_tap, run_paths, tap_path
 
 
 def parse_tap(text, family, depth):
@@ -177,7 +178,7 @@ def test_parse_tap():
 
 
 def test_patch_embedding_matmul_equals_the_stem_convolution(vit, ffvit, x224, x64):
-    from vitrep.families.base import patch_product
+    from vitrep.models.families.base import patch_product
 
     for lm, x in ((vit, x224), (ffvit, x64)):
         xs = x.clone().requires_grad_(True)
@@ -191,7 +192,7 @@ def test_patch_embedding_matmul_equals_the_stem_convolution(vit, ffvit, x224, x6
 
 def test_normalize_feeds_the_model_imagenet_normalised_pixels():
     """normalize=True must equal feeding (x - mean) / std to the plain path, and differ from raw pixels."""
-    from vitrep.families.base import IMAGENET_MEAN, IMAGENET_STD
+    from vitrep.models.families.base import IMAGENET_MEAN, IMAGENET_STD
 
     lm = load_model(make_ref("vit_custom", patch=8, width=32, depth=2, heads=2, size=32), "cpu")
     x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))

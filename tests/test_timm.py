@@ -10,9 +10,11 @@ import torch
 from vitrep.config import make_config
 from vitrep.errors import ConfigError
 from vitrep.images import prepare, sample_path
-from vitrep.models import build_model, load_model, make_ref
+from vitrep.models.weights import build_model
+from vitrep.models.pool import load_model
+from vitrep.models.registry import make_ref
 from vitrep.reconstruct import reconstruct
-from vitrep.taps import forward_tap
+from vitrep.models.taps import forward_tap
 
 from .conftest import ROOT
 

@@ -6,7 +6,7 @@ Mixer without layer norms explodes at a step its intact twin needs.
 ``benchmarks/calibrate.py`` runs a grid of step sizes for each family at a
 few depths on the bundled images and writes ``calibration.json`` beside this
 file: per family, optimiser and depth band, the schedule that reached the
-smallest ``m_g / m_r`` (the page's criterion) without a blow-up.  The
+smallest ``m_g / m_r`` (the paper's criterion) without a blow-up.  The
 registry reads it here; the README shows the table and how it was made.
 
 A tap's *depth* is the number of blocks between the image and the tap:

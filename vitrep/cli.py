@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import ConfigError, VitrepError
-from .models import ARCH_KEYS
+from .models.registry import ARCH_KEYS
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -84,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m vitrep", description="See what vision models keep of their input.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    _add_reconstruct_commands(sub)
+    _add_preset_command(sub)
+    _add_other_commands(sub)
+    _add_condition_command(sub)
+    return p
+
+
+def _add_reconstruct_commands(sub) -> None:
     m = sub.add_parser("models", help="list models, sizes, taps and whether trained weights are on this machine")
     m.add_argument("--json", action="store_true", help="machine-readable output")
     m.add_argument("--timm", default=None, metavar="TEXT",
@@ -94,6 +102,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(r)
     _add_run_args(r)
 
+    sw = sub.add_parser("sweep", help="your own grid: layers x surgeries x images -> one contact sheet and one CSV")
+    sw.add_argument("--image", action="append", default=None, help="image file or sample name; repeat for several")
+    sw.add_argument("--layers", default="all", help="e.g. 1-12, or 1,4,stem,only-encoder-3 (default: every layer)")
+    sw.add_argument("--surgeries", default="none", help="removal sets separated by ';', e.g. 'none;attention;mlp,ln_2'")
+    _add_io_args(sw, image=False)
+    _add_model_args(sw)
+    _add_run_args(sw)
+    _add_ray_args(sw)
+
+
+def _add_preset_command(sub) -> None:
     pr = sub.add_parser("preset", help="run one of the paper's figures and judge its claims (see --list)")
     pr.add_argument("name", nargs="?", help="preset name or figure number")
     pr.add_argument("--list", action="store_true", help="list the presets with their page figure")
@@ -118,15 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_io_args(pr, image=False)
     _add_ray_args(pr)
 
-    sw = sub.add_parser("sweep", help="your own grid: layers x surgeries x images -> one contact sheet and one CSV")
-    sw.add_argument("--image", action="append", default=None, help="image file or sample name; repeat for several")
-    sw.add_argument("--layers", default="all", help="e.g. 1-12, or 1,4,stem,only-encoder-3 (default: every layer)")
-    sw.add_argument("--surgeries", default="none", help="removal sets separated by ';', e.g. 'none;attention;mlp,ln_2'")
-    _add_io_args(sw, image=False)
-    _add_model_args(sw)
-    _add_run_args(sw)
-    _add_ray_args(sw)
 
+
+def _add_other_commands(sub) -> None:
     ge = sub.add_parser("generate", help="generate an input that a trained model takes for an ImageNet class")
     ge.add_argument("--class", dest="cls", default=None, help="class name (searched) or index 0-999")
     ge.add_argument("--search", default=None, help="list the ImageNet classes matching this text and exit")
@@ -135,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     ge.add_argument("--lr-end", type=float, default=None)
     ge.add_argument("--jitter", type=int, default=None, help="canvas enlargement in pixels for the jitter phase (default 32; 0 = off)")
     ge.add_argument("--jitter-start", type=int, default=None, help="step where jitter begins (default 200)")
-    ge.add_argument("--raw-grad", action="store_true", help="the page's raw step lr*g instead of lr*g/mean|g|")
+    ge.add_argument("--raw-grad", action="store_true", help="the paper's raw step lr*g instead of lr*g/mean|g|")
     ge.add_argument("--seed", type=int, default=0)
     _add_io_args(ge, image=False)
     _add_model_args(ge)
@@ -145,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(fi)
     fi.add_argument("--scale", type=int, default=2, help="enlarge each filter tile this many times")
 
+    ln = sub.add_parser("layernorm", help="show why layer norm is not invertible (the paper's vectors or yours)")
+    ln.add_argument("vectors", nargs="*", help="vectors like '0,2,4' (default: the paper's three)")
+
+
+def _add_condition_command(sub) -> None:
     co = sub.add_parser("condition", help="the Jacobian spectrum of one tap at an image: conditioning, measured")
     _add_io_args(co)
     _add_model_args(co)
@@ -157,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = co.add_argument_group("estimator")
     e.add_argument("--k", type=int, default=16, help="singular values at each end of the spectrum (default 16)")
     e.add_argument("--iterations", type=int, default=0,
-                   help="Lanczos steps (default max(3k, 40)); more gives a truer bottom of the spectrum")
+                   help="Lanczos steps (default max(5k, 80)); more gives a truer bottom of the spectrum")
     e.add_argument("--probes", type=int, default=8, help="random probes for the Frobenius norm (default 8)")
     e.add_argument("--seed", type=int, default=0,
                    help="seed of the Lanczos start vector and of the starting noise a_0 the gain is measured from")
@@ -165,9 +183,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="removal sets separated by ';', e.g. 'none;attention;ln_1,ln_2;mlp': one spectrum each, "
                         "one table and one overlaid plot")
 
-    ln = sub.add_parser("layernorm", help="show why layer norm is not invertible (the page's vectors or yours)")
-    ln.add_argument("vectors", nargs="*", help="vectors like '0,2,4' (default: the page's three)")
-    return p
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -183,7 +198,7 @@ def _image_path(text: Optional[str]) -> Path:
 def config_from_args(a: argparse.Namespace):
     """Merge ``--config`` (if any), explicit flags and defaults into a validated config."""
     from .config import ReconstructConfig, make_config, options, read_config_file
-    from .models import make_ref
+    from .models.registry import make_ref
 
     base: dict = {}
     if getattr(a, "config", None):  # every field's type and bounds checked: one sentence, never a traceback
@@ -230,14 +245,14 @@ class _Bar:
 
 
 def _executor(a):
-    """A :class:`~vitrep.distributed.RayExecutor` for ``--ray`` (a context manager), else a null context."""
+    """A :class:`~vitrep.running.distributed.RayExecutor` for ``--ray`` (a context manager), else a null context."""
     import contextlib
 
     if getattr(a, "ray", None) is None:
         if getattr(a, "ray_gpus", None) is not None or getattr(a, "ray_workers", None) is not None:
             raise ConfigError("--ray-gpus and --ray-workers go with --ray.")
         return contextlib.nullcontext(None)
-    from .distributed import RayExecutor
+    from .running.distributed import RayExecutor
 
     return RayExecutor(address=a.ray, workers=a.ray_workers, gpus_per_worker=a.ray_gpus)
 
@@ -265,10 +280,11 @@ def write_result(result, out: Path) -> None:
 # --- commands ------------------------------------------------------------------------------------
 
 def cmd_models(a) -> int:
-    from .models import SPECS, make_ref, trained_file_local
+    from .models.registry import SPECS, make_ref
+    from .models.weights import trained_file_local
 
     if a.timm is not None:
-        from .families.timm_models import SUPPORTED, search
+        from .models.families.timm_models import SUPPORTED, search
 
         found = search(a.timm, limit=200)
         for name in found:
@@ -298,11 +314,11 @@ def cmd_models(a) -> int:
 
 
 def cmd_reconstruct(a) -> int:
-    from .cache import get_memo
+    from .running.memo import get_memo
     from .images import prepare as prepare_image
-    from .models import load_model
-    from .runs import prepare
-    from .taps import describe_tap
+    from .models.pool import load_model
+    from .running.runs import prepare
+    from .models.taps import describe_tap
 
     cfg = config_from_args(a)
     job = prepare(prepare_image(_image_path(a.image), cfg.model.input_size, cfg.resize), cfg)
@@ -331,7 +347,7 @@ def cmd_reconstruct(a) -> int:
 
 
 def cmd_preset(a) -> int:
-    from .cache import get_memo
+    from .running.memo import get_memo
     from .figures import FIGURES, get_figure, optimizers_of
 
     if a.all:
@@ -434,9 +450,9 @@ def _preset_all(a) -> int:
     one call (so the workers share all of them out), then each figure is
     written from the memo.
     """
-    from .cache import get_memo
+    from .running.memo import get_memo
     from .figures import FIGURES, figure_cells, optimizers_of, verdict_counts
-    from .grid import run_grid
+    from .running.grid import run_grid
 
     budget = _preset_budget(a)
     optimizers_of(a.optimizer)
@@ -472,7 +488,7 @@ def _preset_all(a) -> int:
 
 
 def _parse_layers(text: str, ref) -> list[str]:
-    from .surgery import parse_blocks
+    from .models.surgery import parse_blocks
 
     adapter, depth = ref.adapter, ref.num_blocks
     if text.strip().lower() in ("all", ""):
@@ -488,11 +504,11 @@ def _parse_layers(text: str, ref) -> list[str]:
 
 
 def cmd_sweep(a) -> int:
-    from .cache import get_memo
+    from .running.memo import get_memo
     from .config import make_config, options
-    from .grid import Cell, run_grid
+    from .running.grid import Cell, run_grid
     from .images import prepare, to_pil
-    from .taps import describe_tap
+    from .models.taps import describe_tap
 
     base = config_from_args(a)  # validates every shared flag once
     executor = _executor(a)
@@ -540,10 +556,10 @@ def cmd_sweep(a) -> int:
 
 
 def cmd_generate(a) -> int:
-    from .cache import get_memo
+    from .running.memo import get_memo
     from .generate import make_generate_config, run_generate, search_classes
     from .images import to_pil
-    from .models import make_ref
+    from .models.registry import make_ref
 
     if a.search:
         for i, n in search_classes(a.search, limit=50):
@@ -558,7 +574,7 @@ def cmd_generate(a) -> int:
                             ("jitter_start", a.jitter_start)) if v is not None}
     cfg = make_generate_config(ref, a.cls, steps=a.steps, seed=a.seed, normalize_grad=not a.raw_grad,
                                device=a.device or "auto", **kw)
-    from .models import load_model
+    from .models.pool import load_model
 
     load_model(ref, cfg.device)
     out = Path(a.out or "out/generate")
@@ -584,7 +600,8 @@ def cmd_generate(a) -> int:
 def cmd_filters(a) -> int:
     from .filters import filter_grid
     from .images import to_pil
-    from .models import load_model, make_ref
+    from .models.pool import load_model
+    from .models.registry import make_ref
 
     arch = {k: getattr(a, k) for k in ARCH_KEYS}
     name = a.model or "vit_b_32"
@@ -600,11 +617,11 @@ def cmd_filters(a) -> int:
 
 
 def cmd_condition(a) -> int:
-    from .cache import get_memo
+    from .running.memo import get_memo
     from .conditioning import compare_table, make_condition_config, plot_spectra, reading, run_condition
     from .config import make_config
     from .images import prepare
-    from .models import load_model
+    from .models.pool import load_model
 
     base = config_from_args(argparse.Namespace(**{**vars(a), "config": None}))  # model, tap, surgery, seed
     sets = [s.strip() for s in a.compare.split(";")] if a.compare else [None]

@@ -47,18 +47,21 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional, Sequence
 
 import torch
 
-from .cache import Memo, make_key, pack, unpack
+from .running.memo import Memo, make_key
+from .packing import pack, unpack
 from .config import ReconstructConfig, validate
 from .errors import ConfigError
 from .images import content_hash
-from .models import LoadedModel, load_model, resolve_device, weights_identity
+from .models.weights import LoadedModel, weights_identity
+from .models.pool import load_model
+from .models.registry import resolve_device
 from .result import Progress
-from .taps import run_paths, tap_path
+from .models.taps import run_paths, tap_path
 
 DEFAULT_K = 16
 
@@ -421,7 +424,7 @@ def condition_key(image: torch.Tensor, config: ConditionConfig) -> str:
 def run_condition(image: torch.Tensor, configs: Sequence[ConditionConfig], memo: Optional[Memo] = None,
                   progress=None, on_wait=None, queue_limit: Optional[int] = None) -> list[Spectrum]:
     """Spectra through the disk memo, misses computed as batches of one tap size, queued for the device."""
-    from .runs import device_lock
+    from .running.runs import device_lock
 
     keys = [condition_key(image, c) for c in configs]
     out: list = [memo.get(k, Spectrum.from_bytes) if memo is not None else None for k in keys]

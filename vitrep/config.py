@@ -22,8 +22,8 @@ from typing import Optional
 from . import fields as F
 from . import limits
 from .errors import ConfigError
-from .models import ARCH_KEYS, ModelRef, check_ref, make_ref, resolve_device
-from .surgery import MAX_BLOCK, Surgery, make_surgery
+from .models.registry import ARCH_KEYS, ModelRef, check_ref, make_ref, resolve_device
+from .models.surgery import MAX_BLOCK, Surgery, make_surgery
 
 LOSSES = ("l1", "l2")
 OPTIMIZERS = ("gd", "adam")
@@ -41,10 +41,10 @@ def _opt(default, help: str, flag: Optional[str] = None, choices: Optional[tuple
 class ReconstructConfig:
     """Everything that determines a reconstruction (frozen, hashable, a cache key).
 
-    ``loss``: ``l1`` is the page's ``scale * sum|t - O(a_n)|``; ``l2`` is
+    ``loss``: ``l1`` is the paper's ``scale * sum|t - O(a_n)|``; ``l2`` is
     ``scale * sum (t - O(a_n))^2``.  ``blur_start``/``blur_end`` are the 3x3
     Gaussian's sigma, decaying linearly (0 turns blurring off).
-    ``optimizer``: ``gd`` is the page's plain step ``a - lr * g``; ``adam``
+    ``optimizer``: ``gd`` is the paper's plain step ``a - lr * g``; ``adam``
     scales each pixel's step by its gradient history, so ``lr`` is in pixel
     units whatever the model's output scale.  ``auto`` (and ``lr_start`` /
     ``lr_end`` of ``None``) take the calibrated defaults for the model family
@@ -53,35 +53,35 @@ class ReconstructConfig:
     blow-up (the loss far above its best, non-finite, or pixels running off
     to large values) the row returns to its best image and continues at a
     quarter of the step; the result counts these.
-    ``normalize`` feeds the model ``(a - mean) / std`` (the page fed raw [0,1]
-    pixels); ``clamp`` keeps the image in [0,1] after every step (the page did
+    ``normalize`` feeds the model ``(a - mean) / std`` (the paper fed raw [0,1]
+    pixels); ``clamp`` keeps the image in [0,1] after every step (the paper did
     not).  ``pos_embed`` adds a ViT's positional embedding as the model does
-    (False = the page's figures).
+    (False = the paper's figures).
     """
 
     model: ModelRef
     tap: str = "encoder-1"
     surgery: Surgery = Surgery()
     pos_embed: bool = _opt(True, "add the positional embedding as the model does; off: leave it out, as the "
-                                 "page's figures did", flag="pos-embed")
+                                 "paper's figures did", flag="pos-embed")
     steps: int = _opt(300, "gradient descent steps")
-    optimizer: str = _opt("auto", "auto: the calibrated choice (adam); adam; or gd, the page's plain step "
+    optimizer: str = _opt("auto", "auto: the calibrated choice (adam); adam; or gd, the paper's plain step "
                                   "a - lr*g", choices=("auto",) + OPTIMIZERS)
     lr_start: Optional[float] = _opt(None, "step size at the first step (default: calibrated for the model "
                                            "family and layer depth)", flag="lr", type=float)
     lr_end: Optional[float] = _opt(None, "step size at the last step (default: calibrated)", type=float)
-    loss: str = _opt("l1", "l1: scale*sum|t-O| (the page's); l2: scale*sum (t-O)^2", choices=LOSSES)
+    loss: str = _opt("l1", "l1: scale*sum|t-O| (the paper's); l2: scale*sum (t-O)^2", choices=LOSSES)
     loss_scale: float = _opt(0.05, "the loss's scale s")
     blur_start: float = _opt(2.4, "3x3 Gaussian sigma at the first step (0 = off)", flag="blur")
     blur_end: float = _opt(0.4, "sigma at the last step")
     clamp: bool = _opt(False, "clamp the image to [0,1] after every step")
-    normalize: bool = _opt(False, "feed the model ImageNet-normalised pixels (the page fed raw [0,1])")
+    normalize: bool = _opt(False, "feed the model ImageNet-normalised pixels (the paper fed raw [0,1])")
     init_mean: float = _opt(0.7, "mean of the starting noise")
     init_std: float = _opt(0.05, "std of the starting noise (1/20)")
     seed: int = _opt(0, "seed of the starting noise and the a' baseline")
     report_every: int = _opt(10, "record curves every N steps")
     device: str = _opt("auto", "auto (CUDA if present), cpu or cuda")
-    resize: str = _opt("crop", "crop: keep proportions, centre crop; stretch: the page's plain resize",
+    resize: str = _opt("crop", "crop: keep proportions, centre crop; stretch: the paper's plain resize",
                        choices=("crop", "stretch"))
     backoff: bool = _opt(True, "at a blow-up, return to the best image and go on at a quarter of the step; "
                                "off: do not step back", flag="backoff")
@@ -141,7 +141,7 @@ def resolve_defaults(c: ReconstructConfig) -> ReconstructConfig:
     from .calibration import default_schedule
 
     if c.optimizer not in OPTIMIZERS + ("auto",):
-        raise ConfigError(f"Optimizer {c.optimizer!r} is not known; use gd (the page's plain step) or adam.")
+        raise ConfigError(f"Optimizer {c.optimizer!r} is not known; use gd (the paper's plain step) or adam.")
     if c.optimizer != "auto" and c.lr_start is not None and c.lr_end is not None:
         return c
     opt, lr0, lr1 = default_schedule(c.model, c.tap, None if c.optimizer == "auto" else c.optimizer)
@@ -238,7 +238,7 @@ def _fields(c: ReconstructConfig) -> ReconstructConfig:
         check_field(f.name, getattr(c, f.name))
     check_field("tap", c.tap)
     if not isinstance(c.surgery, Surgery):
-        raise ConfigError("The config's surgery must be a Surgery (vitrep.surgery.make_surgery).")
+        raise ConfigError("The config's surgery must be a Surgery (vitrep.models.surgery.make_surgery).")
     F.names(c.surgery.remove, "surgery.remove")
     if c.surgery.blocks is not None:
         F.wholes(c.surgery.blocks, "surgery.blocks", 1, MAX_BLOCK)

@@ -3,7 +3,7 @@
 The stem is the family adapter's ``first_conv`` (timm's name for it): a
 ViT's ``conv_proj`` (D filters of 3 x P x P, 768 of 3x32x32 for ViT-B/32),
 a Mixer's ``stem.proj``, ResNet-50's ``conv1`` (64 of 3x7x7).  Each filter is scaled on its own to span [0, 1] (minimum to 0,
-maximum to 1), as the page plots them.
+maximum to 1), as the paper plots them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .models import LoadedModel
+from .models.weights import LoadedModel
 
 
 def stem_weight(lm: LoadedModel) -> torch.Tensor:

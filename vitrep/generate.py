@@ -1,10 +1,10 @@
-"""Class input generation: an input a trained model takes for class i (the page's method).
+"""Class input generation: an input a trained model takes for class i (the paper's method).
 
 Start from ``a_0 ~ N(0.7, 1/20)`` and descend ``|C - logit_i(a)|`` (C = 200),
 blurring after every step with a 3x3 Gaussian whose sigma decays 2.4 -> 0.8.
 By default each step is normalised by the gradient's mean magnitude, so the
 learning rate is in pixel units whatever the model's logit scale
-(``normalize_grad=False`` is the page's raw step).  From step
+(``normalize_grad=False`` is the paper's raw step).  From step
 ``jitter_start`` (~200) on, the canvas is enlarged by ``jitter``
 pixels and each step optimises one random model-sized crop: only the crop is
 updated and blurred (sigma 1.5 -> 0.4), the rest of the canvas is unchanged.
@@ -14,28 +14,30 @@ model's input.  Needs trained weights to mean anything.
 
 from __future__ import annotations
 
-import random
 import sys
-import time
 from dataclasses import asdict, dataclass, field, fields
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import fields as vf
 from . import limits
-from .cache import Memo, make_key, pack, unpack
+from .running.memo import Memo, make_key
+from .packing import pack, unpack
 from .errors import ConfigError
 from .images import to_uint8
-from .models import (LoadedModel, ModelRef, check_ref, imagenet_classes, load_model, make_ref, resolve_device,
-                     weights_identity)
-from .loop import Rows, descend
-from .ops import BlowupGuard, blur, linear
-from .result import Progress, ProgressFn
-from .runs import device_lock
-from .taps import tap_path
+from .models.weights import LoadedModel, imagenet_classes, weights_identity
+from .models.registry import ModelRef, check_ref, make_ref, resolve_device
+from .models.pool import load_model
+from .descent.loop import BlowupGuard, Rows, descend
+from .descent.objectives import ClassLogit
+from .descent.param import JitterCanvas, noise_start
+from .descent.record import Recorder
+from .descent.steps import Schedule, Stepper, Update, linear
+from .result import ProgressFn
+from .running.runs import device_lock
+from .models.taps import tap_path
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class GenerateConfig:
     jitter_start: int = 200
     jitter: int = 32  # canvas = size + jitter
     normalize: bool = True
-    normalize_grad: bool = True  # step = lr * g / mean|g| (pixel units); False = the page's raw lr * g
+    normalize_grad: bool = True  # step = lr * g / mean|g| (pixel units); False = the paper's raw lr * g
     init_mean: float = 0.7
     init_std: float = 0.05
     seed: int = 0
@@ -136,23 +138,10 @@ def make_generate_config(model: str | ModelRef = "vit_b_32", cls: str | int = "d
 
 
 def blur_sigma(c: GenerateConfig, n: int) -> float:
-    """The page's two-phase schedule: 2.4 -> 0.8 before jitter, 1.5 -> 0.4 during it."""
+    """The paper's two-phase schedule: 2.4 -> 0.8 before jitter, 1.5 -> 0.4 during it."""
     if n < c.jitter_start or c.jitter == 0:
         return linear(c.blur_start, c.blur_mid, n, min(c.jitter_start, c.steps))
     return linear(c.jitter_blur_start, c.blur_end, n - c.jitter_start, c.steps - c.jitter_start)
-
-
-def enlarge(a: torch.Tensor, canvas: int) -> torch.Tensor:
-    """The canvas for the jitter phase: the image so far, resized up."""
-    return F.interpolate(a, size=(canvas, canvas), mode="bilinear", align_corners=False)
-
-
-def crop_step(a: torch.Tensor, box: tuple[int, int], size: int, update: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """Apply ``update`` to the ``size`` crop at ``box`` only; the rest of the canvas is left as it was."""
-    y, x = box
-    out = a.clone()
-    out[:, :, y:y + size, x:x + size] = update(a[:, :, y:y + size, x:x + size])
-    return out
 
 
 @dataclass
@@ -187,95 +176,38 @@ class Generated:
 
 
 def generate(config: GenerateConfig, progress: Optional[ProgressFn] = None, lm: Optional[LoadedModel] = None) -> Generated:
-    """Run class input generation through the shared loop (:func:`vitrep.loop.descend`).
+    """Class input generation, a recipe over the descent package: the objective ``|C - logit_i|``
+    (:class:`~vitrep.descent.objectives.ClassLogit`), a seeded start, the jitter canvas as the loop's view
+    and paste (:class:`~vitrep.descent.param.JitterCanvas`), normalised (or, with ``normalize_grad``
+    off, the paper's raw) gradient steps with the two-phase blur, and the shared recorder.
 
-    The objective is ``|C - logit_i|``; in the jitter phase the loop's view is
-    a random crop of the enlarged canvas and the step is pasted back into it.
     ``progress(Progress)`` sees each report step (its one row: loss,
     target_logit, best_other_logit; its image: the canvas) and may return
     True to stop.
     """
     c = config
     lm = lm or load_model(c.model, c.device)
-    path = tap_path(lm, "logits", normalize=c.normalize)
     S, dev = lm.size, lm.device
-    g = torch.Generator().manual_seed(c.seed)
-    rng = random.Random(c.seed)
-    a = (torch.randn(1, 3, S, S, generator=g) * c.init_std + c.init_mean).to(dev)
-    canvas = S + c.jitter
-    curves = {k: [] for k in ("step", "loss", "target_logit", "best_other_logit")}
-    stages: list = []
-    boxes: dict[int, tuple[int, int]] = {}  # step -> the crop's corner, drawn once, in step order
-    seen = {"canvas": a}
-    t0 = time.perf_counter()
-
-    def jittering(n: int) -> bool:
-        return c.jitter > 0 and c.jitter_start <= n < c.steps
-
-    def logits_of(x):
-        for op in path:
-            x = op.fn(x)
-        return x  # (B, 1000)
-
-    def score(x):
-        with torch.no_grad():
-            lg = logits_of(x if x.shape[-1] == S else F.interpolate(x, size=(S, S), mode="bilinear", align_corners=False))[0]
-        other = torch.cat([lg[:c.class_index], lg[c.class_index + 1:]])
-        return lg, float(lg[c.class_index]), float(other.max())
-
-    def view(a, n):
-        """The model sees the image, or in the jitter phase one model-sized crop of the enlarged canvas."""
-        if jittering(n):
-            if a.shape[-1] != canvas:
-                a = enlarge(a, canvas)
-            if n not in boxes:
-                boxes[n] = (rng.randint(0, canvas - S), rng.randint(0, canvas - S))
-            y, x = boxes[n]
-            seen["canvas"] = a
-            return a, a[:, :, y:y + S, x:x + S]
-        seen["canvas"] = a
-        if a.shape[-1] != S:  # after the last step: the whole canvas, at the model's size (measured, not stepped)
-            return a, F.interpolate(a, size=(S, S), mode="bilinear", align_corners=False)
-        return a, a
-
-    def paste(a, new, n, rows):
-        return crop_step(a, boxes[n], S, lambda _: new) if jittering(n) else new
-
-    def forward(x, rows):
-        return None, (c.target - logits_of(x)[:, c.class_index]).abs()
-
-    def metrics(x, rows, outs, losses):
-        _, t, o = score(seen["canvas"])
-        return {"loss": torch.tensor([abs(c.target - t)]), "target_logit": torch.tensor([t]),
-                "best_other_logit": torch.tensor([o])}
-
-    def update(x, grad, n, rows):
-        if c.normalize_grad:
-            grad = grad / (grad.abs().mean() + 1e-12)
-        return blur(x - linear(c.lr_start, c.lr_end, n, c.steps) * grad, blur_sigma(c, n))
-
-    def record(n, rows, m, x):
-        for k in ("loss", "target_logit", "best_other_logit"):
-            curves[k].append(float(m[k][0]))
-        curves["step"].append(n)
-        stages.append((n, to_uint8(seen["canvas"])))
-
-    def report(n) -> bool:
-        if progress is None:
-            return False
-        row = {k: v[-1] for k, v in curves.items()}
-        return bool(progress(Progress(n, c.steps, time.perf_counter() - t0, [row], [stages[-1][1]])))
-
-    rows = Rows(1, c.steps, BlowupGuard(1, enabled=False), record, report)  # the guard: a non-finite loss ends it
-    a = descend(a, rows, forward, metrics, update, c.report_every, c.report_every, view=view, paste=paste)
-    lg, _, _ = score(a)
+    objective = ClassLogit(tap_path(lm, "logits", normalize=c.normalize), c.class_index, c.target, S)
+    a = noise_start(c.seed, (1, 3, S, S), c.init_mean, c.init_std).to(dev)
+    canvas = JitterCanvas(S, c.jitter, c.jitter_start, c.steps, c.seed, a)
+    update = Update(Stepper("ngd" if c.normalize_grad else "gd", a.shape, dev),
+                    Schedule(c.steps, (c.lr_start, c.lr_end), lambda n: blur_sigma(c, n)))
+    recorder = Recorder(a, ("loss", "target_logit", "best_other_logit"), c.steps, c.report_every, progress,
+                        snapshots=None, seen=lambda x, j: canvas.canvas[j])
+    rows = Rows(1, c.steps, BlowupGuard(1, enabled=False), recorder.record, recorder.report)  # a non-finite loss ends it
+    a = descend(a, rows, objective.forward, lambda *_: objective.metrics_of(canvas.canvas), update, c.report_every,
+                c.report_every, view=canvas.view, paste=canvas.paste)
+    lg, _, _ = objective.score(a)
     names = imagenet_classes()
     top = torch.topk(lg, 5)
     top5 = [(int(i), names[int(i)] if int(i) < len(names) else str(int(i)), float(v)) for v, i in zip(top.values, top.indices)]
+    stages = recorder.snapshots[0]
     if len(stages) > 12:  # keep a dozen evenly spaced stages
         idx = np.linspace(0, len(stages) - 1, 12).round().astype(int)
         stages = [stages[i] for i in idx]
-    return Generated(c, rows.status[0], rows.steps_of(0), time.perf_counter() - t0, to_uint8(a), curves, top5, stages)
+    return Generated(c, rows.status[0], rows.steps_of(0), recorder.seconds, to_uint8(a), recorder.curves[0], top5,
+                     stages)
 
 
 def generate_key(config: GenerateConfig) -> str:

@@ -207,7 +207,7 @@ def fit_image(img: Image.Image, size: int, mode: str = "crop") -> Image.Image:
     """Fit an RGB image to ``size x size``.
 
     ``crop`` (default) scales the short side to ``size`` and takes the centre,
-    keeping proportions; ``stretch`` is the page's plain resize to the square.
+    keeping proportions; ``stretch`` is the paper's plain resize to the square.
     """
     if mode not in RESIZE_MODES:
         raise ImageError(f"Resize mode {mode!r} is not known; use one of {', '.join(RESIZE_MODES)}.")

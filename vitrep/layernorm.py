@@ -2,7 +2,7 @@
 
 Layer norm maps a vector ``x`` to ``(x - mean(x)) / std(x)`` (then a learned
 scale and shift): every shift and positive scaling of ``x`` gives the same
-output, so a mean and a spread per token are lost.  The page's example:
+output, so a mean and a spread per token are lost.  The paper's example:
 ``[0, 2, 4]``, ``[-1, 0, 1]`` and ``[2.1, 2.2, 2.3]`` all become
 ``[-1.22, 0, 1.22]``.  In a ViT each token is one image patch, so after
 ``ln_1`` each patch's own offset and contrast are gone, and a reconstruction
@@ -76,7 +76,7 @@ def patch_invariance(lm, image: torch.Tensor, patch: int = 0, scale: float = 3.0
     Returns the token change before the norm and the output change after it
     (relative), showing that the norm cannot tell the two patches apart.
     """
-    from .taps import forward_tap
+    from .models.taps import forward_tap
 
     with torch.no_grad():
         tokens = forward_tap(lm, image.to(lm.device), "stem")  # (1, N, D)

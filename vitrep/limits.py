@@ -4,7 +4,7 @@ A leaf module (it imports nothing from vitrep but :mod:`vitrep.errors`), read
 by the engine, which enforces these limits (config validation:
 :func:`vitrep.config.validate`, :func:`vitrep.models.check_ref`,
 :func:`vitrep.generate.make_generate_config`; the row check of
-:mod:`vitrep.budget`), and by the dashboard, which draws its widgets from the
+:mod:`vitrep.models.sizes`), and by the dashboard, which draws its widgets from the
 same numbers.  ``docs/security.md`` says what each limit defends against.
 
 - **Public mode** (:func:`public_mode`): ``VITREP_PUBLIC`` is 1/true/yes/on, a
@@ -174,3 +174,22 @@ def inside_upload_root(path: str | os.PathLike) -> bool:
     except (OSError, RuntimeError):  # missing, a symlink loop
         return False
     return real != root and real.is_relative_to(root)
+
+
+# --- the oneDNN packs' share ----------------------------------------------------------------------
+
+PACK_SHARE = 0.5  # the packs' share of the memory budget when VITREP_FAST_BUDGET_MB is not set
+DEFAULT_PACK_MB = 3072  # ... and their limit with no memory budget
+
+
+def pack_limit_bytes() -> int:
+    """Bytes the CPU fast path's packed weights may hold (:mod:`vitrep.fast.linear`): ``VITREP_FAST_BUDGET_MB``,
+    else :data:`PACK_SHARE` of the memory budget, else 3,072 MB."""
+    raw = os.environ.get("VITREP_FAST_BUDGET_MB", "").strip()
+    if raw:
+        try:
+            return int(float(raw) * MB)
+        except ValueError:
+            raise ConfigError(f"VITREP_FAST_BUDGET_MB must be a number of megabytes, not {raw!r}.") from None
+    mb = memory_budget_mb()
+    return int((DEFAULT_PACK_MB if mb is None else mb * PACK_SHARE) * MB)

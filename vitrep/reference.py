@@ -1,6 +1,6 @@
-"""The page's own reconstruction loop, written as its snippet shows: the plain reference.
+"""The paper's own reconstruction loop, written as its snippet shows: the plain reference.
 
-``NewVit`` is the page's module (``_process_input``, prepend the class token,
+``NewVit`` is the paper's module (``_process_input``, prepend the class token,
 loop over ``encoder.layers``; no positional embedding), and ``page_loop`` its
 gradient descent: parameters left trainable (their gradients are computed
 and accumulate), ``torchvision``'s ``gaussian_blur`` every step.  The
@@ -16,7 +16,7 @@ from torchvision.transforms.functional import gaussian_blur
 
 
 class NewVit(nn.Module):
-    """The page's snippet: the output of encoder ``layer`` without the positional embedding."""
+    """The paper's snippet: the output of encoder ``layer`` without the positional embedding."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -50,7 +50,7 @@ class NewResNet(nn.Module):
 def page_loop(net: nn.Module, layer: int, image: torch.Tensor, init: torch.Tensor, steps: int,
               lr_start: float = 1.0, lr_end: float = 0.05, blur_start: float = 2.4, blur_end: float = 0.4,
               scale: float = 0.05) -> torch.Tensor:
-    """The page's loop; returns the final input.  ``net`` keeps its parameters trainable, as the page did."""
+    """The paper's loop; returns the final input.  ``net`` keeps its parameters trainable, as the paper did."""
     target = net(image, layer).detach()
     a = init.clone()
     for i in range(steps):

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .cache import pack, unpack
+from .packing import pack, unpack
 from .config import ReconstructConfig
 
 
@@ -28,7 +28,7 @@ class Progress:
     rows: list[dict]  # per config: step, loss, embedding_distance, input_distance, psnr
     images: list[np.ndarray]  # current reconstruction per config, uint8 (H, W, 3)
     baselines: list[float] = field(default_factory=list)  # per config: the bar m_r
-    batch: int = 0  # the batch's place among the batches of a grid (vitrep.runs.plan_batches)
+    batch: int = 0  # the batch's place among the batches of a grid (vitrep.running.runs.plan_batches)
 
     @property
     def steps_per_second(self) -> float:

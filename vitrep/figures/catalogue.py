@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import ConfigError
-from ..taps import describe_tap
+from ..models.taps import describe_tap
 from .checks import CLAIMS, CLASSES, VARIANTS_10
 from .verdicts import Claim
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .verdicts import (ABOUT_THE_SAME, CLEARLY, MOST, MUCH_HARDER, NO_DIFFERENCE, SUBSTANTIALLY, TO_THE_ORIGIN,
-                       VAST_MAJORITY, Claim, NotChecked, closer, dist, kept, m_fall, m_over_r, rise)
+from .verdicts import ABOUT_THE_SAME, CLEARLY, MOST, MUCH_HARDER, NO_DIFFERENCE, SUBSTANTIALLY, TO_THE_ORIGIN, VAST_MAJORITY, Claim, NotChecked, closer, dist, kept, m_fall, m_over_r, rise
 
 VIT_TAPS = tuple(f"ViT encoder {k}" for k in range(1, 13))
 RESNET_TAPS = tuple(f"ResNet {t}" for t in ("conv1", "layer1", "layer2", "layer3", "layer4"))

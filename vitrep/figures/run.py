@@ -13,23 +13,25 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from ..cache import Memo
+from ..running.memo import Memo
 from ..config import make_config
 from ..errors import ConfigError, WeightsUnavailable
 from ..filters import filter_grid
 from ..generate import make_generate_config, run_generate
-from ..grid import Cell, run_grid
+from ..running.grid import Cell, run_grid
 from ..images import SAMPLES, image_source, prepare, to_pil
-from ..models import load_model, make_ref, trained_file
+from ..models.pool import load_model
+from ..models.registry import make_ref
+from ..models.weights import trained_file
 from ..result import Progress, Result
 from ..sheets import contact_sheet
-from ..taps import tap_path
+from ..models.taps import tap_path
 from .catalogue import Figure, Panel, check_budget
 from .verdicts import METHODS, NOT_CHECKED, Verdict, disagreements, judge_claim
 
@@ -174,7 +176,7 @@ class _Judge:
         import torch.nn.functional as F
 
         from ..images import to_tensor
-        from ..models import imagenet_classes
+        from ..models.weights import imagenet_classes
 
         if self.lm is None and not self.missing:
             try:
@@ -246,6 +248,114 @@ BUDGET_NOTES = {"quick": "step counts cut to a handful: a pipeline check, not th
                 "full": "the paper's step counts"}
 
 
+@dataclass
+class _Run:
+    """What one run of a figure shows: its panels at the budget (the variant's, where one runs), the images
+    under the names shown, the optimizers, and where the files go."""
+
+    fig: Figure
+    budget: str
+    opts: list[str]
+    panels: list[Panel]
+    shown: dict[str, str]
+    variant: str
+    out: Path
+    steps: Optional[int]
+
+    @property
+    def recon(self) -> list[Panel]:
+        return [p for p in self.panels if p.kind == "reconstruct"]
+
+    @property
+    def cols(self) -> int:
+        return self.fig.cols + (1 if self.recon else 0)
+
+    def order(self) -> list[tuple[Panel, str]]:
+        """Every panel with the method it runs under: the reconstructions once per optimizer, then the rest."""
+        return [(p, o) for o in self.opts for p in self.recon] + [(p, "ngd" if p.kind == "generate" else "none")
+                                                                 for p in self.panels if p.kind != "reconstruct"]
+
+
+def _compute(run: _Run, weights_file, memo, device, say, progress, images, optimizer, on_wait, queue_limit,
+             executor) -> tuple[dict, bool]:
+    """Every panel's result, ``{(label, method): result}``, and whether the run was stopped."""
+    results: dict[tuple[str, str], object] = {}
+    fig, budget = run.fig, run.budget
+    if run.recon:
+        say(f"reconstructing {len(run.recon)} panel(s) under {' and '.join(METHODS[o] for o in run.opts)}")
+        cells = figure_cells(fig, budget, weights_file, device, optimizer, images, steps=run.steps)
+        grid = run_grid(cells, memo, progress=progress, on_wait=on_wait, queue_limit=queue_limit, executor=executor)
+        for c, r in zip(grid.cells, grid.results):
+            if r is not None:
+                results[(c.labels["panel"], c.labels["optimizer"])] = r
+    stopped = len(results) < len(run.recon) * len(run.opts) or any(
+        isinstance(r, Result) and r.status == "stopped" for r in results.values())
+    for p in [] if stopped else run.panels:
+        if p.kind == "generate":
+            say(f"class image: {p.cls}")
+            cfg = panel_config(p, fig.steps_for(p, budget, run.steps), weights_file, device)
+            results[(p.label, "ngd")] = run_generate(cfg, memo, on_wait=on_wait, queue_limit=queue_limit)
+        elif p.kind == "filters":
+            say(f"filters: {p.label}")
+            results[(p.label, "none")] = filter_grid(load_model(panel_ref(p, weights_file), device))
+    return results, stopped
+
+
+def _panel_row(p: Panel, r, method: str, fname: str, image: str, judge: "_Judge") -> dict:
+    """A panel's entry of ``distances.json``: what the checks read."""
+    row = {"label": p.label, "kind": p.kind, "file": fname, "model": p.model, "weights": p.weights,
+           "optimizer": method}
+    if isinstance(r, Result):
+        row.update(image=image, **reconstruction_row(r))
+    elif p.kind == "generate":
+        row.update(status=r.status, steps=r.steps, class_index=r.config.class_index, top5=r.top5,
+                   target_logit=r.curves["target_logit"][-1], best_other_logit=r.curves["best_other_logit"][-1],
+                   judge=judge(r.image))
+    else:
+        corr = neighbour_correlations(r.tiles)
+        row.update(filters=r.count, filter_size=list(r.tiles.shape[1:3]), neighbour_correlation=float(corr.mean()),
+                   correlations=[round(float(c), 4) for c in corr])
+    return row
+
+
+def _layout(run: _Run, results: dict, judge: "_Judge") -> tuple[list, list, dict]:
+    """Write each panel's PNG; the sheet's tiles, the rows, and the rows by method (``{method: {label: row}}``)."""
+    several, both = len(run.shown) > 1, len(run.opts) > 1
+    tiles, rows, by_method = [], [], {}
+    for name in dict.fromkeys(p.image for p in run.recon):
+        r = next((results[(p.label, o)] for o in run.opts for p in run.recon
+                  if p.image == name and (p.label, o) in results), None)
+        if r is not None:
+            tiles.append((r.target, f"target: {run.shown[name]}"))
+    for i, (p, method) in enumerate([(p, m) for p, m in run.order() if (p.label, m) in results]):
+        r = results[(p.label, method)]
+        if both and p.kind == "reconstruct" and method == run.opts[1] and p is run.recon[0]:
+            while len(tiles) % run.cols:  # the second optimizer's panels start a row of their own
+                tiles.append((np.full_like(r.target, 255), ""))
+        img = r.image if p.kind != "filters" else r.image(scale=1)
+        image = run.shown.get(p.image, "") if p.kind == "reconstruct" else ""
+        fname = _file_name(i, p, image, method, several and p.kind == "reconstruct", both and p.kind == "reconstruct")
+        to_pil(img).save(run.out / fname)
+        tiles.append((img, _caption(p, r, image if several else "", METHODS[method] if both else "")))
+        rows.append(_panel_row(p, r, method, fname, image, judge))
+        by_method.setdefault(method, {})[p.label] = rows[-1]
+    for method in run.opts:  # class images and filters are read by every optimizer's claims
+        by_method.setdefault(method, {}).update({k: v for m in ("ngd", "none") for k, v in by_method.get(m, {}).items()})
+    return tiles, rows, by_method
+
+
+def _sheet(run: _Run, tiles: list, verdicts: list, disagree: list[str]) -> None:
+    label = {"quick": " (QUICK: a pipeline check, not the figure)", "demo": " (demo budget)", "full": ""}[run.budget]
+    steps = run.steps
+    title = f"Figure {run.fig.figure}: {run.fig.title}{label}" + (
+        f", {steps:,} step{'s' if steps > 1 else ''} a panel" if steps else "")
+    lines = [v.short() for v in verdicts] + disagree
+    if not run.fig.claims:
+        lines = ["The paper states no finding for this figure: its panels are shown without a verdict."]
+    contact_sheet(tiles, title, cols=run.cols, subtitle=([run.variant] if run.variant else []) + lines).save(
+        run.out / "contact_sheet.png")
+
+
 def run_figure(fig: Figure, out: Path, budget: str = "demo", weights_file: Optional[str] = None,
                memo: Optional[Memo] = None, device: str = "auto", say: Optional[Callable[[str], None]] = None,
                progress: Optional[Callable[[Progress], Optional[bool]]] = None,
@@ -259,7 +369,7 @@ def run_figure(fig: Figure, out: Path, budget: str = "demo", weights_file: Optio
     ``say(message)`` narrates; ``progress(Progress)`` sees every report step
     and may return True to stop (the summary then says ``"stopped": true``
     and no claim is judged).  ``executor`` (e.g.
-    :class:`vitrep.distributed.RayExecutor`) runs the reconstructions
+    :class:`vitrep.running.distributed.RayExecutor`) runs the reconstructions
     elsewhere.  Returns the summary written to ``distances.json``.
     """
     check_budget(budget)
@@ -268,87 +378,24 @@ def run_figure(fig: Figure, out: Path, budget: str = "demo", weights_file: Optio
         raise ConfigError(f"Steps must be at least 1, not {steps}.")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    say = say or (lambda msg: None)
     mapping = image_map(fig, images)
     variant_panels, variant = figure_panels(fig, budget, weights_file)
     panels = _shown(variant_panels, mapping)
-    shown = {p.image: _image_label(mapping[p.image]) for p in panels if p.kind == "reconstruct"}
-    recon = [p for p in panels if p.kind == "reconstruct"]
-    results: dict[tuple[str, str], object] = {}  # (label, method) -> result
-    if recon:
-        say(f"reconstructing {len(recon)} panel(s) under {' and '.join(METHODS[o] for o in opts)}")
-        cells = figure_cells(fig, budget, weights_file, device, optimizer, images, steps=steps)
-        grid = run_grid(cells, memo, progress=progress, on_wait=on_wait, queue_limit=queue_limit, executor=executor)
-        for c, r in zip(grid.cells, grid.results):
-            if r is not None:
-                results[(c.labels["panel"], c.labels["optimizer"])] = r
-    stopped = len(results) < len(recon) * len(opts) or any(
-        isinstance(r, Result) and r.status == "stopped" for r in results.values())
-    judge = _Judge(device)
-    for p in panels:
-        if stopped:
-            break
-        if p.kind == "generate":
-            say(f"class image: {p.cls}")
-            results[(p.label, "ngd")] = run_generate(panel_config(p, fig.steps_for(p, budget, steps), weights_file,
-                                                                  device), memo, on_wait=on_wait, queue_limit=queue_limit)
-        elif p.kind == "filters":
-            say(f"filters: {p.label}")
-            results[(p.label, "none")] = filter_grid(load_model(panel_ref(p, weights_file), device))
-    several, both = len(shown) > 1, len(opts) > 1
-    tiles, rows, by_method = [], [], {}
-    for name in dict.fromkeys(p.image for p in recon):
-        r = next((results[(p.label, o)] for o in opts for p in recon if p.image == name and (p.label, o) in results),
-                 None)
-        if r is not None:
-            tiles.append((r.target, f"target: {shown[name]}"))
-    order = [(p, o) for o in opts for p in recon] + [(p, "ngd" if p.kind == "generate" else "none")
-                                                    for p in panels if p.kind != "reconstruct"]
-    cols = fig.cols + (1 if recon else 0)
-    for i, (p, method) in enumerate([(p, m) for p, m in order if (p.label, m) in results]):
-        r = results[(p.label, method)]
-        if both and p.kind == "reconstruct" and method == opts[1] and p is recon[0]:
-            while len(tiles) % cols:  # the second optimizer's panels start a row of their own
-                tiles.append((np.full_like(r.target, 255), ""))
-        img = r.image if p.kind != "filters" else r.image(scale=1)
-        image = shown.get(p.image, "") if p.kind == "reconstruct" else ""
-        fname = _file_name(i, p, image, method, several and p.kind == "reconstruct", both and p.kind == "reconstruct")
-        to_pil(img).save(out / fname)
-        tiles.append((img, _caption(p, r, image if several else "", METHODS[method] if both else "")))
-        row = {"label": p.label, "kind": p.kind, "file": fname, "model": p.model, "weights": p.weights,
-               "optimizer": method}
-        if isinstance(r, Result):
-            row.update(image=image, **reconstruction_row(r))
-        elif p.kind == "generate":
-            row.update(status=r.status, steps=r.steps, class_index=r.config.class_index, top5=r.top5,
-                       target_logit=r.curves["target_logit"][-1], best_other_logit=r.curves["best_other_logit"][-1],
-                       judge=judge(r.image))
-        else:
-            corr = neighbour_correlations(r.tiles)
-            row.update(filters=r.count, filter_size=list(r.tiles.shape[1:3]),
-                       neighbour_correlation=float(corr.mean()), correlations=[round(float(c), 4) for c in corr])
-        rows.append(row)
-        by_method.setdefault(method, {})[p.label] = row
-    for method in opts:  # class images and filters are read by every optimizer's claims
-        by_method.setdefault(method, {}).update({k: v for m in ("ngd", "none") for k, v in by_method.get(m, {}).items()})
-    left = [p.label for p in fig.left_out(budget)]
-    verdicts = [] if stopped else verdicts_of(fig, by_method, opts, left, budget)
-    disagree = disagreements(verdicts)
     if weights_file and fig.needs_trained:
         variant = (variant + "; " if variant else "") + "trained weights stood in by the checkpoint file " \
             + Path(weights_file).name
-    label = {"quick": " (QUICK: a pipeline check, not the figure)", "demo": " (demo budget)", "full": ""}[budget]
-    title = f"Figure {fig.figure}: {fig.title}{label}" + (f", {steps:,} step{'s' if steps > 1 else ''} a panel"
-                                                          if steps else "")
-    lines = [v.short() for v in verdicts] + disagree
-    if not fig.claims:
-        lines = ["The paper states no finding for this figure: its panels are shown without a verdict."]
-    if variant:
-        lines = [variant] + lines
-    contact_sheet(tiles, title, cols=cols, subtitle=lines).save(out / "contact_sheet.png")
+    run = _Run(fig, budget, opts, panels, {p.image: _image_label(mapping[p.image]) for p in panels
+                                           if p.kind == "reconstruct"}, variant, out, steps)
+    results, stopped = _compute(run, weights_file, memo, device, say or (lambda msg: None), progress, images,
+                                optimizer, on_wait, queue_limit, executor)
+    tiles, rows, by_method = _layout(run, results, _Judge(device))
+    left = [p.label for p in fig.left_out(budget)]
+    verdicts = [] if stopped else verdicts_of(fig, by_method, opts, left, budget)
+    disagree = disagreements(verdicts)
+    _sheet(run, tiles, verdicts, disagree)
     summary = {"preset": fig.name, "figure": fig.figure, "title": fig.title, "budget": budget, "steps": steps,
                "quick": budget == "quick", "stopped": stopped, "optimizers": opts, "note": BUDGET_NOTES[budget],
-               "variant": variant, "left_out": left, "images": dict(shown), "weights_file": weights_file,
+               "variant": variant, "left_out": left, "images": dict(run.shown), "weights_file": weights_file,
                "claims": len(fig.claims), "verdicts": [v.to_dict() for v in verdicts], "disagreements": disagree,
                "panels": rows}
     (out / "distances.json").write_text(json.dumps(summary, indent=2) + "\n")

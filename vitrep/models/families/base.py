@@ -5,7 +5,7 @@ A family adapter is the one place that knows a kind of network: its models
 operations from image to each tap, its block forward with components
 removed, its component and swap names, its first convolution and classifier
 (named as timm's per-model config names them: ``first_conv``, ``classifier``)
-and what the packed CPU path would hold.  Nothing outside ``vitrep.families``
+and what the packed CPU path would hold.  Nothing outside ``vitrep.models.families``
 asks which family a model is; it asks the model's adapter
 (``spec.adapter``, ``ref.adapter``, ``lm.adapter``).
 
@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import fastops
-from ..errors import ConfigError
+from ...fast import linear as fastops
+from ...errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -34,7 +34,7 @@ HALF = (0.5, 0.5, 0.5)
 
 @dataclass(frozen=True)
 class Op:
-    """One operation of a path from image to tap, with a hashable key (:mod:`vitrep.taps` shares equal keys)."""
+    """One operation of a path from image to tap, with a hashable key (:mod:`vitrep.models.taps` shares equal keys)."""
 
     key: Hashable
     fn: Callable[[torch.Tensor], torch.Tensor]
@@ -71,7 +71,7 @@ class TrainedSource:
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    family: str  # the adapter's name (vitrep.families)
+    family: str  # the adapter's name (vitrep.models.families)
     size: int
     description: str
     builder: Callable[..., nn.Module] = field(repr=False, compare=False)
@@ -80,6 +80,11 @@ class ModelSpec:
     trained: Optional[TrainedSource] = None
     arch_defaults: tuple = ()  # configurable architectures: (("patch", 16), ("width", 1024), ...)
     depth: int = 12  # encoders / blocks (ResNet: 4 stages)
+    label: str = ""  # the display name (``ViT-B/32``): menus, sentences; default the name
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
 
     @property
     def configurable(self) -> bool:
@@ -95,7 +100,7 @@ def _plain(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def caller(fast: bool) -> Callable[[nn.Module, torch.Tensor], torch.Tensor]:
-    """``call(module, x)``: on the packed CPU path (:mod:`vitrep.fastops`) or plain."""
+    """``call(module, x)``: on the packed CPU path (:mod:`vitrep.fast.linear`) or plain."""
     return fastops.call if fast else _plain
 
 
@@ -140,7 +145,7 @@ class Family:
 
     def path(self, lm, tap: str, surgery, pos_embed: bool, fast: bool) -> list[Op]:
         """The operations from the (normalised) image to ``tap`` of the :class:`vitrep.models.LoadedModel` ``lm``;
-        keys include the :class:`vitrep.surgery.Surgery` so rows that differ split."""
+        keys include the :class:`vitrep.models.surgery.Surgery` so rows that differ split."""
         raise NotImplementedError
 
     # --- blocks and surgery ----------------------------------------------------------------------
@@ -153,7 +158,7 @@ class Family:
 
     def tap_depth(self, tap: str, depth: int) -> int:
         """The depth band of the calibrated step sizes for ``tap`` (:func:`vitrep.calibration.tap_depth`)."""
-        from ..calibration import tap_depth
+        from ...calibration import tap_depth
 
         return tap_depth(tap, depth)
 
@@ -178,7 +183,7 @@ class Family:
         return ref.arch()
 
     def packable_bytes(self, module: nn.Module) -> int:
-        """Bytes :mod:`vitrep.fastops` packs for this (meta-device) module: every linear weight."""
+        """Bytes :mod:`vitrep.fast.linear` packs for this (meta-device) module: every linear weight."""
         n = 0
         for mod in module.modules():
             if isinstance(mod, nn.Linear):
@@ -189,6 +194,7 @@ class Family:
 
 
 _REGISTRY: dict[str, Family] = {}
+_PER_MODEL: dict[str, Family] = {}  # adapters made for one model each (timm:NAME), apart from the families
 
 
 def register(*families: Family) -> dict[str, Family]:
@@ -198,11 +204,16 @@ def register(*families: Family) -> dict[str, Family]:
     return _REGISTRY
 
 
+def register_model_adapter(adapter: Family) -> None:
+    """An adapter that serves one model (a timm model by name); found by :func:`get_family`, not listed as a family."""
+    _PER_MODEL[adapter.name] = adapter
+
+
 def get_family(name: str) -> Family:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(f"There is no model family {name!r}; the families are {', '.join(_REGISTRY)}.") from None
+    found = _REGISTRY.get(name) or _PER_MODEL.get(name)
+    if found is None:
+        raise ConfigError(f"There is no model family {name!r}; the families are {', '.join(_REGISTRY)}.")
+    return found
 
 
 def patch_product(conv: nn.Conv2d, size: int, fallback: Callable, fast: bool = False) -> Callable:

@@ -15,8 +15,8 @@ import re
 import torch
 import torch.nn.functional as F
 
-from .. import resnet_fast
-from ..errors import ConfigError
+from ...fast import resnet as resnet_fast
+from ...errors import ConfigError
 from .base import Family, ModelSpec, Op, TrainedSource, caller
 
 STAGES = {1: 3, 2: 4, 3: 6, 4: 3}  # bottlenecks per stage
@@ -39,7 +39,7 @@ class ResNet(Family):
     takes_any_size = True
     specs = (
         ModelSpec("resnet50", "resnet", 224, "ResNet-50 (torchvision); 299 px also works", _resnet50,
-                  depth=4, trained=TrainedSource("torchvision", "ResNet50_Weights.IMAGENET1K_V1")),
+                  depth=4, trained=TrainedSource("torchvision", "ResNet50_Weights.IMAGENET1K_V1"), label="ResNet-50"),
     )
 
     def taps(self, depth):
@@ -82,13 +82,13 @@ class ResNet(Family):
         return {}  # the input size is free
 
     def packable_bytes(self, module):
-        """The head's packs and :mod:`vitrep.resnet_fast`'s folded convolutions (forward and transposed)."""
+        """The head's packs and :mod:`vitrep.fast.resnet`'s folded convolutions (forward and transposed)."""
         return sum(mod.weight.numel() * 4 for mod in module.modules() if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d)))
 
     def block_forward(self, block, x, removed, fast=False):
         """torchvision ``Bottleneck``; without ``skip`` the identity/downsample branch is not added.
 
-        ``fast``: batch norm folded into packed oneDNN convolutions, channels-last (:mod:`vitrep.resnet_fast`),
+        ``fast``: batch norm folded into packed oneDNN convolutions, channels-last (:mod:`vitrep.fast.resnet`),
         where that path applies.
         """
         if fast:
@@ -113,7 +113,7 @@ class ResNet(Family):
         ops = [Op(("conv1",), m.conv1)]
         if tap == "conv1":
             return ops
-        if fast:  # conv1, bn1, relu and max-pool as one op (vitrep.resnet_fast)
+        if fast:  # conv1, bn1, relu and max-pool as one op (vitrep.fast.resnet)
             ops[-1] = Op(("stem", "fast"), resnet_fast.fast_stem(m))
         else:
             ops += [Op(("bn1relu",), lambda x: F.relu(m.bn1(x))), Op(("maxpool",), m.maxpool)]

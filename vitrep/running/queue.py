@@ -16,7 +16,7 @@ import itertools
 import threading
 from typing import Callable, Iterator, Optional
 
-from .errors import VitrepError
+from ..errors import VitrepError
 
 OnWait = Callable[[int, int], None]
 

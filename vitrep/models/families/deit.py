@@ -41,7 +41,7 @@ class DeiT(TokenFamily):
     specs = (
         ModelSpec("deit_tiny", "deit", 224, "DeiT-Tiny/16, 12 encoders of width 192 (timm deit_tiny_patch16_224)",
                   _timm("deit_tiny_patch16_224"),
-                  trained=TrainedSource("timm", "timm/deit_tiny_patch16_224.fb_in1k")),
+                  trained=TrainedSource("timm", "timm/deit_tiny_patch16_224.fb_in1k"), label="DeiT-Tiny/16"),
     )
 
     def builder_kwargs(self, ref):

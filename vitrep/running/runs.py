@@ -8,7 +8,7 @@ remember it" is written once, here, for the dashboard and the command line:
   :meth:`Job.run` (the hit, or the computation, single-flight per key).
 - :func:`run_batch` runs many configs: hits are read, the misses run as
   batches that share a model and schedule (:func:`plan_batches`), each batch
-  single-flight in the memo (:meth:`vitrep.cache.Memo.get_or_compute_many`).
+  single-flight in the memo (:meth:`vitrep.running.memo.Memo.get_or_compute_many`).
 
 Stopped runs are never remembered; finished and diverged ones are.
 """
@@ -20,17 +20,21 @@ from typing import Optional, Sequence
 
 import torch
 
-from . import budget, limits
-from .cache import Memo, make_key
-from .config import SHARED_FIELDS, ReconstructConfig, validate
-from .images import content_hash
-from .models import load_model, resolve_device, weights_identity
-from .queueing import OnWait, device_queue
-from .result import Progress, ProgressFn, Result
+from ..models import sizes
+from ..reconstruct import reconstruct_many
+from .chunks import plan_batches, plan_chunks
+from .memo import Memo, make_key
+from ..config import ReconstructConfig, validate
+from ..images import content_hash
+from ..models.pool import load_model
+from ..models.registry import resolve_device
+from ..models.weights import weights_identity
+from .queue import OnWait, device_queue
+from ..result import Progress, ProgressFn, Result
 
 
 def device_lock(device: str, on_wait: Optional[OnWait] = None, limit: Optional[int] = None):
-    """One computation per device at a time, first come first served (:mod:`vitrep.queueing`):
+    """One computation per device at a time, first come first served (:mod:`vitrep.running.queue`):
     sessions queue instead of oversubscribing a GPU or 2 CPU cores; ``on_wait(place, queued)`` hears
     a waiting caller's place, and ``limit`` refuses a run beyond that many waiting ones."""
     return device_queue(resolve_device(device).type).hold(on_wait, limit)
@@ -72,11 +76,9 @@ class Job:
     def run(self, memo: Optional[Memo] = None, progress: Optional[ProgressFn] = None,
             on_wait: Optional[OnWait] = None, queue_limit: Optional[int] = None) -> Result:
         """The remembered result, else the computation (queued for the device), remembered unless stopped."""
-        from .reconstruct import reconstruct
-
         def compute() -> Result:
             with device_lock(self.config.device, on_wait, queue_limit):
-                return reconstruct(self.image, self.config, progress)
+                return reconstruct_many([self.image], [self.config], progress)[0]
 
         if memo is None:
             return compute()
@@ -85,20 +87,20 @@ class Job:
 
 def prepare(image: torch.Tensor, config: ReconstructConfig) -> Job:
     """Validate ``config`` (once: a validated config is not checked again), refuse a row that could never
-    fit in memory (:func:`vitrep.budget.check_row`, one sentence, before any work) and compute its memo key."""
+    fit in memory (:func:`vitrep.models.sizes.check_row`, one sentence, before any work) and compute its memo key."""
     config = validate(config)
-    budget.check_row(config)
+    sizes.check_row(config)
     return Job(image, config, cache_key(image, config))
 
 
 def check_rows(configs: Sequence[ReconstructConfig]) -> None:
-    """:func:`vitrep.budget.check_row` of each distinct row (model, tap, device) of ``configs``."""
+    """:func:`vitrep.models.sizes.check_row` of each distinct row (model, tap, device) of ``configs``."""
     seen = set()
     for c in configs:
         k = (c.model, c.tap, c.pos_embed, c.normalize, c.device)
         if k not in seen:
             seen.add(k)
-            budget.check_row(c)
+            sizes.check_row(c)
 
 
 def run(image: torch.Tensor, config: ReconstructConfig, memo: Optional[Memo] = None,
@@ -106,29 +108,6 @@ def run(image: torch.Tensor, config: ReconstructConfig, memo: Optional[Memo] = N
         queue_limit: Optional[int] = None) -> Result:
     """:func:`vitrep.reconstruct.reconstruct` through the disk memo: a repeat is a hit (``result.from_cache``)."""
     return prepare(image, config).run(memo, progress, on_wait, queue_limit)
-
-
-def plan_batches(configs: Sequence[ReconstructConfig]) -> list[list[int]]:
-    """The batches :func:`run_batch` runs ``configs`` in: indices grouped by shared model and schedule, in order."""
-    groups: dict = {}
-    for i, c in enumerate(configs):
-        groups.setdefault(tuple(getattr(c, f) for f in SHARED_FIELDS), []).append(i)
-    return list(groups.values())
-
-
-def plan_chunks(configs: Sequence[ReconstructConfig], todo: Sequence[int]) -> list[tuple[int, list[int]]]:
-    """The rows ``todo`` (the memo's misses) as ``(batch index, rows)`` chunks: the batches of
-    :func:`plan_batches`, each split so that its activations fit the memory budget (:mod:`vitrep.budget`)."""
-    todo = set(todo)
-    chunks = []
-    for g, group in enumerate(plan_batches(configs)):
-        rows = [i for i in group if i in todo]
-        if rows:
-            c0 = configs[rows[0]]
-            sizes = [budget.row_bytes(c0.model, configs[i].tap, configs[i].pos_embed, configs[i].normalize)
-                     for i in rows] if limits.memory_budget_bytes() else 0
-            chunks += [(g, chunk) for chunk in budget.split_rows(rows, sizes, model=c0.model)]
-    return chunks
 
 
 def run_batch(images: Sequence[torch.Tensor], configs: Sequence[ReconstructConfig], memo: Optional[Memo] = None,
@@ -139,15 +118,13 @@ def run_batch(images: Sequence[torch.Tensor], configs: Sequence[ReconstructConfi
     ``progress(Progress)`` reports each batch; ``Progress.batch`` is the
     batch's place in :func:`plan_batches` (batches that are all memo hits
     are skipped), rows of a batch are its misses, in order.  A batch is split
-    into chunks whose activations fit the memory budget (:mod:`vitrep.budget`);
+    into chunks whose activations fit the memory budget (:mod:`vitrep.running.chunks`);
     each chunk is single-flight: callers asking for the same rows at once
     compute them once.  A batch stopped by its callback ends the whole call
     (later batches are not started; their rows are ``None``).  ``executor``
-    (:class:`vitrep.distributed.RayExecutor`) runs the call on a Ray cluster,
+    (:class:`vitrep.running.distributed.RayExecutor`) runs the call on a Ray cluster,
     with the same contract.
     """
-    from .reconstruct import reconstruct_many
-
     if executor is not None:
         configs = [validate(c) for c in configs]
         check_rows(configs)  # a row that could never fit is refused here, not on a worker

@@ -3,7 +3,7 @@
 One number, ``VITREP_MEMORY_MB`` (megabytes of 2**20 bytes; read by
 :func:`vitrep.limits.memory_budget_mb`), bounds what the engine itself holds
 in host memory: the cached CPU models (parameters and buffers), the packed
-weights of :mod:`vitrep.fastops`, and the activations a batch keeps for its
+weights of :mod:`vitrep.fast.linear`, and the activations a batch keeps for its
 backward pass.  The interpreter, torch's own libraries and Streamlit come on
 top (about 0.65 GB for ``import torch`` with a CUDA build of torch, less with
 a CPU build; see ``benchmarks/memory.py``).  This module holds the estimates
@@ -16,7 +16,7 @@ the budget is kept with:
   drops the cache's reference and the model's packs; a computation that still
   holds the model keeps it alive until it ends.
 - The packs get ``VITREP_FAST_BUDGET_MB`` if set, else half of the budget
-  (:data:`PACK_SHARE`), else 3,072 MB with no budget.
+  (:data:`vitrep.limits.PACK_SHARE`), else 3,072 MB with no budget.
 - :func:`split_rows` splits a batch's rows into chunks whose activations fit
   in what the models leave of the budget; :func:`row_bytes` estimates one
   row's activations from its tap path.
@@ -31,15 +31,15 @@ Nothing here builds a real model: sizes come from a build on torch's
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 
-from . import limits
-from .errors import ConfigError
-from .models import LoadedModel, ModelRef
+from .. import limits
+from ..errors import ConfigError
+from .weights import LoadedModel
+from .registry import ModelRef
 
-PACK_SHARE = 0.5  # the packs' share of the budget when VITREP_FAST_BUDGET_MB is not set
 MB = limits.MB
 
 
@@ -111,26 +111,23 @@ def model_bytes(ref: ModelRef, fast: Optional[bool] = None) -> int:
     CPU) adds the packs, two copies (``W`` and ``W^T``) of every weight the
     path packs, up to the pack budget.  No real model is built.
     """
-    from . import fastops
-    from .models import resolve_device
+    from ..fast import linear as fastops
+    from .registry import resolve_device
 
     own, packable = _sizes(ref)
     if fast is None:
         fast = fastops.enabled() and resolve_device("auto").type == "cpu"
-    return own + (min(2 * packable, fastops.budget_bytes()) if fast else 0)
-
-
-_LABELS = {"vit_b_32": "ViT-B/32", "vit_b_16": "ViT-B/16", "vit_l_16": "ViT-L/16", "vit_l_16_512": "ViT-L/16 at 512 px",
-           "vit_l_32": "ViT-L/32", "vit_h_14": "ViT-H/14", "vit_h_14_518": "ViT-H/14 at 518 px",
-           "resnet50": "ResNet-50", "mixer_b16": "MLP-Mixer B/16"}
+    return own + (min(2 * packable, limits.pack_limit_bytes()) if fast else 0)
 
 
 def short_name(ref: ModelRef) -> str:
     """``ViT-H/14``; configurable models with their architecture, ``mixer (patch 16, width 1024, depth 8)``."""
-    if ref.name in _LABELS and ref.size in (None, ref.spec.size):
-        return _LABELS[ref.name]
+    spec = ref.spec
+    if not spec.configurable and ref.size in (None, spec.size):
+        return spec.display
     arch = ref.arch() or {"size": ref.input_size}
-    return f"{_LABELS.get(ref.name, ref.name)} ({', '.join(f'{k} {v}' for k, v in arch.items())})"
+    name = ref.name if spec.configurable else spec.display  # a configurable model: the name the user gave
+    return f"{name} ({', '.join(f'{k} {v}' for k, v in arch.items())})"
 
 
 def too_big(ref: ModelRef, need: int, limit: int) -> str:
@@ -206,7 +203,7 @@ def row_limit(device: str = "auto") -> tuple[Optional[int], str]:
     GPU's memory (the budget counts host memory).  ``(None, "")`` when
     nothing is known.
     """
-    from .models import resolve_device
+    from .registry import resolve_device
 
     dev = resolve_device(device)
     if dev.type == "cuda":
@@ -226,8 +223,8 @@ def check_row(config) -> None:
     Every mode: under a budget the budget, without one the machine's memory.
     ``config`` is a validated :class:`vitrep.config.ReconstructConfig`.
     """
-    from . import fastops
-    from .models import resolve_device
+    from ..fast import linear as fastops
+    from .registry import resolve_device
 
     limit, what = row_limit(config.device)
     if limit is None:
@@ -240,43 +237,3 @@ def check_row(config) -> None:
                                 f"for one image, more than {what}; choose a smaller architecture or an earlier layer.")
 
 
-def split_rows(rows: list[int], per_row_bytes: int | Sequence[int], model: Optional[ModelRef] = None) -> list[list[int]]:
-    """``rows`` in order, cut into chunks whose activations fit what the cached models leave of the budget.
-
-    ``per_row_bytes`` is one number for every row or one per row (e.g.
-    :func:`row_bytes` of each row's tap).  ``model``: the batch's model, if
-    it may not be loaded yet (its :func:`model_bytes` is reserved).  With no
-    budget, one chunk.  A row larger than what the cached models leave runs
-    alone; a row that with its model exceeds the whole budget is refused
-    (:class:`MemoryBudgetError`, one sentence) before anything runs.  Under a
-    budget it first calls :func:`release`.
-    """
-    from .models import cache_bytes, is_cached
-
-    rows = list(rows)
-    if not rows:
-        return []
-    limit = limits.memory_budget_bytes()
-    if limit is None:
-        return [rows]
-    sizes = [int(per_row_bytes)] * len(rows) if isinstance(per_row_bytes, (int, float)) else [int(b) for b in per_row_bytes]
-    if len(sizes) != len(rows):
-        raise ValueError(f"{len(sizes)} sizes for {len(rows)} rows")
-    own = model_bytes(model) if model is not None else 0
-    worst = max(sizes)
-    if worst + own > limit:
-        who = f"{short_name(model)} needs about {gb(worst + own)} for one image of this batch" if model is not None \
-            else f"One image of this batch needs about {gb(worst)}"
-        raise MemoryBudgetError(f"{who}, more than this server's {gb(limit)} budget; choose a smaller architecture "
-                                f"or an earlier layer.")
-    release()  # the previous batch's leftovers go before this one starts
-    room = limit - cache_bytes() - (own if model is not None and not is_cached(model) else 0)
-    chunks, chunk, used = [], [], 0
-    for r, b in zip(rows, sizes):
-        if chunk and used + b > room:
-            chunks.append(chunk)
-            chunk, used = [], 0
-        chunk.append(r)
-        used += b
-    chunks.append(chunk)
-    return chunks

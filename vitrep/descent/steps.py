@@ -1,22 +1,20 @@
-"""The arithmetic of a descent: blur, schedules, losses, precision, the update rule and the blow-up guard.
+"""Steps of a descent: the update rule (plain GD, normalised GD, Adam), its schedules, the blur, precision.
 
 Pure tensor code with no model, memo or reporting in it, shared by
 reconstruction (:mod:`vitrep.reconstruct`) and class generation
-(:mod:`vitrep.generate`) through the loop (:mod:`vitrep.loop`).
+(:mod:`vitrep.generate`) through the loop (:mod:`vitrep.descent.loop`):
+:class:`Stepper` is every update rule, :class:`Schedule` the step size and
+blur sigma of every step, :class:`Update` one whole step (the rule, then the
+blur, then the clamp).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
-
-MAX_BACKOFFS = 4  # a fifth blow-up ends the row as diverged
-BLOWUP_FACTOR = 10.0  # loss this many times its best so far = a blow-up
-BLOWUP_PIXEL = 20.0  # a pixel this far from 0.5 = running off (images live in [0, 1])
 
 
 _GRIDS: dict[str, torch.Tensor] = {}
@@ -84,17 +82,13 @@ def linear(start: float, end: float, n: int, total: int) -> float:
     return start if total <= 1 else start + (end - start) * n / (total - 1)
 
 
-def loss_of(kind: str, scale: float, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    d = out - target
-    return scale * (d.abs().sum() if kind == "l1" else (d * d).sum())
-
-
 class Stepper:
-    """The update rule of a batch: the page's plain step, or Adam; a step-size scale per row (back-off).
+    """The update rule of a batch: the paper's plain step (``gd``), normalised GD (``ngd``: the step's size in
+    pixel units, the class images' rule), or Adam; a step-size scale per row (back-off).
 
     ``step(x, grad, lr, rows)`` returns ``x - lr * direction`` for the batch
     rows ``rows`` (``None`` = all).  The plain step with no back-off is the
-    page's expression exactly.  Adam's moments are kept per pixel and row, in
+    paper's expression exactly.  Adam's moments are kept per pixel and row, in
     tensors updated in place (a CUDA graph captures them).
     """
 
@@ -126,9 +120,11 @@ class Stepper:
             self.t[row] = 0
 
     def step(self, x: torch.Tensor, grad: torch.Tensor, lr, rows: Optional[list[int]]) -> torch.Tensor:
+        if self.kind == "ngd":  # the gradient's direction, its size in pixel units: lr * g / mean|g|
+            return x - lr * (grad / (grad.abs().mean() + 1e-12))
         if self.kind == "gd":
             if not self.scaled:
-                return x - lr * grad  # the page's step, bit for bit
+                return x - lr * grad  # the paper's step, bit for bit
             return x - lr * self.scale[rows if rows is not None else slice(None)] * grad
         b1, b2 = self.BETAS
         sel = slice(None) if rows is None else rows
@@ -147,41 +143,39 @@ class Stepper:
         return x - lr * self.scale[sel] * m_hat / (v_hat.sqrt() + self.EPS)
 
 
-class BlowupGuard:
-    """Watches each row's loss and image; at a blow-up the row goes back to its best image.
+class Schedule:
+    """The step size and blur sigma of each step ``n`` of ``steps``: each decays linearly from start to end,
+    or follows the given function of ``n``."""
 
-    A blow-up is a non-finite loss, a loss ``BLOWUP_FACTOR`` times its best so
-    far, or a pixel ``BLOWUP_PIXEL`` away from mid-grey (patches running off).
-    The row's best image (lowest loss) is kept; on a blow-up it is restored
-    and the caller scales the row's step by 1/4.  After ``MAX_BACKOFFS``
-    back-offs the next blow-up ends the row as diverged.  Off (``backoff``
-    False), a non-finite loss still ends a row: nothing else is watched.
+    def __init__(self, steps: int, lr: tuple[float, float], sigma) -> None:
+        self.steps, self.lr0, self.lr1 = steps, lr[0], lr[1]
+        self._sigma = sigma if callable(sigma) else (lambda n, s=sigma: linear(s[0], s[1], n, steps))
+
+    def lr(self, n: int) -> float:
+        return linear(self.lr0, self.lr1, n, self.steps)
+
+    def sigma(self, n: int) -> float:
+        return self._sigma(n)
+
+    def table(self) -> tuple[list[float], list[float]]:
+        """Every step's (lr, sigma), and a 0 after the last: what a CUDA graph keeps on the GPU."""
+        return ([self.lr(n) for n in range(self.steps)] + [0.0], [self.sigma(n) for n in range(self.steps)] + [0.0])
+
+
+class Update:
+    """One whole step of a batch: the rule (:class:`Stepper`), the blur, the clamp to [0, 1] if asked.
+
+    ``__call__(x, grad, n, rows)`` takes step ``n``'s schedule; :meth:`apply`
+    takes the step size and sigma themselves (tensors, in a CUDA graph).
     """
 
-    def __init__(self, rows: int, enabled: bool) -> None:
-        self.enabled = enabled
-        self.best_loss = [math.inf] * rows
-        self.best: list[Optional[torch.Tensor]] = [None] * rows
-        self.backoffs = [0] * rows
+    def __init__(self, stepper: Stepper, schedule: Schedule, clamp: bool = False) -> None:
+        self.stepper, self.schedule, self.clamp = stepper, schedule, clamp
 
-    def check(self, n: int, rows: list[int], losses: torch.Tensor, x: torch.Tensor) -> tuple[list[int], list[int]]:
-        values = losses.tolist()
-        far = ((x - 0.5).abs().flatten(1).amax(1) > BLOWUP_PIXEL).tolist() if self.enabled else [False] * len(rows)
-        restored, dead = [], []
-        for j, i in enumerate(rows):
-            v = values[j]
-            blown = not math.isfinite(v) or (self.enabled and (far[j] or v > BLOWUP_FACTOR * self.best_loss[i]))
-            if blown:
-                if not self.enabled or self.best[i] is None or self.backoffs[i] >= MAX_BACKOFFS:
-                    dead.append(i)
-                else:
-                    self.backoffs[i] += 1
-                    restored.append(i)
-            elif v < self.best_loss[i]:
-                self.best_loss[i] = v
-                if self.enabled:
-                    self.best[i] = x[j].detach().clone()
-        return restored, dead
+    def apply(self, x: torch.Tensor, grad: torch.Tensor, lr, sigma, rows=None) -> torch.Tensor:
+        x = blur(self.stepper.step(x.detach(), grad, lr, rows), sigma)
+        return x.clamp_(0, 1) if self.clamp else x
 
-    def best_image(self, row: int) -> torch.Tensor:
-        return self.best[row]
+    def __call__(self, x: torch.Tensor, grad: torch.Tensor, n: int, rows) -> torch.Tensor:
+        return self.apply(x, grad, self.schedule.lr(n), self.schedule.sigma(n), rows)
+

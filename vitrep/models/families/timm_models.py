@@ -35,8 +35,8 @@ import re
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from .base import Family, ModelSpec, Op, TokenFamily, TrainedSource, patch_product, register
+from ...errors import ConfigError
+from .base import Family, ModelSpec, Op, TokenFamily, TrainedSource, patch_product, register_model_adapter
 from .mixer import Mixer
 
 PREFIX = "timm:"
@@ -74,9 +74,10 @@ def timm_spec(name: str) -> ModelSpec:
     trained = TrainedSource("timm", hub) if hub and _has_tag(arch) else None
     spec = ModelSpec(name, adapter.name, size, f"timm {arch} ({kind}, untrained unless trained weights are asked for)",
                      functools.partial(_build, arch), mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
-                     std=tuple(cfg.get("std", (0.229, 0.224, 0.225))), trained=trained, depth=adapter.depth(m))
+                     std=tuple(cfg.get("std", (0.229, 0.224, 0.225))), trained=trained, depth=adapter.depth(m),
+                     label=arch)
     adapter.specs = (spec,)
-    register(adapter)
+    register_model_adapter(adapter)
     return spec
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 import sqlite3
@@ -42,7 +41,6 @@ from typing import Callable, Optional, TypeVar
 import logging
 
 import diskcache
-import numpy as np
 
 CACHE_VERSION = 3  # 2: optimiser, back-off; 3: values sealed with a checksum (older entries are never read)
 DEFAULT_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vitrep"
@@ -64,11 +62,11 @@ def cache_dir(explicit: Optional[str | os.PathLike] = None) -> Path:
 
 def memo_limit_bytes(size_limit_mb: Optional[float] = None) -> int:
     """The memo's bound on disk: ``size_limit_mb``, else ``$VITREP_MEMO_MB``, else 4 GiB (1 GiB in public mode)."""
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     raw = size_limit_mb if size_limit_mb is not None else os.environ.get("VITREP_MEMO_MB", "").strip()
     if raw in ("", None):
-        from .limits import public_mode
+        from ..limits import public_mode
 
         return PUBLIC_SIZE_LIMIT if public_mode() else SIZE_LIMIT
     try:
@@ -125,20 +123,6 @@ def make_key(kind: str, **parts) -> str:
     """An explicit, stable key: the hash of sorted JSON of everything that determines the result."""
     doc = json.dumps({"cache_version": CACHE_VERSION, "kind": kind, **parts}, sort_keys=True, default=str)
     return f"{kind}:{hashlib.sha256(doc.encode()).hexdigest()}"
-
-
-def pack(meta: dict, arrays: dict[str, np.ndarray]) -> bytes:
-    """JSON metadata plus named numpy arrays as one compressed npz blob (no pickle)."""
-    buf = io.BytesIO()
-    np.savez_compressed(buf, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
-    return buf.getvalue()
-
-
-def unpack(data: bytes) -> tuple[dict, dict[str, np.ndarray]]:
-    """Inverse of :func:`pack`; raises on damaged data (the memo then recomputes)."""
-    with np.load(io.BytesIO(data), allow_pickle=False) as z:
-        meta = json.loads(z["__meta__"].tobytes().decode())
-        return meta, {k: z[k] for k in z.files if k != "__meta__"}
 
 
 class Memo:

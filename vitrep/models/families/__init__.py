@@ -1,4 +1,4 @@
-"""Model families: one adapter per kind of network (see :mod:`vitrep.families.base`).
+"""Model families: one adapter per kind of network (see :mod:`vitrep.models.families.base`).
 
 Adding a family is one adapter file that defines its :class:`Family`
 subclass (with its model specs) plus one entry in ``FAMILIES`` below.

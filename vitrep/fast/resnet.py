@@ -31,13 +31,13 @@ ends of 300-step runs (final distances within 1%, or within the plain path's
 own spread where that is larger, and the same success); tests/test_resnet_fast.py,
 benchmarks/bench.py and README.md (Performance).
 
-The path follows :mod:`vitrep.fastops`: float32 CPU tensors only, off with
+The path follows :mod:`vitrep.fast.linear`: float32 CPU tensors only, off with
 ``VITREP_FAST=0``, the packs (two copies of each convolution weight) counted
 in ``VITREP_FAST_BUDGET_MB`` and dropped with the model's other packs
-(:func:`vitrep.fastops.drop_packs`); a block whose packs do not fit, a model in
+(:func:`vitrep.fast.linear.drop_packs`); a block whose packs do not fit, a model in
 training mode, or a block of another shape runs the plain way.
 
-Hooks (the ResNet adapter, :mod:`vitrep.families.resnet`, when ``fast``)::
+Hooks (the ResNet adapter, :mod:`vitrep.models.families.resnet`, when ``fast``)::
 
     stem = resnet_fast.fast_stem(m)            # conv1 + bn1 + relu + maxpool, one op
     y = resnet_fast.fast_block(blk, x, removed)  # a Bottleneck ("skip" in removed: no residual); None: run it plainly
@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import fastops
+from . import linear as fastops
 
 CL = torch.channels_last
 _PROBE: Optional[bool] = None
@@ -229,7 +229,7 @@ class _BottleneckFn(torch.autograd.Function):
 def fast_block(block: nn.Module, x: torch.Tensor, removed: frozenset = frozenset()) -> Optional[torch.Tensor]:
     """A torchvision ``Bottleneck`` on ``x`` (``(B, C, H, W)``, any size), fast; ``"skip" in removed``: no residual.
 
-    Equals the ResNet adapter's plain block forward (:mod:`vitrep.families.resnet`)
+    Equals the ResNet adapter's plain block forward (:mod:`vitrep.models.families.resnet`)
     to float rounding.  ``None`` where the path does not apply (see the module's
     docstring): the caller then runs the plain forward.
     """

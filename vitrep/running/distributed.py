@@ -1,4 +1,4 @@
-"""Beyond one machine: :func:`vitrep.runs.run_batch` on a Ray cluster.
+"""Beyond one machine: :func:`vitrep.running.runs.run_batch` on a Ray cluster.
 
 :class:`RayExecutor` keeps a pool of long-lived Ray actors, one per GPU where
 the cluster has GPUs (``gpus_per_worker`` may be fractional: 0.5 puts two
@@ -7,7 +7,7 @@ that keeps its models loaded across batches (the engine's ``load_model``
 cache lives there).  :meth:`RayExecutor.run_batch` has the contract of
 ``run_batch``: configs are validated, memo keys come from ``cache_key``, memo
 hits are read on the driver, and the misses are grouped with ``plan_batches``
-and chunked with ``budget.split_rows``; large chunks are cut further so that
+and chunked with ``chunks.split_rows``; large chunks are cut further so that
 every worker has work.  Chunks go to free workers, the largest first
 (preferring a worker that already holds the chunk's model).  Results come
 back as ``Result.to_bytes`` and are written to the driver's memo as each
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from .errors import ConfigError, VitrepError
-from .result import Progress
+from ..errors import ConfigError, VitrepError
+from ..result import Progress
 
 log = logging.getLogger("vitrep")
 RAY_MISSING = "Ray is not installed: pip install -r requirements-ray.txt"
@@ -80,14 +80,14 @@ class _Worker:
 
     def keys(self, images, configs: list[dict]) -> list[str]:
         """Memo keys as this worker will run the configs (its ``auto`` device)."""
-        from .config import ReconstructConfig
+        from ..config import ReconstructConfig
         from .runs import cache_key
 
         return [cache_key(im, ReconstructConfig.from_dict(d)) for im, d in zip(images, configs)]
 
     def run(self, images, configs: list[dict]) -> tuple[int, list[bytes]]:
         """One chunk (shared model and schedule) without a memo: ``(pid, [Result.to_bytes()])``."""
-        from .config import ReconstructConfig
+        from ..config import ReconstructConfig
         from .runs import run_batch
 
         cfgs = [ReconstructConfig.from_dict(d) for d in configs]
@@ -104,11 +104,11 @@ class _Chunk:
 
 
 def _row_cost(config) -> float:
-    """Relative work of one row: steps x the activations its backward keeps (:func:`budget.row_bytes`)."""
-    from . import budget
+    """Relative work of one row: steps x the activations its backward keeps (:func:`vitrep.models.sizes.row_bytes`)."""
+    from ..models.sizes import row_bytes
 
     try:
-        size = budget.row_bytes(config.model, config.tap, config.pos_embed, config.normalize)
+        size = row_bytes(config.model, config.tap, config.pos_embed, config.normalize)
     except Exception:  # an estimate only
         size = 1
     return float(config.steps) * max(1, size)
@@ -247,7 +247,7 @@ class RayExecutor:
 
     # --- the run -----------------------------------------------------------------------------
     def _keys(self, images, configs) -> list[str]:
-        from .models import resolve_device
+        from ..models.registry import resolve_device
         from .runs import cache_key
 
         here = resolve_device("auto").type
@@ -278,9 +278,9 @@ class RayExecutor:
             return self._run(images, configs, memo, progress)
 
     def _run(self, images, configs, memo, progress) -> list:
-        from .config import validate
-        from .result import Result
-        from .runs import plan_chunks
+        from ..config import validate
+        from ..result import Result
+        from .chunks import plan_chunks
 
         configs = [validate(c) for c in configs]
         self.start()
@@ -305,8 +305,6 @@ class RayExecutor:
         return c
 
     def _dispatch(self, images, configs, keys, chunks, costs, out, memo, progress) -> list:
-        from .result import Result
-
         ray = import_ray()
         pending = list(chunks)
         inflight: dict = {}  # ref -> (actor index, chunk)
@@ -321,21 +319,9 @@ class RayExecutor:
                 while pending and free:
                     k = free.pop(0)
                     c = self._pick(pending, k)
-                    if memo is not None:  # another process may have finished some of these meanwhile
-                        for i in c.rows:
-                            out[i] = memo.get(keys[i], Result.from_bytes)
-                        hits = [i for i in c.rows if out[i] is not None]
-                        if hits:  # no longer this call's work
-                            total["rows"] -= len(hits)
-                            total["steps"] -= sum(configs[i].steps for i in hits)
-                            total["cost"] -= sum(costs[i] for i in hits)
-                            c.cost -= sum(costs[i] for i in hits)
-                            c.rows = [i for i in c.rows if out[i] is None]
-                        if not c.rows:
-                            total["chunks"] -= 1
-                            free.insert(0, k)
-                            continue
-                        memo.announce(keys[i] for i in c.rows)
+                    if memo is not None and not self._still_to_do(c, out, memo, keys, configs, costs, total):
+                        free.insert(0, k)  # another process finished it meanwhile: no longer this call's work
+                        continue
                     ref = self.actors[k].run.remote([images[i].detach().cpu() for i in c.rows],
                                                     [configs[i].to_dict() for i in c.rows])
                     inflight[ref] = (k, c)
@@ -346,47 +332,73 @@ class RayExecutor:
                 ready, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_SECONDS)
                 for ref in ready:
                     k, c = inflight.pop(ref)
-                    del self.busy[k]
                     free.append(k)
-                    if memo is not None:
-                        memo.settle(keys[i] for i in c.rows)
-                    pid, blobs = self._get(ref)
-                    if pid != self.pids[k]:
-                        self.restarts += 1 if self.pids[k] is not None else 0
-                        self.pids[k] = pid
-                    results = []
-                    for i, data in zip(c.rows, blobs):
-                        r = Result.from_bytes(data)
-                        r.from_cache = False
-                        out[i] = r
-                        results.append(r)
-                        if memo is not None and r.status != "stopped":
-                            memo.store(keys[i], data)
-                    done["chunks"] += 1
-                    done["rows"] += len(c.rows)
-                    done["steps"] += sum(configs[i].steps for i in c.rows)
-                    done["cost"] += c.cost
-                    if progress is not None:
-                        elapsed = time.perf_counter() - t0
-                        left = (elapsed * max(0.0, total["cost"] - done["cost"]) / done["cost"]
-                                if done["cost"] else float("nan"))
-                        p = ClusterProgress(
-                            step=done["steps"], total=total["steps"], seconds=elapsed,
-                            rows=[{k2: v[-1] for k2, v in r.curves.items()} if r.curves["step"] else {}
-                                  for r in results],
-                            images=[r.image for r in results],
-                            baselines=[r.baseline["embedding_distance"] for r in results],
-                            chunks_done=done["chunks"], chunks_total=total["chunks"], rows_done=done["rows"],
-                            rows_total=total["rows"], seconds_left=left, chunk_rows=tuple(c.rows), batch=c.batch)
-                        if progress(p):
-                            self._abandon(inflight, memo, keys)
-                            return out
+                    results = self._collect(ref, k, c, out, memo, keys)
+                    for key, n in (("chunks", 1), ("rows", len(c.rows)),
+                                   ("steps", sum(configs[i].steps for i in c.rows)), ("cost", c.cost)):
+                        done[key] += n
+                    if progress is not None and progress(self._progress(results, c, done, total, t0)):
+                        self._abandon(inflight, memo, keys)
+                        return out
         except BaseException:
             self._abandon(inflight, memo, keys)
             if self.started_ray:
                 self.close()
             raise
         return out
+
+    @staticmethod
+    def _still_to_do(c, out, memo, keys, configs, costs, total) -> bool:
+        """Read the rows of chunk ``c`` another process has finished since the call began (dropping them
+        from ``c`` and the totals); announce the rest.  False when none is left."""
+        from ..result import Result
+
+        for i in c.rows:
+            out[i] = memo.get(keys[i], Result.from_bytes)
+        hits = [i for i in c.rows if out[i] is not None]
+        if hits:
+            total["rows"] -= len(hits)
+            total["steps"] -= sum(configs[i].steps for i in hits)
+            total["cost"] -= sum(costs[i] for i in hits)
+            c.cost -= sum(costs[i] for i in hits)
+            c.rows = [i for i in c.rows if out[i] is None]
+        if not c.rows:
+            total["chunks"] -= 1
+            return False
+        memo.announce(keys[i] for i in c.rows)
+        return True
+
+    def _collect(self, ref, k: int, c, out, memo, keys) -> list:
+        """A finished chunk: its results into ``out`` and the memo; a restarted worker counted."""
+        from ..result import Result
+
+        del self.busy[k]
+        if memo is not None:
+            memo.settle(keys[i] for i in c.rows)
+        pid, blobs = self._get(ref)
+        if pid != self.pids[k]:
+            self.restarts += 1 if self.pids[k] is not None else 0
+            self.pids[k] = pid
+        results = []
+        for i, data in zip(c.rows, blobs):
+            r = Result.from_bytes(data)
+            r.from_cache = False
+            out[i] = r
+            results.append(r)
+            if memo is not None and r.status != "stopped":
+                memo.store(keys[i], data)
+        return results
+
+    @staticmethod
+    def _progress(results, c, done: dict, total: dict, t0: float) -> "ClusterProgress":
+        elapsed = time.perf_counter() - t0
+        left = elapsed * max(0.0, total["cost"] - done["cost"]) / done["cost"] if done["cost"] else float("nan")
+        return ClusterProgress(
+            step=done["steps"], total=total["steps"], seconds=elapsed,
+            rows=[{k: v[-1] for k, v in r.curves.items()} if r.curves["step"] else {} for r in results],
+            images=[r.image for r in results], baselines=[r.baseline["embedding_distance"] for r in results],
+            chunks_done=done["chunks"], chunks_total=total["chunks"], rows_done=done["rows"],
+            rows_total=total["rows"], seconds_left=left, chunk_rows=tuple(c.rows), batch=c.batch)
 
     def _get(self, ref):
         """A chunk's result; a worker's own one-sentence error is raised as itself."""

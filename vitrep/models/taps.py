@@ -1,7 +1,7 @@
 """Layer taps: forward only as far as the chosen layer.
 
 A tap is a canonical string (``encoder-3``, ``only-encoder-3``, ``layer2.1``,
-...), named and parsed by the model's family adapter (:mod:`vitrep.families`,
+...), named and parsed by the model's family adapter (:mod:`vitrep.models.families`,
 whose modules list each family's taps).  :func:`tap_path` turns a tap into a
 *path*: the list of operations from the input image to that layer's output,
 each with a hashable key; the adapter supplies the operations.
@@ -17,9 +17,9 @@ from typing import Sequence
 
 import torch
 
-from . import fastops
+from ..fast import linear as fastops
 from .families.base import Op
-from .models import LoadedModel
+from .weights import LoadedModel
 from .surgery import Surgery
 
 
@@ -38,7 +38,7 @@ def tap_path(lm: LoadedModel, tap: str, surgery: Surgery = Surgery(), pos_embed:
     """The operations from image to ``tap``; keys include surgery so differing rows split.
 
     ``fast`` (default: on for a CPU model unless ``VITREP_FAST=0``) runs linear
-    layers on :mod:`vitrep.fastops`' packed path; the result is the same up to
+    layers on :mod:`vitrep.fast.linear`' packed path; the result is the same up to
     float rounding.
     """
     if fast is None:

@@ -3,7 +3,7 @@
 A layer sweep, an ablation survey and a figure are all grids: cells of
 (image, config) with labels saying what each cell varies (image, model,
 surgery, layer, ...).  :func:`run_grid` runs them with
-:func:`vitrep.runs.run_batch` (memo hits read, misses batched by shared model
+:func:`vitrep.running.runs.run_batch` (memo hits read, misses batched by shared model
 and schedule); :class:`Grid` gives the CSV table and the contact sheet that
 the command line writes and the dashboard offers for download.
 """
@@ -18,13 +18,14 @@ from typing import Callable, Optional, Sequence
 import torch
 from PIL import Image
 
-from .cache import Memo
-from .config import ReconstructConfig
-from .queueing import OnWait
-from .result import ProgressFn, Result
-from .runs import plan_batches, run_batch
-from .sheets import contact_sheet
-from .taps import describe_tap
+from .memo import Memo
+from ..config import ReconstructConfig
+from .queue import OnWait
+from ..result import ProgressFn, Result
+from .chunks import plan_batches
+from .runs import run_batch
+from ..sheets import contact_sheet
+from ..models.taps import describe_tap
 
 COLUMNS = ("status", "steps", "embedding_distance", "baseline_embedding_distance", "input_distance", "psnr",
            "success")
@@ -97,9 +98,9 @@ def batches(cells: Sequence[Cell]) -> list[list[int]]:
 
 def run_grid(cells: Sequence[Cell], memo: Optional[Memo] = None, progress: Optional[ProgressFn] = None,
              on_wait: Optional[OnWait] = None, queue_limit: Optional[int] = None, executor=None) -> Grid:
-    """Run every cell through the memo (see :func:`vitrep.runs.run_batch`); a stopped grid leaves ``None`` s.
+    """Run every cell through the memo (see :func:`vitrep.running.runs.run_batch`); a stopped grid leaves ``None`` s.
 
-    ``executor`` (a :class:`vitrep.distributed.RayExecutor`) runs the cells on a Ray cluster instead.
+    ``executor`` (a :class:`vitrep.running.distributed.RayExecutor`) runs the cells on a Ray cluster instead.
     """
     cells = list(cells)
     results = run_batch([c.image for c in cells], [c.config for c in cells], memo, progress, on_wait, queue_limit,

@@ -21,7 +21,7 @@ they stop at ``VITREP_FAST_BUDGET_MB`` per process (default: half of the
 memory budget ``VITREP_MEMORY_MB`` where one is set, else 3072): weights
 beyond it take the plain path (ViT-B/32 needs 700 MB).  :func:`pack_bytes`
 and :func:`drop_packs` count and drop the packs of given weights, which the
-model cache does for a model it evicts (vitrep/budget.py).  Results agree
+model cache does for a model it evicts (vitrep/models/sizes.py).  Results agree
 with the plain path to float rounding (tests/test_fast_paths.py).
 """
 
@@ -35,6 +35,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .. import limits
 
 _LOCK = threading.RLock()  # re-entrant: a weight freed while packing calls _drop on this thread
 _PACKS: dict = {}  # id(weight) -> (weakref, version, W packed, W^T packed, bytes); (id, tag) -> another path's (cached_packs)
@@ -63,21 +65,6 @@ def enabled() -> bool:
 def applies(x: torch.Tensor) -> bool:
     """Whether tensors like ``x`` take the packed path (float32 on CPU, path enabled)."""
     return x.device.type == "cpu" and x.dtype == torch.float32 and enabled()
-
-
-DEFAULT_BUDGET_MB = 3072  # with no memory budget (vitrep/limits.py)
-
-
-def budget_bytes() -> int:
-    """Bytes the packs may hold: ``VITREP_FAST_BUDGET_MB``, else a share of ``VITREP_MEMORY_MB``, else 3,072 MB."""
-    raw = os.environ.get("VITREP_FAST_BUDGET_MB", "").strip()
-    if raw:
-        return int(float(raw) * 2 ** 20)
-    from .budget import PACK_SHARE
-    from .limits import memory_budget_mb
-
-    mb = memory_budget_mb()
-    return int((DEFAULT_BUDGET_MB if mb is None else mb * PACK_SHARE) * 2 ** 20)
 
 
 def _storages(tensors) -> set[int]:
@@ -135,7 +122,7 @@ def _packs(weight: torch.Tensor) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
             hit = None
         if hit is None:
             size = 2 * weight.numel() * weight.element_size()
-            if _BYTES[0] + size > budget_bytes():
+            if _BYTES[0] + size > limits.pack_limit_bytes():
                 return None
             w = weight.detach()
             reorder = torch.ops.mkldnn._reorder_linear_weight
@@ -149,10 +136,10 @@ def _packs(weight: torch.Tensor) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
 def cached_packs(weight: torch.Tensor, tag: str, version, make, size: int):
     """Another path's packs made from ``weight``: ``make()`` once, kept and counted like the linear packs.
 
-    For :mod:`vitrep.resnet_fast` (a block's convolutions with their batch
+    For :mod:`vitrep.fast.resnet` (a block's convolutions with their batch
     norms folded in, packed).  The packs are kept while ``weight`` lives and
     ``version`` (e.g. the versions of every tensor they were made from) is
-    unchanged; ``size`` bytes count against :func:`budget_bytes`, and
+    unchanged; ``size`` bytes count against :func:`vitrep.limits.pack_limit_bytes`, and
     :func:`pack_bytes` / :func:`drop_packs` of the model's parameters include
     them.  Returns None where the budget is spent.
     """
@@ -163,7 +150,7 @@ def cached_packs(weight: torch.Tensor, tag: str, version, make, size: int):
             _drop(key)
             hit = None
         if hit is None:
-            if _BYTES[0] + size > budget_bytes():
+            if _BYTES[0] + size > limits.pack_limit_bytes():
                 return None
             hit = (weakref.ref(weight, lambda _, k=key: _drop(k)), version, make(), None, size)
             _PACKS[key] = hit

@@ -13,9 +13,9 @@ Removing a component deletes its line, so the value flows through unchanged:
 without ``attention`` the first half is ``ln_1(in) + in``; without
 ``residual_1`` it is ``attn(ln_1(in))``; without ``mlp`` the output is
 ``x + ln_2(x)``; without ``residual_2`` it is ``mlp(ln_2(x))``.  "Attention
-only" in the page's sense is ``--remove mlp,ln_2,residual_1,residual_2``.
+only" in the paper's sense is ``--remove mlp,ln_2,residual_1,residual_2``.
 
-``pos_embed=False`` leaves out the positional embedding, as the page's
+``pos_embed=False`` leaves out the positional embedding, as the paper's
 figures did (its code bypassed ``encoder.forward``); ``True`` adds it as the
 model does.  Dropout is inactive in eval mode either way.
 """
@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .. import fastops
+from ...fast import linear as fastops
 from .base import ModelSpec, TokenFamily, TrainedSource, caller, patch_product
 
 
@@ -59,21 +59,21 @@ class ViT(TokenFamily):
     classifier = "heads.head"
     specs = (
         ModelSpec("vit_b_32", "vit", 224, "ViT-B/32, 12 encoders of width 768 (torchvision)", _tv("vit_b_32"),
-                  trained=_tvw("ViT_B_32_Weights.IMAGENET1K_V1")),
+                  trained=_tvw("ViT_B_32_Weights.IMAGENET1K_V1"), label="ViT-B/32"),
         ModelSpec("vit_b_16", "vit", 224, "ViT-B/16, 12 encoders of width 768 (torchvision)", _tv("vit_b_16"),
-                  trained=_tvw("ViT_B_16_Weights.IMAGENET1K_V1")),
+                  trained=_tvw("ViT_B_16_Weights.IMAGENET1K_V1"), label="ViT-B/16"),
         ModelSpec("vit_l_16", "vit", 224, "ViT-L/16, 24 encoders of width 1024 (torchvision)", _tv("vit_l_16"),
-                  depth=24, trained=_tvw("ViT_L_16_Weights.IMAGENET1K_V1")),
-        ModelSpec("vit_l_16_512", "vit", 512, "ViT-L/16 at 512 px with SWAG end-to-end weights (the page's)",
-                  _tv("vit_l_16", image_size=512), depth=24, trained=_tvw("ViT_L_16_Weights.IMAGENET1K_SWAG_E2E_V1")),
+                  depth=24, trained=_tvw("ViT_L_16_Weights.IMAGENET1K_V1"), label="ViT-L/16"),
+        ModelSpec("vit_l_16_512", "vit", 512, "ViT-L/16 at 512 px with SWAG end-to-end weights (the paper's)",
+                  _tv("vit_l_16", image_size=512), depth=24, trained=_tvw("ViT_L_16_Weights.IMAGENET1K_SWAG_E2E_V1"), label="ViT-L/16 at 512 px"),
         ModelSpec("vit_l_32", "vit", 224, "ViT-L/32, 24 encoders of width 1024 (torchvision)", _tv("vit_l_32"),
-                  depth=24, trained=_tvw("ViT_L_32_Weights.IMAGENET1K_V1")),
+                  depth=24, trained=_tvw("ViT_L_32_Weights.IMAGENET1K_V1"), label="ViT-L/32"),
         ModelSpec("vit_h_14", "vit", 224, "ViT-H/14, 32 encoders of width 1280, SWAG linear-probe weights",
-                  _tv("vit_h_14"), depth=32, trained=_tvw("ViT_H_14_Weights.IMAGENET1K_SWAG_LINEAR_V1")),
+                  _tv("vit_h_14"), depth=32, trained=_tvw("ViT_H_14_Weights.IMAGENET1K_SWAG_LINEAR_V1"), label="ViT-H/14"),
         ModelSpec("vit_h_14_518", "vit", 518, "ViT-H/14 at 518 px with SWAG end-to-end weights",
-                  _tv("vit_h_14", image_size=518), depth=32, trained=_tvw("ViT_H_14_Weights.IMAGENET1K_SWAG_E2E_V1")),
+                  _tv("vit_h_14", image_size=518), depth=32, trained=_tvw("ViT_H_14_Weights.IMAGENET1K_SWAG_E2E_V1"), label="ViT-H/14 at 518 px"),
         ModelSpec("vit_custom", "vit", 64, "A ViT of any size, for teaching and fast tests", _custom_vit,
-                  arch_defaults=(("patch", 8), ("width", 96), ("depth", 4), ("heads", 4), ("size", 64))),
+                  arch_defaults=(("patch", 8), ("width", 96), ("depth", 4), ("heads", 4), ("size", 64)), label="ViT"),
     )
 
     def blocks(self, m):
@@ -99,7 +99,7 @@ class ViT(TokenFamily):
     def block_forward(self, block: nn.Module, x: torch.Tensor, removed: frozenset, fast: bool = False) -> torch.Tensor:
         """torchvision ``EncoderBlock`` with the ``removed`` lines deleted.
 
-        ``fast`` computes the same formula with :mod:`vitrep.fastops` (packed
+        ``fast`` computes the same formula with :mod:`vitrep.fast.linear` (packed
         linear layers on CPU); otherwise removing nothing calls the block itself.
         """
         if not removed and not fast:
@@ -127,14 +127,14 @@ def _ffvit(patch, width, depth, size, **_):
 
 
 class FeedForwardViT(ViT):
-    """Melas-Kyriazi's attention-free ViT (:mod:`vitrep.ffvit`): a ViT whose attention is an MLP over tokens."""
+    """Melas-Kyriazi's attention-free ViT (:mod:`vitrep.models.ffvit`): a ViT whose attention is an MLP over tokens."""
 
     name = "ffvit"
     components = ("ln_1", "mlp", "residual_1", "ln_2", "token_mlp", "residual_2")
     component_aliases = {"attention": "token_mlp"}
     specs = (
         ModelSpec("ffvit", "ffvit", 224, "Attention-free feed-forward ViT (Melas-Kyriazi), untrained", _ffvit,
-                  arch_defaults=(("patch", 16), ("width", 768), ("depth", 12), ("size", 224))),
+                  arch_defaults=(("patch", 16), ("width", 768), ("depth", 12), ("size", 224)), label="feed-forward ViT"),
     )
 
     def block_forward(self, block, x, removed, fast=False):

@@ -1,6 +1,6 @@
 """Component removal inside blocks, as pure functions of the unmodified block.
 
-Removal never edits a model: each family's adapter (:mod:`vitrep.families`)
+Removal never edits a model: each family's adapter (:mod:`vitrep.models.families`)
 has a block forward that takes the set of removed components and computes
 the block's formula with those lines deleted.  The shared (cached) model is
 therefore never patched, hooked or copied; removing nothing calls the block's
@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 MAX_BLOCK = 4096  # no model has more blocks: a larger number is a mistake, not a range to build
 

@@ -1,7 +1,7 @@
 """On CUDA, one reconstruction step of a whole batch captured as a graph and replayed.
 
 :class:`CudaGraphStep` records the step once; :func:`replay` is the loop over
-its replays, reporting through the same :class:`vitrep.loop.Rows` as the
+its replays, reporting through the same :class:`vitrep.descent.loop.Rows` as the
 eager loop.
 """
 
@@ -14,8 +14,7 @@ from typing import Optional
 import torch
 
 from .loop import Rows
-from .ops import linear
-from .taps import needs_gather
+from ..models.taps import needs_gather
 
 log = logging.getLogger("vitrep")
 
@@ -37,13 +36,17 @@ class CudaGraphStep:
     captures = 0  # graphs captured in this process (tests check that the graph path ran)
 
     @classmethod
-    def make(cls, a, forward, metrics, step_update, c0, N, paths, reset=lambda: None) -> Optional["CudaGraphStep"]:
-        """A captured step, or None where the eager loop runs (CPU, few steps, switched off, or capture failed)."""
-        if (a.device.type != "cuda" or N < cls.MIN_STEPS or os.environ.get("VITREP_CUDA_GRAPHS", "1") == "0"
-                or needs_gather(paths)):
+    def make(cls, a, forward, metrics, step_update, schedule, paths, reset=lambda: None) -> Optional["CudaGraphStep"]:
+        """A captured step, or None where the eager loop runs (CPU, few steps, switched off, or capture failed).
+
+        ``step_update(x, grad, lr, sigma)`` takes tensors; ``schedule`` (a
+        :class:`vitrep.descent.steps.Schedule`) gives every step's lr and sigma.
+        """
+        if (a.device.type != "cuda" or schedule.steps < cls.MIN_STEPS
+                or os.environ.get("VITREP_CUDA_GRAPHS", "1") == "0" or needs_gather(paths)):
             return None
         try:
-            graph = cls(a, forward, metrics, step_update, c0, N, reset)
+            graph = cls(a, forward, metrics, step_update, schedule, reset)
         except RuntimeError as e:  # a model whose forward cannot be captured still runs, eagerly
             log.warning("CUDA graph capture failed (%s); running the eager loop", str(e).splitlines()[0])
             torch.cuda.synchronize(a.device)
@@ -51,12 +54,13 @@ class CudaGraphStep:
         cls.captures += 1
         return graph
 
-    def __init__(self, a, forward, metrics, step_update, c0, N, reset=lambda: None) -> None:
+    def __init__(self, a, forward, metrics, step_update, schedule, reset=lambda: None) -> None:
         dev, rows = a.device, list(range(a.shape[0]))
         self.a = a.detach().clone()
         start = self.a.clone()
-        self.lrs = torch.tensor([linear(c0.lr_start, c0.lr_end, n, N) for n in range(N)] + [0.0], device=dev)
-        self.sigmas = torch.tensor([linear(c0.blur_start, c0.blur_end, n, N) for n in range(N)] + [0.0], device=dev)
+        lrs, sigmas = schedule.table()
+        self.lrs = torch.tensor(lrs, device=dev)
+        self.sigmas = torch.tensor(sigmas, device=dev)
         self.n = torch.zeros((), dtype=torch.long, device=dev)
 
         def step():

@@ -1,7 +1,11 @@
 """The descent loop shared by reconstruction and class generation, and the bookkeeping of its rows.
 
-A descent optimises a batch of images ``a`` (one row per run).  What it
-optimises is injected, as lucent does: ``forward(x, rows)`` gives the
+A descent optimises a batch of images ``a`` (one row per run).  This is the
+loop of the descent package, in the manner of lucent's ``optvis``:
+objectives (:mod:`.objectives`), parameterisations (:mod:`.param`), steps
+(:mod:`.steps`) and the recorder (:mod:`.record`) are apart, and
+:mod:`vitrep.reconstruct` and :mod:`vitrep.generate` are short recipes over
+them.  What it optimises is injected, as lucent does: ``forward(x, rows)`` gives the
 outputs and one loss per row, ``update(x, grad, n, rows)`` takes a step
 (step size, blur, clamp: the caller's schedule), ``view(a, n)`` picks what
 the model sees (the whole image, or a crop of a larger canvas) and
@@ -9,18 +13,63 @@ the model sees (the whole image, or a crop of a larger canvas) and
 surgery: the caller's functions are plain.
 
 :class:`Rows` is the reporting every loop variant shares (the eager loop
-here and the CUDA-graph replay of :mod:`vitrep.cudagraph`): which rows are
+here and the CUDA-graph replay of :mod:`vitrep.descent.cudagraph`): which rows are
 still going, the blow-up guard and its back-offs, recording a report step
 and asking the progress callback whether to stop.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional
 
 import torch
 
-from .ops import BlowupGuard
+MAX_BACKOFFS = 4  # a fifth blow-up ends the row as diverged
+BLOWUP_FACTOR = 10.0  # loss this many times its best so far = a blow-up
+BLOWUP_PIXEL = 20.0  # a pixel this far from 0.5 = running off (images live in [0, 1])
+
+
+class BlowupGuard:
+    """Watches each row's loss and image; at a blow-up the row goes back to its best image.
+
+    A blow-up is a non-finite loss, a loss ``BLOWUP_FACTOR`` times its best so
+    far, or a pixel ``BLOWUP_PIXEL`` away from mid-grey (patches running off).
+    The row's best image (lowest loss) is kept; on a blow-up it is restored
+    and the caller scales the row's step by 1/4.  After ``MAX_BACKOFFS``
+    back-offs the next blow-up ends the row as diverged.  Off (``backoff``
+    False), a non-finite loss still ends a row: nothing else is watched.
+    """
+
+    def __init__(self, rows: int, enabled: bool) -> None:
+        self.enabled = enabled
+        self.best_loss = [math.inf] * rows
+        self.best: list[Optional[torch.Tensor]] = [None] * rows
+        self.backoffs = [0] * rows
+
+    def check(self, n: int, rows: list[int], losses: torch.Tensor, x: torch.Tensor) -> tuple[list[int], list[int]]:
+        values = losses.tolist()
+        far = ((x - 0.5).abs().flatten(1).amax(1) > BLOWUP_PIXEL).tolist() if self.enabled else [False] * len(rows)
+        restored, dead = [], []
+        for j, i in enumerate(rows):
+            v = values[j]
+            blown = not math.isfinite(v) or (self.enabled and (far[j] or v > BLOWUP_FACTOR * self.best_loss[i]))
+            if blown:
+                if not self.enabled or self.best[i] is None or self.backoffs[i] >= MAX_BACKOFFS:
+                    dead.append(i)
+                else:
+                    self.backoffs[i] += 1
+                    restored.append(i)
+            elif v < self.best_loss[i]:
+                self.best_loss[i] = v
+                if self.enabled:
+                    self.best[i] = x[j].detach().clone()
+        return restored, dead
+
+    def best_image(self, row: int) -> torch.Tensor:
+        return self.best[row]
+
+
 
 Forward = Callable[[torch.Tensor, list], tuple]  # (x, rows) -> (outputs, losses (len(rows),))
 Metrics = Callable[[torch.Tensor, list, object, torch.Tensor], dict]  # (x, rows, outputs, losses) -> per-row tensors
