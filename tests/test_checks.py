@@ -243,6 +243,14 @@ def test_disagreements_are_said_in_a_sentence():
     assert "figure 2 claim 1: HELD under plain GD" in line and "NOT HELD under Adam" in line
 
 
+def test_panel_labels_are_unique_within_each_figure():
+    """Results are keyed by (label, optimizer): two panels with one label would hide one of them."""
+    for f in FIGURES.values():
+        for panels in (f.panels, f.demo_panels):
+            labels = [p.label for p in panels]
+            assert len(labels) == len(set(labels)), (f.name, sorted({x for x in labels if labels.count(x) > 1}))
+
+
 def test_every_claim_reads_panels_of_its_figure():
     for f in FIGURES.values():
         labels = {p.label for p in f.panels} | {p.label for p in f.demo_panels}

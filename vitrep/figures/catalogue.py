@@ -166,8 +166,8 @@ FIGURES: dict[str, Figure] = {f.name: f for f in [
     Figure("single-encoders", 3, "Each ViT-B/32 encoder on its own (untrained)",
            "Stem, then encoder k alone, for a cat and a rocket (the paper: a dalmatian and a tesla coil). The paper "
            "states no finding here, so the panels are shown without a verdict.",
-           _sweep("", [f"only-encoder-{k}" for k in range(1, 13)])
-           + _sweep("", [f"only-encoder-{k}" for k in range(1, 13)], image="rocket")),
+           _sweep("cat: ", [f"only-encoder-{k}" for k in range(1, 13)])
+           + _sweep("rocket: ", [f"only-encoder-{k}" for k in range(1, 13)], image="rocket")),
     Figure("stem-vs-encoder1", 4, "Stem alone and stem + encoder 1, untrained vs trained ViT-B/32",
            "The strided 32x32 stem, not the first encoder, loses the detail; training sharpens the stem.",
            tuple(Panel(f"{w} {t}", weights=w, layer=t, image="rocket")
