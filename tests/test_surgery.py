@@ -9,7 +9,7 @@ from vitrep.models.weights import build_model
 from vitrep.models.pool import load_model
 from vitrep.models.registry import make_ref
 from vitrep.config import make_config
-from vitrep.reconstruct import reconstruct
+from vitrep.reconstruct import reconstruct, reconstruct_many
 from vitrep.models.surgery import Surgery, make_surgery, parse_blocks
 from vitrep.models.families import get_family
 
@@ -197,8 +197,9 @@ def test_shared_model_untouched_also_after_an_exception(vit_lm, cat32):
 def test_removing_attention_keeps_more_of_the_cat(cat224):
     """Issue acceptance: untrained ViT-B/32, encoder 8, same seed, steps and step size, with and without attention."""
     kw = dict(steps=300, optimizer="gd", lr_start=0.1, lr_end=0.01, report_every=50)
-    intact = reconstruct(cat224, make_config("vit_b_32", 8, **kw))
-    no_attn = reconstruct(cat224, make_config("vit_b_32", 8, remove="attention", **kw))
+    # one batch of two rows (rows never interact: each is the run it would be alone)
+    intact, no_attn = reconstruct_many([cat224, cat224], [make_config("vit_b_32", 8, **kw),
+                                                          make_config("vit_b_32", 8, remove="attention", **kw)])
     print(f"\nencoder 8 input distance: intact {intact.final['input_distance']:.2f}, "
           f"attention removed {no_attn.final['input_distance']:.2f}")
     assert no_attn.final["input_distance"] < intact.final["input_distance"]
