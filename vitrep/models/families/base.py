@@ -239,6 +239,10 @@ def patch_product(conv: nn.Conv2d, size: int, fallback: Callable, fast: bool = F
     return f
 
 
+# The six parts of a pre-norm transformer block, as every ViT adapter (torchvision, DeiT, timm) names them.
+VIT_COMPONENTS = ("ln_1", "attention", "residual_1", "ln_2", "mlp", "residual_2")
+
+
 class TokenFamily(Family):
     """Token models: ``stem`` (patch tokens), [``embed``], blocks, ``norm``, ``logits``."""
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import ModelSpec, TokenFamily, TrainedSource, caller, patch_product
+from .base import VIT_COMPONENTS, ModelSpec, TokenFamily, TrainedSource, caller, patch_product
 
 
 def _timm(name: str):
@@ -32,7 +32,7 @@ def _timm(name: str):
 class DeiT(TokenFamily):
     name = "deit"
     unit = "encoder"
-    components = ("ln_1", "attention", "residual_1", "ln_2", "mlp", "residual_2")
+    components = VIT_COMPONENTS
     swap_aliases = {"stem": "patch_embed", "pos_embedding": "pos_embed", "class_token": "cls_token",
                     "ln_1": "blocks.0.norm1", "final_norm": "norm", "head": "head"}
     first_conv = "patch_embed.proj"  # timm's pretrained_cfg names

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError
-from .base import Family, ModelSpec, Op, TokenFamily, TrainedSource, patch_product, register_model_adapter
+from .base import VIT_COMPONENTS, Family, ModelSpec, Op, TokenFamily, TrainedSource, patch_product, register_model_adapter
 from .mixer import Mixer
 
 PREFIX = "timm:"
@@ -132,7 +132,7 @@ class TimmViT(_PerModel, TokenFamily):
     """
 
     unit = "encoder"
-    components = ("ln_1", "attention", "residual_1", "ln_2", "mlp", "residual_2")
+    components = VIT_COMPONENTS
     swap_aliases = {"stem": "patch_embed", "pos_embedding": "pos_embed", "class_token": "cls_token",
                     "ln_1": "blocks.0.norm1", "final_norm": "norm", "head": "head"}
     first_conv = "patch_embed.proj"

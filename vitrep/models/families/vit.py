@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ...fast import linear as fastops
-from .base import ModelSpec, TokenFamily, TrainedSource, caller, patch_product
+from .base import VIT_COMPONENTS, ModelSpec, TokenFamily, TrainedSource, caller, patch_product
 
 
 def _tv(fn_name: str, **fixed):
@@ -52,7 +52,7 @@ def _tvw(enum_name: str) -> TrainedSource:
 class ViT(TokenFamily):
     name = "vit"
     unit = "encoder"
-    components = ("ln_1", "attention", "residual_1", "ln_2", "mlp", "residual_2")
+    components = VIT_COMPONENTS
     swap_aliases = {"stem": "conv_proj", "pos_embedding": "encoder.pos_embedding", "class_token": "class_token",
                     "ln_1": "encoder.layers.encoder_layer_0.ln_1", "final_norm": "encoder.ln", "head": "heads"}
     first_conv = "conv_proj"
