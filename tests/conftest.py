@@ -1,6 +1,9 @@
 """Shared fixtures: small real models, the bundled cat, a fresh disk memo per test."""
 
+import contextlib
+import io
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -56,6 +59,30 @@ def vitb32_standin(tmp_path_factory):
     f = tmp_path_factory.mktemp("weights") / "vit_b_32_standin.pt"
     torch.save(m.state_dict(), f)
     return f
+
+
+def run_cli(*args, env=None) -> subprocess.CompletedProcess:
+    """``python -m vitrep ARGS`` run in this process: the same :func:`vitrep.cli.main` a user's command runs,
+    without paying for a new interpreter (and torch's import) per call.  ``env`` replaces the environment for
+    the call.  An exception that escapes ``main`` fails the test (the user would have seen a traceback); the
+    commands whose user path needs a process of its own (a kill, a hang, an entry point) keep subprocess."""
+    from vitrep.cli import main
+
+    out, err, saved = io.StringIO(), io.StringIO(), dict(os.environ)
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = main([str(a) for a in args])
+            except SystemExit as exc:  # argparse's usage errors
+                rc = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(saved)
+    return subprocess.CompletedProcess(["vitrep", *map(str, args)], rc, out.getvalue(), err.getvalue())
 
 
 def assert_float32_close(actual, expected, products: int) -> None:

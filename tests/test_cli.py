@@ -11,10 +11,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import ROOT
+from .conftest import ROOT, run_cli
 
 RESULT_KEYS = ("final.embedding_distance", "final.input_distance", "final.psnr", "baseline.embedding_distance",
                "baseline.input_distance", "success", "steps", "seconds", "steps_per_second", "status")
+
+
+def vitrep_here(*args, env=None):
+    """The same command in this process (tests of one-sentence refusals, where a new interpreter is all the cost)."""
+    t0 = time.perf_counter()
+    p = run_cli(*args, env=env)
+    return p, time.perf_counter() - t0
 
 
 def vitrep(*args, env=None):
@@ -115,7 +122,7 @@ def test_cache_dir_from_environment(tmp_path):
 ])
 def test_user_errors_are_one_sentence(tmp_path, args, words):
     base = ["reconstruct", "--image", "cat", "--steps", "2", "--out", str(tmp_path / "o")]
-    p, _ = vitrep(*(base + args))
+    p, _ = vitrep_here(*(base + args))
     if words is None:  # CUDA: fine where present, one sentence where not
         import torch
 
@@ -153,8 +160,8 @@ def _sentence(p) -> str:
 ])
 def test_public_mode_refuses_on_the_command_line(tmp_path, args, words):
     """The probes: in public mode the CLI ran 100,000 steps, and vit_custom at 4096 px, until killed."""
-    p, _ = vitrep("reconstruct", "--image", "cat", "--quiet", "--no-cache", "--out", str(tmp_path / "o"), *args,
-                  env=_public_env(tmp_path))
+    p, _ = vitrep_here("reconstruct", "--image", "cat", "--quiet", "--no-cache", "--out", str(tmp_path / "o"), *args,
+                       env=_public_env(tmp_path))
     assert words in _sentence(p)
     assert not (tmp_path / "o").exists()
 
@@ -165,8 +172,8 @@ def test_an_oversized_row_is_refused_locally_too(tmp_path):
     import os
 
     env = {k: v for k, v in os.environ.items() if k not in ("VITREP_PUBLIC", "VITREP_MEMORY_MB")}
-    p, _ = vitrep("reconstruct", "--image", "cat", "--model", "vit_custom", "--size", "4096", "--quiet", "--no-cache",
-                  "--out", str(tmp_path / "o"), env=env)
+    p, _ = vitrep_here("reconstruct", "--image", "cat", "--model", "vit_custom", "--size", "4096", "--quiet",
+                       "--no-cache", "--out", str(tmp_path / "o"), env=env)
     line = _sentence(p)
     assert "size 4096) reconstructing from encoder-1 needs about" in line and "of memory" in line
 
@@ -197,6 +204,21 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, how):
         cfg = tmp_path / "c.json"
         cfg.write_text(json.dumps({"model": {"name": "vit_custom", "weights": str(evil)}, "steps": 2}))
         extra = ["--config", str(cfg)]
-    p, _ = vitrep(*base, *extra)
+    p, _ = vitrep_here(*base, *extra)
     assert "evil.pt is not a readable checkpoint" in _sentence(p)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("command", [["preset", "single-encoders", "--quick"],
+                                     ["reconstruct", "--image", "cat", "--model", "vit_custom", "--steps", "2"],
+                                     ["condition", "--image", "cat", "--model", "vit_custom", "--layer", "1"]])
+def test_an_out_that_is_a_file_is_one_sentence(command, tmp_path, capsys):
+    """--out naming an existing file: one sentence and exit 2 before anything runs, not a FileExistsError."""
+    from vitrep.cli import main
+
+    f = tmp_path / "taken"
+    f.write_text("not a folder")
+    assert main([*command, "--out", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"vitrep: --out {f} is a file, not a folder; give a folder to write into."
+    assert f.read_text() == "not a folder"

@@ -12,7 +12,7 @@ from vitrep.running.memo import Memo
 from vitrep.config import make_config
 from vitrep.models.pool import load_model
 
-from .conftest import ROOT
+from .conftest import ROOT, run_cli
 
 
 def _rel(a, b):
@@ -154,7 +154,7 @@ def test_condition_cli_compare_writes_json_table_and_plot(tmp_path):
     (["--layer", "2", "--remove", "wings"], "not a removable component"),
 ])
 def test_condition_cli_bad_input_is_one_sentence(args, words, tmp_path):
-    p = _cli("--image", "cat", "--model", "vit_custom", *args, "--out", str(tmp_path), "--quiet")
+    p = run_cli("condition", "--image", "cat", "--model", "vit_custom", *args, "--out", str(tmp_path), "--quiet")
     assert p.returncode == 2 and "Traceback" not in p.stderr and words in p.stderr, p.stderr
 
 

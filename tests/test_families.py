@@ -8,8 +8,6 @@ change to the CLI or the dashboard.
 
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -26,7 +24,7 @@ from vitrep.config import make_config
 from vitrep.reconstruct import reconstruct
 from vitrep.models.taps import forward_tap, run_paths, tap_path
 
-from .conftest import ROOT, assert_float32_close
+from .conftest import ROOT, assert_float32_close, run_cli
 from .test_surgery import vit_formula
 
 G = torch.Generator().manual_seed(0)
@@ -136,17 +134,16 @@ def test_deit_swaps_stem_filters_and_packs(monkeypatch):
 
 
 def test_deit_on_the_command_line(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "vitrep", "models", "--json"], cwd=ROOT, capture_output=True,
-                         text=True, check=True).stdout
+    listing = run_cli("models", "--json")
+    assert listing.returncode == 0, listing.stderr
+    out = listing.stdout
     row = next(r for r in json.loads(out) if r["name"] == "deit_tiny")
     assert row["family"] == "deit" and row["depth"] == 12 and "only-encoder-k" in row["taps"]
-    p = subprocess.run([sys.executable, "-m", "vitrep", "sweep", "--model", "deit_tiny", "--layers", "1,norm",
-                        "--surgeries", "none;attention", "--steps", "2", "--quiet", "--no-cache", "--out",
-                        str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    p = run_cli("sweep", "--model", "deit_tiny", "--layers", "1,norm", "--surgeries", "none;attention", "--steps", "2",
+                "--quiet", "--no-cache", "--out", tmp_path)
     assert p.returncode == 0, p.stderr
     assert len((tmp_path / "sweep.csv").read_text().splitlines()) == 1 + 4
-    bad = subprocess.run([sys.executable, "-m", "vitrep", "reconstruct", "--model", "deit_tiny", "--layer", "13",
-                          "--image", "cat", "--no-cache"], cwd=ROOT, capture_output=True, text=True)
+    bad = run_cli("reconstruct", "--model", "deit_tiny", "--layer", "13", "--image", "cat", "--no-cache")
     assert bad.returncode == 2 and "encoders 1 to 12" in bad.stderr and "Traceback" not in bad.stderr
 
 

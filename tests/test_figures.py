@@ -3,14 +3,12 @@
 import csv
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 
 from vitrep.figures import BUDGETS, FIGURES, get_figure, panel_config
 
-from .conftest import ROOT
+from .conftest import ROOT, run_cli
 
 
 def test_sixteen_presets_one_per_figure():
@@ -44,10 +42,10 @@ def test_readme_lists_every_preset_with_its_figure():
 @pytest.mark.parametrize("name", ["class-images", "single-encoders", "vit-b32-filters", "trained-stem-ln"])
 def test_quick_preset_from_the_command_line(name, tmp_path, vitb32_standin):
     preset = FIGURES[name]
-    cmd = [sys.executable, "-m", "vitrep", "preset", name, "--quick", "--out", str(tmp_path / name), "--quiet"]
+    cmd = ["preset", name, "--quick", "--out", str(tmp_path / name), "--quiet"]
     if preset.needs_trained:
         cmd += ["--weights", str(vitb32_standin)]
-    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    p = run_cli(*cmd)
     assert p.returncode == 0, p.stderr
     assert "quick budget: step counts" in p.stdout or all(x.kind == "filters" for x in preset.panels)
     out = tmp_path / name
@@ -63,16 +61,14 @@ def test_quick_preset_from_the_command_line(name, tmp_path, vitb32_standin):
 
 def test_preset_needing_weights_offline_says_so(tmp_path):
     env = dict(__import__("os").environ, VITREP_OFFLINE="1")
-    p = subprocess.run([sys.executable, "-m", "vitrep", "preset", "vit-b32-filters", "--out", str(tmp_path)],
-                       cwd=ROOT, capture_output=True, text=True, env=env)
+    p = run_cli("preset", "vit-b32-filters", "--out", tmp_path, env=env)
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert "vit_b_32-d86f8d99.pth" in p.stderr and "--weights FILE" in p.stderr
 
 
 def test_sweep_grid(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "vitrep", "sweep", "--image", "cat", "--image", "rocket",
-                        "--model", "vit_custom", "--layers", "1-2,only-encoder-3", "--surgeries", "none;attention",
-                        "--steps", "4", "--quiet", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    p = run_cli("sweep", "--image", "cat", "--image", "rocket", "--model", "vit_custom", "--layers",
+                "1-2,only-encoder-3", "--surgeries", "none;attention", "--steps", "4", "--quiet", "--out", tmp_path)
     assert p.returncode == 0, p.stderr
     rows = list(csv.DictReader(open(tmp_path / "sweep.csv")))
     assert len(rows) == 2 * 2 * 3

@@ -15,7 +15,7 @@ from vitrep.figures.catalogue import SECONDS_PER_BLOCK_STEP
 from vitrep.config import make_config
 from vitrep.reconstruct import reconstruct
 
-from .conftest import ROOT
+from .conftest import ROOT, run_cli
 
 
 def test_every_family_has_calibrated_step_sizes():
@@ -143,9 +143,7 @@ def test_preset_cli_budget_and_own_image(tmp_path):
     """--budget, --image on a file of the user's; figure 3 states no finding, so no verdict is printed."""
     mine = tmp_path / "mine.png"
     Image.fromarray((np.random.default_rng(1).random((90, 120, 3)) * 255).astype(np.uint8)).save(mine)
-    p = subprocess.run([sys.executable, "-m", "vitrep", "preset", "single-encoders", "--budget", "quick",
-                        "--image", str(mine), "--out", str(tmp_path / "o"), "--quiet"],
-                       cwd=ROOT, capture_output=True, text=True)
+    p = run_cli("preset", "single-encoders", "--budget", "quick", "--image", mine, "--out", tmp_path / "o", "--quiet")
     assert p.returncode == 0, p.stderr
     doc = json.loads((tmp_path / "o" / "distances.json").read_text())
     assert doc["budget"] == "quick" and doc["images"] == {"cat": "mine"} and doc["optimizers"] == ["gd"]
@@ -153,8 +151,7 @@ def test_preset_cli_budget_and_own_image(tmp_path):
     assert doc["claims"] == 0 and doc["verdicts"] == []
     assert "states no finding for this figure" in p.stdout
     assert not re.search(r"^(HELD|NOT HELD|NOT CHECKED)", p.stdout, re.M)
-    q = subprocess.run([sys.executable, "-m", "vitrep", "preset", "single-encoders", "--quick", "--budget", "demo",
-                        "--out", str(tmp_path / "q")], cwd=ROOT, capture_output=True, text=True)
+    q = run_cli("preset", "single-encoders", "--quick", "--budget", "demo", "--out", tmp_path / "q")
     assert q.returncode == 2 and "Traceback" not in q.stderr
 
 

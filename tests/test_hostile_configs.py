@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, run_cli
 
 GOOD_MODEL = {"name": "vit_custom", "weights": "untrained", "seed": 0, "patch": 8, "width": 32, "depth": 2,
               "heads": 2, "size": 32, "swaps": [], "swap_from": "trained"}
@@ -96,9 +96,8 @@ HOSTILE = [
 def _run(tmp_path, text: str, *extra: str, name: str = "hostile.json"):
     f = tmp_path / name
     f.write_bytes(text.encode("utf-8", "surrogateescape"))
-    return subprocess.run([sys.executable, "-m", "vitrep", "reconstruct", "--config", str(f), "--image", "cat",
-                           "--quiet", "--no-cache", "--out", str(tmp_path / "o"), *extra],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return run_cli("reconstruct", "--config", f, "--image", "cat", "--quiet", "--no-cache", "--out", tmp_path / "o",
+                   *extra)
 
 
 def one_sentence(p, words: str) -> str:

@@ -13,7 +13,7 @@ from vitrep.images import fit_image, load_image, prepare, sample_path, to_tensor
 from vitrep.config import make_config
 from vitrep.reconstruct import reconstruct
 
-from .conftest import ROOT
+from .conftest import ROOT, run_cli
 
 
 def _png(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
@@ -146,8 +146,7 @@ def test_cli_refuses_bad_files_with_a_sentence(tmp_path):
     for name in ("not an image", "truncated", "bomb"):
         f = tmp_path / f"{name.replace(' ', '_')}.png"
         f.write_bytes(BAD[name][0])
-        p = subprocess.run([sys.executable, "-m", "vitrep", "reconstruct", "--image", str(f), "--model", "vit_custom",
-                            "--steps", "2", "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True)
+        p = run_cli("reconstruct", "--image", f, "--model", "vit_custom", "--steps", "2", "--out", tmp_path / "o")
         assert p.returncode == 2, p.stderr
         assert "Traceback" not in p.stderr
         lines = p.stderr.strip().splitlines()
@@ -158,9 +157,8 @@ def test_cli_reconstructs_unusual_modes(tmp_path):
     for name in ("I;16", "CMYK-jpeg", "animated-gif"):
         f = tmp_path / f"img.{'gif' if 'gif' in name else 'jpg' if 'jpeg' in name else 'png'}"
         f.write_bytes(VALID[name])
-        p = subprocess.run([sys.executable, "-m", "vitrep", "reconstruct", "--image", str(f), "--model", "vit_custom",
-                            "--steps", "3", "--quiet", "--no-cache", "--out", str(tmp_path / name)],
-                           cwd=ROOT, capture_output=True, text=True)
+        p = run_cli("reconstruct", "--image", f, "--model", "vit_custom", "--steps", "3", "--quiet", "--no-cache",
+                    "--out", tmp_path / name)
         assert p.returncode == 0, p.stderr
         assert (tmp_path / name / "reconstruction.png").is_file()
 

@@ -1,7 +1,5 @@
 """Registry, reproducible untrained models, checkpoints through the user-facing path, offline weights."""
 
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -13,7 +11,7 @@ from vitrep.models.registry import SPECS, get_spec, make_ref
 from vitrep.models.weights import build_model, weights_identity
 from vitrep.models.pool import load_model
 
-from .conftest import ROOT
+from .conftest import run_cli
 
 
 def _equal_state(a, b) -> bool:
@@ -138,18 +136,17 @@ def test_bad_names_and_options():
 
 
 def test_cli_trained_offline_and_checkpoint(tmp_path):
-    env_cmd = [sys.executable, "-m", "vitrep", "reconstruct", "--image", "cat", "--model", "vit_custom",
-               "--steps", "2", "--quiet", "--out", str(tmp_path / "o")]
-    p = subprocess.run([sys.executable, "-m", "vitrep", "reconstruct", "--image", "cat", "--model", "vit_b_32",
-                        "--weights", "trained", "--steps", "2", "--out", str(tmp_path / "o")],
-                       cwd=ROOT, capture_output=True, text=True, env=_offline_env(tmp_path))
+    env_cmd = ["reconstruct", "--image", "cat", "--model", "vit_custom", "--steps", "2", "--quiet", "--out",
+               str(tmp_path / "o")]
+    p = run_cli("reconstruct", "--image", "cat", "--model", "vit_b_32", "--weights", "trained", "--steps", "2",
+                "--out", tmp_path / "o", env=_offline_env(tmp_path))
     assert p.returncode == 2 and "Traceback" not in p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "vit_b_32-d86f8d99.pth" in lines[0] and "--weights FILE" in lines[0]
     m, _ = build_model(make_ref("vit_custom", seed=5))
     f = tmp_path / "mine.pt"
     torch.save(m.state_dict(), f)
-    p = subprocess.run(env_cmd + ["--weights", str(f)], cwd=ROOT, capture_output=True, text=True)
+    p = run_cli(*env_cmd, "--weights", f)
     assert p.returncode == 0, p.stderr
 
 
@@ -162,7 +159,7 @@ def _offline_env(tmp_path):
 
 
 def test_cli_models_lists_everything():
-    p = subprocess.run([sys.executable, "-m", "vitrep", "models"], cwd=ROOT, capture_output=True, text=True)
+    p = run_cli("models")
     assert p.returncode == 0
     for name in SPECS:
         assert name in p.stdout

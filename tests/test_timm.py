@@ -1,8 +1,6 @@
 """Any timm model by name: DINO, CLIP and DINOv2-register ViTs, EVA, ResMLP, gMLP, ConvNeXt, ResNet."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -16,7 +14,7 @@ from vitrep.models.registry import make_ref
 from vitrep.reconstruct import reconstruct
 from vitrep.models.taps import forward_tap
 
-from .conftest import ROOT
+from .conftest import run_cli
 
 # (name, shallow tap, deep tap, a removal its blocks have)
 CASES = [("timm:vit_small_patch16_224.dino", "1", "12", "attention"),
@@ -97,23 +95,19 @@ def test_a_hand_made_safetensors_file_loads_as_trained_weights(tmp_path):
     swapped = load_model(make_ref(name, swaps="stem,ln_1", swap_from=str(f)))
     assert torch.equal(swapped.module.patch_embed.proj.weight, donor.patch_embed.proj.weight)
     assert not torch.equal(swapped.module.blocks[1].norm1.weight + 1, donor.blocks[1].norm1.weight)
-    p = subprocess.run([sys.executable, "-m", "vitrep", "reconstruct", "--image", "cat", "--model", name,
-                        "--weights", str(f), "--layer", "2", "--steps", "2", "--out", str(tmp_path / "o"), "--quiet"],
-                       cwd=ROOT, capture_output=True, text=True)
+    p = run_cli("reconstruct", "--image", "cat", "--model", name, "--weights", f, "--layer", "2", "--steps", "2",
+                "--out", tmp_path / "o", "--quiet")
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "o" / "result.json").is_file()
 
 
 def test_a_timm_model_over_the_memory_budget_is_refused_in_one_sentence(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "vitrep", "reconstruct", "--image", "cat", "--model",
-                        "timm:vit_large_patch16_224.augreg_in21k_ft_in1k", "--layer", "1", "--steps", "1",
-                        "--out", str(tmp_path), "--quiet"], cwd=ROOT, capture_output=True, text=True,
-                       env=dict(os.environ, VITREP_MEMORY_MB="300"))
+    p = run_cli("reconstruct", "--image", "cat", "--model", "timm:vit_large_patch16_224.augreg_in21k_ft_in1k",
+                "--layer", "1", "--steps", "1", "--out", tmp_path, "--quiet", env=dict(os.environ, VITREP_MEMORY_MB="300"))
     assert p.returncode == 2 and "Traceback" not in p.stderr and "budget" in p.stderr, p.stderr
 
 
 def test_models_command_searches_timm():
-    p = subprocess.run([sys.executable, "-m", "vitrep", "models", "--timm", "dino"], cwd=ROOT, capture_output=True,
-                       text=True)
+    p = run_cli("models", "--timm", "dino")
     assert p.returncode == 0, p.stderr
     assert "timm:vit_small_patch16_224.dino" in p.stdout

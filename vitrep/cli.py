@@ -699,13 +699,24 @@ COMMANDS = {"models": cmd_models, "reconstruct": cmd_reconstruct, "preset": cmd_
             "generate": cmd_generate, "filters": cmd_filters, "condition": cmd_condition, "layernorm": cmd_layernorm}
 
 
+def _check_out(out) -> None:
+    """``--out`` must be a folder (or not exist yet): a file there is one sentence before anything runs."""
+    if out and Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder; give a folder to write into.")
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_out(getattr(args, "out", None))
         return COMMANDS[args.command](args)
     except VitrepError as exc:
         print(f"vitrep: {exc.say('cli')}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a folder that cannot be written, a disk that is full: one sentence, no traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"vitrep: {exc.strerror or exc}{where}.", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("vitrep: stopped.", file=sys.stderr)
         return 130

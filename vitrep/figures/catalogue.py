@@ -62,7 +62,9 @@ class Figure:
     about: str
     panels: tuple
     cols: int = 6
-    demo_steps: int = 150  # steps per reconstruction panel in the demo budget (measured: README, Figures)
+    # steps per reconstruction panel in the demo budget: the smallest rung of benchmarks/figure_budgets.py whose
+    # verdicts under plain GD equal those of its largest rung (benchmarks/figure_budgets.json; README, Figures)
+    demo_steps: int = 150
     demo_panels: tuple = ()  # a reduced setup for the demo and quick budgets, where the paper's is out of reach
     demo_note: str = ""  # what the reduced setup changes
     untrained_variant: bool = False  # without the trained weights it swaps in, run the same panels untrained
@@ -218,7 +220,7 @@ FIGURES: dict[str, Figure] = {f.name: f for f in [
     Figure("attention-non-invertible", 13, "One encoder (layer norm then attention): m_g -> 0, input distance does not",
            "The embedding distance heads to zero while the input distance stays: many inputs, one output.",
            (Panel("ln_1 + attention", model="vit_l_16", layer="only-encoder-1", remove=ATTN_ONLY, steps=10_000,
-                  image="rocket"),), cols=1, demo_steps=600),
+                  image="rocket"),), cols=1),
     Figure("trained-no-attention-vs-no-mlp", 14, "Trained ViT-L/16 without attention vs without MLP",
            "Rocket (the paper: a tesla coil); deeper layers keep some highlights without attention, not without MLPs.",
            _sweep("no attention ", (1, 4, 8, 12), model="vit_l_16", weights="trained", remove="attention",
@@ -237,7 +239,7 @@ FIGURES: dict[str, Figure] = {f.name: f for f in [
                  for rm in ("", "norm_1,norm_2") for k in (1, 2, 4, 8))
            + (Panel("p8 block 1", model="mixer", layer="block-1", arch=(("patch", 8), ("width", 1024))),
               Panel("p8 block 8", model="mixer", layer="block-8", arch=(("patch", 8), ("width", 1024)), demo=False)),
-           cols=5),
+           cols=5, demo_steps=300),
 ]}
 
 
