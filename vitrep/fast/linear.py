@@ -27,6 +27,7 @@ with the plain path to float rounding (tests/test_fast_paths.py).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import weakref
@@ -42,6 +43,7 @@ _LOCK = threading.RLock()  # re-entrant: a weight freed while packing calls _dro
 _PACKS: dict = {}  # id(weight) -> (weakref, version, W packed, W^T packed, bytes); (id, tag) -> another path's (cached_packs)
 _BYTES = [0]  # bytes held in packs
 _PROBE: Optional[bool] = None
+_STATE = threading.local()  # this thread's compute precision (a run sets it for its duration)
 
 
 def _probe() -> bool:
@@ -158,6 +160,44 @@ def cached_packs(weight: torch.Tensor, tag: str, version, make, size: int):
         return hit[2]
 
 
+@contextlib.contextmanager
+def compute(precision: str):
+    """Products on this thread in ``precision`` (``fp32`` or ``bf16``) for the duration, then as before."""
+    old = getattr(_STATE, "bf16", False)
+    _STATE.bf16 = precision == "bf16"
+    try:
+        yield
+    finally:
+        _STATE.bf16 = old
+
+
+def bf16_on() -> bool:
+    """Whether this thread's linear products run in bf16 now (inside ``compute("bf16")``)."""
+    return getattr(_STATE, "bf16", False)
+
+
+def _bf16_weight(weight: torch.Tensor) -> torch.Tensor:
+    """``weight`` cast to bf16 once, kept and counted like the packs; cast per call where the limit is spent."""
+    w = cached_packs(weight, "bf16", weight._version, lambda: weight.detach().to(torch.bfloat16).contiguous(),
+                     weight.numel() * 2)
+    return weight.detach().to(torch.bfloat16) if w is None else w
+
+
+class _BF16Linear(torch.autograd.Function):
+    """``x W^T + b`` with a frozen bf16 ``W``: the product in bf16 (fp32 accumulation), ``x``, the output, the
+    bias and the gradient to ``x`` in float32."""
+
+    @staticmethod
+    def forward(ctx, x, w16, bias):
+        ctx.w16 = w16
+        y = F.linear(x.to(torch.bfloat16), w16).float()
+        return y if bias is None else y.add_(bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return torch.matmul(grad.to(torch.bfloat16), ctx.w16).float(), None, None
+
+
 class _PackedLinear(torch.autograd.Function):
     """``x W^T + b`` with a frozen ``W``: the gradient flows to ``x`` only."""
 
@@ -172,7 +212,11 @@ class _PackedLinear(torch.autograd.Function):
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``F.linear``, on the packed path where it applies (frozen weight, float32 CPU)."""
+    """``F.linear``, on the packed path where it applies (frozen weight, float32 CPU); in bf16 inside
+    ``compute("bf16")``."""
+    if bf16_on() and x.dtype == torch.float32 and not weight.requires_grad \
+            and (bias is None or not bias.requires_grad):
+        return _BF16Linear.apply(x, _bf16_weight(weight), bias)
     if weight.requires_grad or (bias is not None and bias.requires_grad) or not applies(x) \
             or weight.device.type != "cpu" or weight.dtype != torch.float32:
         return F.linear(x, weight, bias)
