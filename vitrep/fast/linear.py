@@ -176,26 +176,38 @@ def bf16_on() -> bool:
     return getattr(_STATE, "bf16", False)
 
 
-def _bf16_weight(weight: torch.Tensor) -> torch.Tensor:
-    """``weight`` cast to bf16 once, kept and counted like the packs; cast per call where the limit is spent."""
-    w = cached_packs(weight, "bf16", weight._version, lambda: weight.detach().to(torch.bfloat16).contiguous(),
-                     weight.numel() * 2)
-    return weight.detach().to(torch.bfloat16) if w is None else w
+def _bf16_packs(weight: torch.Tensor) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+    """``weight`` cast to bf16 once and packed for oneDNN, ``W`` and ``W^T`` (as many bytes as one float32 copy),
+    kept and counted like the float32 packs; None where the limit is spent."""
+    def make():
+        w = weight.detach().to(torch.bfloat16)
+        reorder = torch.ops.mkldnn._reorder_linear_weight
+        return reorder(w.contiguous()), reorder(w.t().contiguous())
+
+    return cached_packs(weight, "bf16", weight._version, make, 4 * weight.numel())
 
 
 class _BF16Linear(torch.autograd.Function):
     """``x W^T + b`` with a frozen bf16 ``W``: the product in bf16 (fp32 accumulation), ``x``, the output, the
-    bias and the gradient to ``x`` in float32."""
+    bias and the gradient to ``x`` in float32.  ``packs``: the packed ``W`` and ``W^T`` (else ``W`` in bf16,
+    cast for this call)."""
 
     @staticmethod
-    def forward(ctx, x, w16, bias):
-        ctx.w16 = w16
-        y = F.linear(x.to(torch.bfloat16), w16).float()
+    def forward(ctx, x, packs, bias):
+        ctx.packs = packs
+        xb = x.contiguous().to(torch.bfloat16)
+        if isinstance(packs, tuple):
+            y = torch.ops.mkldnn._linear_pointwise(xb, packs[0], None, "none", [], "").float()
+        else:
+            y = F.linear(xb, packs).float()
         return y if bias is None else y.add_(bias)
 
     @staticmethod
     def backward(ctx, grad):
-        return torch.matmul(grad.to(torch.bfloat16), ctx.w16).float(), None, None
+        gb, packs = grad.contiguous().to(torch.bfloat16), ctx.packs
+        if isinstance(packs, tuple):
+            return torch.ops.mkldnn._linear_pointwise(gb, packs[1], None, "none", [], "").float(), None, None
+        return torch.matmul(gb, packs).float(), None, None
 
 
 class _PackedLinear(torch.autograd.Function):
@@ -216,7 +228,8 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] =
     ``compute("bf16")``."""
     if bf16_on() and x.dtype == torch.float32 and not weight.requires_grad \
             and (bias is None or not bias.requires_grad):
-        return _BF16Linear.apply(x, _bf16_weight(weight), bias)
+        packs = _bf16_packs(weight) if x.device.type == "cpu" and _probe() else None
+        return _BF16Linear.apply(x, packs if packs is not None else weight.detach().to(torch.bfloat16), bias)
     if weight.requires_grad or (bias is not None and bias.requires_grad) or not applies(x) \
             or weight.device.type != "cpu" or weight.dtype != torch.float32:
         return F.linear(x, weight, bias)

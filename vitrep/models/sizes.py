@@ -110,7 +110,7 @@ def model_bytes(ref: ModelRef, fast: Optional[bool] = None, bf16: bool = False) 
     ``fast`` (default: whether the packed path is on and models run on the
     CPU) adds the packs, two copies (``W`` and ``W^T``) of every weight the
     path packs, up to the pack budget; ``bf16`` (the model also runs in bf16)
-    adds its bf16 weights, half the bytes of one float32 copy.  No real model is built.
+    adds its bf16 packs (``W`` and ``W^T``), the bytes of one float32 copy.  No real model is built.
     """
     from ..fast import linear as fastops
     from .registry import resolve_device
@@ -118,7 +118,7 @@ def model_bytes(ref: ModelRef, fast: Optional[bool] = None, bf16: bool = False) 
     own, packable = _sizes(ref)
     if fast is None:
         fast = fastops.enabled() and resolve_device("auto").type == "cpu"
-    return own + (min(2 * packable + (packable // 2 if bf16 else 0), limits.pack_limit_bytes()) if fast else 0)
+    return own + (min(2 * packable + (packable if bf16 else 0), limits.pack_limit_bytes()) if fast else 0)
 
 
 def short_name(ref: ModelRef) -> str:
