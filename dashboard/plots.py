@@ -62,7 +62,7 @@ def verdict(r: Result) -> str:
     f, b = r.final, r.baseline
     ok = "reaches" if r.success else "does not reach"
     c = r.config
-    steps = (f"{c.optimizer}, lr {c.lr_start:.3g} → {c.lr_end:.3g}")
+    steps = (f"{c.optimizer}, lr {c.lr_start:.3g} → {c.lr_end:.3g}{', bf16 products' if c.precision == 'bf16' else ''}")
     back = (f" A blow-up sent it back to its best image {r.backoffs} time(s), each time at a quarter of the step."
             if r.backoffs else "")
     return (f"{r.status.capitalize()} after {r.steps} steps ({r.steps_per_second:.1f} steps/s"

@@ -318,4 +318,8 @@ def schedule_inputs(key: str, steps: int = DEFAULT_STEPS, pre: dict | None = Non
                                 help=HELP["clamp"])
         kw["backoff"] = st.toggle("Step back at a blow-up (return to the best image at a quarter of the step)",
                                   default_of("backoff"), key=f"{key}_backoff", help=HELP["backoff"])
+        kinds = list(OPTIONS["precision"].metadata["choices"])
+        kw["precision"] = st.selectbox("Precision of the model's products", kinds,
+                                       index=kinds.index(default_of("precision")), key=f"{key}_precision",
+                                       help=HELP["precision"])
     return kw

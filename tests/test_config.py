@@ -15,7 +15,8 @@ from vitrep.errors import ConfigError
 from .conftest import ROOT
 
 WIDGETS = {"loss": "loss", "loss_scale": "scale", "seed": "seed", "blur_start": "blur", "blur_end": "blurend",
-           "report_every": "every", "pos_embed": "pos", "normalize": "norm", "clamp": "clamp", "backoff": "backoff"}
+           "report_every": "every", "pos_embed": "pos", "normalize": "norm", "clamp": "clamp", "backoff": "backoff",
+           "precision": "precision"}
 
 
 @pytest.fixture(autouse=True)

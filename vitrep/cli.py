@@ -339,7 +339,8 @@ def cmd_reconstruct(a) -> int:
     if result.from_cache:
         print(f"memo hit: result read from the disk memo in {took:.2f} s (computed earlier in {result.seconds:.1f} s)")
     verdict = "success: m_g < m_r" if result.success else "not yet: m_g >= m_r"
-    print(f"{result.status}: {result.steps} steps, {result.steps_per_second:.1f} steps/s on {result.device}; "
+    print(f"{result.status}: {result.steps} steps, {result.steps_per_second:.1f} steps/s on {result.device}"
+          f"{' in bf16' if result.config.precision == 'bf16' else ''}; "
           f"embedding distance {f['embedding_distance']:.4g} vs baseline {b['embedding_distance']:.4g} ({verdict}); "
           f"input distance {f['input_distance']:.4g}, PSNR {f['psnr']:.2f} dB")
     print(f"wrote {out}/target.png, reconstruction.png, curves.csv, result.json")

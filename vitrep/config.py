@@ -21,6 +21,7 @@ from typing import Optional
 
 from . import fields as F
 from . import limits
+from . import precision as P
 from .errors import ConfigError
 from .models.registry import ARCH_KEYS, ModelRef, check_ref, make_ref, resolve_device
 from .models.surgery import MAX_BLOCK, Surgery, make_surgery
@@ -29,7 +30,7 @@ LOSSES = ("l1", "l2")
 OPTIMIZERS = ("gd", "adam")
 # Fields that every row of one batch shares (the rest may differ per row).
 SHARED_FIELDS = ("model", "steps", "optimizer", "lr_start", "lr_end", "loss", "loss_scale", "blur_start",
-                 "blur_end", "clamp", "report_every", "device", "backoff")
+                 "blur_end", "clamp", "report_every", "device", "backoff", "precision")
 
 
 def _opt(default, help: str, flag: Optional[str] = None, choices: Optional[tuple] = None, type=None):
@@ -56,7 +57,10 @@ class ReconstructConfig:
     ``normalize`` feeds the model ``(a - mean) / std`` (the paper fed raw [0,1]
     pixels); ``clamp`` keeps the image in [0,1] after every step (the paper did
     not).  ``pos_embed`` adds a ViT's positional embedding as the model does
-    (False = the paper's figures).
+    (False = the paper's figures).  ``precision``: ``bf16`` runs the model's
+    products in bfloat16 (image, loss, blur, optimizer and metrics stay
+    float32; :mod:`vitrep.precision`); ``auto`` takes bf16 only where it was
+    measured faster and faithful; :func:`validate` resolves it to what runs.
     """
 
     model: ModelRef
@@ -85,6 +89,9 @@ class ReconstructConfig:
                        choices=("crop", "stretch"))
     backoff: bool = _opt(True, "at a blow-up, return to the best image and go on at a quarter of the step; "
                                "off: do not step back", flag="backoff")
+    precision: str = _opt("fp32", "the model's products: fp32; bf16 (bfloat16 products, fp32 image, loss and "
+                                  "metrics; CPUs with AMX or AVX-512 BF16); auto: bf16 only where it was measured "
+                                  "faster and faithful", choices=P.PRECISIONS)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -149,6 +156,13 @@ def resolve_defaults(c: ReconstructConfig) -> ReconstructConfig:
                    lr_end=(lr1 if c.lr_start is None else c.lr_start * lr1 / lr0) if c.lr_end is None else c.lr_end)
 
 
+def resolve_precision(c: ReconstructConfig) -> ReconstructConfig:
+    """``c`` with its precision resolved to what runs (``auto``: bf16 only where measured to pay; bf16 where it
+    cannot run: one sentence)."""
+    p = P.resolve(c.precision, c.model.spec.family, resolve_device(c.device))
+    return c if p == c.precision else replace(c, precision=p)
+
+
 _VALID: "weakref.WeakSet[ReconstructConfig]" = weakref.WeakSet()  # configs validate() has returned
 _VALID_MODE = [None]  # the public mode they were checked in: a change of mode checks them again
 
@@ -166,7 +180,7 @@ def validate(c: ReconstructConfig) -> ReconstructConfig:
         known = False
     if known:
         return c
-    c = _check(resolve_defaults(_fields(c)))
+    c = _check(resolve_precision(resolve_defaults(_fields(c))))
     _VALID.add(c)
     return c
 
@@ -203,6 +217,7 @@ FIELD_CHECKS = {
     "report_every": _whole(1, MAX_REPORT_EVERY),
     "device": lambda v, name: F.text(v, name, max_len=16),
     "resize": _choice("crop", "stretch"),
+    "precision": _choice(*P.PRECISIONS),
 }
 
 

@@ -29,6 +29,7 @@ from .descent.param import pixel_starts
 from .descent.record import Recorder, psnr_of
 from .descent.steps import Schedule, Stepper, Update, float32
 from .errors import ConfigError
+from .fast import linear as fastops
 from .images import to_uint8
 from .models.pool import load_model
 from .models.taps import tap_path
@@ -71,16 +72,20 @@ def reconstruct_many(images: Sequence[torch.Tensor] | torch.Tensor, configs: Seq
     from ``configs[i].tap`` with ``configs[i].surgery``; taps, surgery, seeds,
     init, normalisation and positional embedding may differ per row.
     ``tf32`` lets a GPU use TF32 matrix products (benchmarks/precision.py
-    measures what that changes; runs of the engine are full float32).
+    measures what that changes; runs of the engine are full float32).  The
+    configs' ``precision`` (resolved by :func:`validate`) sets the model's
+    products: in bf16 the targets, the baseline and every step's forward are
+    the bf16 model's; the image, losses, update and metrics are float32.
     """
     configs = _shared(configs)
     c0 = configs[0]
-    lm = lm or load_model(c0.model, c0.device)
+    lm = lm or load_model(c0.model, c0.device, precision=c0.precision)
     img, dev = _batch(images, configs, lm), lm.device
     B, _, H, W = img.shape
     paths = [tap_path(lm, c.tap, c.surgery, c.pos_embed, c.normalize) for c in configs]
     shift, a = pixel_starts(configs, H, W)
-    objective = EmbeddingMatch(img, paths, shift.to(dev), c0.loss, c0.loss_scale)
+    with fastops.compute(c0.precision):  # the targets and the bar from the model the descent runs
+        objective = EmbeddingMatch(img, paths, shift.to(dev), c0.loss, c0.loss_scale)
     a = a.to(dev)
     schedule = Schedule(c0.steps, (c0.lr_start, c0.lr_end), (c0.blur_start, c0.blur_end))
     stepper = Stepper(c0.optimizer, a.shape, dev)
@@ -90,7 +95,7 @@ def reconstruct_many(images: Sequence[torch.Tensor] | torch.Tensor, configs: Seq
                         [b["embedding_distance"] for b in objective.baselines],
                         derive=lambda v: {**v, "psnr": psnr_of(v["mse"])})
     rows = Rows(B, c0.steps, BlowupGuard(B, c0.backoff), recorder.record, recorder.report, on_restore=stepper.back_off)
-    with float32(dev, tf32):
+    with float32(dev, tf32), fastops.compute(c0.precision):
         graph = CudaGraphStep.make(a, objective.forward, objective.metrics, update.apply, schedule, paths,
                                    reset=stepper.reset)
         if graph is not None:  # CUDA: one graph replay per step

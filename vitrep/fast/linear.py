@@ -27,6 +27,7 @@ with the plain path to float rounding (tests/test_fast_paths.py).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import weakref
@@ -42,6 +43,7 @@ _LOCK = threading.RLock()  # re-entrant: a weight freed while packing calls _dro
 _PACKS: dict = {}  # id(weight) -> (weakref, version, W packed, W^T packed, bytes); (id, tag) -> another path's (cached_packs)
 _BYTES = [0]  # bytes held in packs
 _PROBE: Optional[bool] = None
+_STATE = threading.local()  # this thread's compute precision (a run sets it for its duration)
 
 
 def _probe() -> bool:
@@ -158,6 +160,56 @@ def cached_packs(weight: torch.Tensor, tag: str, version, make, size: int):
         return hit[2]
 
 
+@contextlib.contextmanager
+def compute(precision: str):
+    """Products on this thread in ``precision`` (``fp32`` or ``bf16``) for the duration, then as before."""
+    old = getattr(_STATE, "bf16", False)
+    _STATE.bf16 = precision == "bf16"
+    try:
+        yield
+    finally:
+        _STATE.bf16 = old
+
+
+def bf16_on() -> bool:
+    """Whether this thread's linear products run in bf16 now (inside ``compute("bf16")``)."""
+    return getattr(_STATE, "bf16", False)
+
+
+def _bf16_packs(weight: torch.Tensor) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+    """``weight`` cast to bf16 once and packed for oneDNN, ``W`` and ``W^T`` (as many bytes as one float32 copy),
+    kept and counted like the float32 packs; None where the limit is spent."""
+    def make():
+        w = weight.detach().to(torch.bfloat16)
+        reorder = torch.ops.mkldnn._reorder_linear_weight
+        return reorder(w.contiguous()), reorder(w.t().contiguous())
+
+    return cached_packs(weight, "bf16", weight._version, make, 4 * weight.numel())
+
+
+class _BF16Linear(torch.autograd.Function):
+    """``x W^T + b`` with a frozen bf16 ``W``: the product in bf16 (fp32 accumulation), ``x``, the output, the
+    bias and the gradient to ``x`` in float32.  ``packs``: the packed ``W`` and ``W^T`` (else ``W`` in bf16,
+    cast for this call)."""
+
+    @staticmethod
+    def forward(ctx, x, packs, bias):
+        ctx.packs = packs
+        xb = x.contiguous().to(torch.bfloat16)
+        if isinstance(packs, tuple):
+            y = torch.ops.mkldnn._linear_pointwise(xb, packs[0], None, "none", [], "").float()
+        else:
+            y = F.linear(xb, packs).float()
+        return y if bias is None else y.add_(bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        gb, packs = grad.contiguous().to(torch.bfloat16), ctx.packs
+        if isinstance(packs, tuple):
+            return torch.ops.mkldnn._linear_pointwise(gb, packs[1], None, "none", [], "").float(), None, None
+        return torch.matmul(gb, packs).float(), None, None
+
+
 class _PackedLinear(torch.autograd.Function):
     """``x W^T + b`` with a frozen ``W``: the gradient flows to ``x`` only."""
 
@@ -172,7 +224,12 @@ class _PackedLinear(torch.autograd.Function):
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``F.linear``, on the packed path where it applies (frozen weight, float32 CPU)."""
+    """``F.linear``, on the packed path where it applies (frozen weight, float32 CPU); in bf16 inside
+    ``compute("bf16")``."""
+    if bf16_on() and x.dtype == torch.float32 and not weight.requires_grad \
+            and (bias is None or not bias.requires_grad):
+        packs = _bf16_packs(weight) if x.device.type == "cpu" and _probe() else None
+        return _BF16Linear.apply(x, packs if packs is not None else weight.detach().to(torch.bfloat16), bias)
     if weight.requires_grad or (bias is not None and bias.requires_grad) or not applies(x) \
             or weight.device.type != "cpu" or weight.dtype != torch.float32:
         return F.linear(x, weight, bias)

@@ -93,9 +93,11 @@ def applies(x: torch.Tensor) -> bool:
 class _Conv:
     """A convolution with the batch norm after it folded in; packed for oneDNN forward and transposed."""
 
-    def __init__(self, conv: nn.Conv2d, bn: Optional[nn.BatchNorm2d], size: list[int], transposed: bool = True) -> None:
+    def __init__(self, conv: nn.Conv2d, bn: Optional[nn.BatchNorm2d], size: list[int], transposed: bool = True,
+                 dtype: torch.dtype = torch.float32) -> None:
         """``size``: the input's shape.  oneDNN picks its kernel by the shape it is packed for; a pack made
-        without one can be 20x slower at some shapes (1x1, 1024 -> 512 channels at 14x14)."""
+        without one can be 20x slower at some shapes (1x1, 1024 -> 512 channels at 14x14).  ``dtype``: the
+        packs' (bf16: the folded weight and bias rounded once, the products accumulated in float32)."""
         mk = torch.ops.mkldnn
         self.stride, self.padding, self.dilation = list(conv.stride), list(conv.padding), list(conv.dilation)
         self.groups, self.kernel = conv.groups, list(conv.kernel_size)
@@ -105,8 +107,8 @@ class _Conv:
             scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
             w = w * scale.view(-1, 1, 1, 1)
             b = (b - bn.running_mean.double()) * scale + bn.bias.detach().double()
-        self.weight = w.float().contiguous()  # the stem keeps it for its phase kernel, then drops it
-        self.bias = b.float()
+        self.weight = w.to(dtype).contiguous()  # the stem keeps it for its phase kernel, then drops it
+        self.bias = b.to(dtype)
         self.out_size = [size[0], w.shape[0]] + [(size[2 + i] + 2 * self.padding[i] - self.dilation[i] * (self.kernel[i] - 1)
                                                   - 1) // self.stride[i] + 1 for i in range(2)]
         self.fwd = mk._reorder_convolution_weight(self.weight, self.padding, self.stride, self.dilation, self.groups,
@@ -170,8 +172,13 @@ def _packs(module: nn.Module, anchor: torch.Tensor, tag: str, make: Callable[[],
     return fastops.cached_packs(anchor, tag, _version(module), make, size)
 
 
-def _conv_bytes(*convs: Optional[nn.Conv2d]) -> int:
-    return sum(2 * c.weight.numel() * 4 for c in convs if c is not None)
+def _conv_bytes(*convs: Optional[nn.Conv2d], itemsize: int = 4) -> int:
+    return sum(2 * c.weight.numel() * itemsize for c in convs if c is not None)
+
+
+def _dtype() -> torch.dtype:
+    """The packs' dtype for this thread's run: bf16 inside ``fastops.compute("bf16")``, else float32."""
+    return torch.bfloat16 if fastops.bf16_on() else torch.float32
 
 
 # --- bottleneck blocks --------------------------------------------------------------------------
@@ -180,12 +187,13 @@ def _conv_bytes(*convs: Optional[nn.Conv2d]) -> int:
 class _Block:
     """A torchvision ``Bottleneck``'s three (and downsample) convolutions, folded and packed for inputs of ``size``."""
 
-    def __init__(self, block: nn.Module, size: list[int]) -> None:
-        self.c1 = _Conv(block.conv1, block.bn1, size)
-        self.c2 = _Conv(block.conv2, block.bn2, self.c1.out_size)
-        self.c3 = _Conv(block.conv3, block.bn3, self.c2.out_size)
+    def __init__(self, block: nn.Module, size: list[int], dtype: torch.dtype = torch.float32) -> None:
+        self.dtype = dtype
+        self.c1 = _Conv(block.conv1, block.bn1, size, dtype=dtype)
+        self.c2 = _Conv(block.conv2, block.bn2, self.c1.out_size, dtype=dtype)
+        self.c3 = _Conv(block.conv3, block.bn3, self.c2.out_size, dtype=dtype)
         ds = block.downsample
-        self.ds = None if ds is None else _Conv(ds[0], ds[1], size)
+        self.ds = None if ds is None else _Conv(ds[0], ds[1], size, dtype=dtype)
         for c in (self.c1, self.c2, self.c3, self.ds):
             if c is not None:
                 del c.weight  # the packs hold it now
@@ -200,11 +208,14 @@ def _is_bottleneck(block: nn.Module) -> bool:
 
 
 class _BottleneckFn(torch.autograd.Function):
-    """One bottleneck, forward and the backward to its input (the folded weights are constants)."""
+    """One bottleneck, forward and the backward to its input (the folded weights are constants).
+
+    In bf16 packs the block's arithmetic is bf16 (its input and gradient cast once on entry); what it
+    hands on, forward and backward, is float32."""
 
     @staticmethod
     def forward(ctx, x, p: _Block, skip: bool):
-        x = _cl(x)
+        x = _cl(x).to(p.dtype)
         h1 = p.c1.forward(x, relu=True)
         h2 = p.c2.forward(h1, relu=True)
         if skip:
@@ -213,17 +224,18 @@ class _BottleneckFn(torch.autograd.Function):
             y = p.c3.forward_add_relu(h2, x if p.ds is None else p.ds.forward(x, relu=False))
         ctx.save_for_backward(h1, h2, y)
         ctx.p, ctx.skip, ctx.size = p, skip, x.shape
-        return y
+        return y.float() if p.dtype != torch.float32 else y
 
     @staticmethod
     def backward(ctx, dy):
         h1, h2, y = ctx.saved_tensors
         p = ctx.p
-        g = _relu_grad(_cl(dy), y)
+        g = _relu_grad(_cl(dy).to(p.dtype), y)
         g2 = _relu_grad(p.c3.input_grad(g, h2.shape), h2)
         g1 = _relu_grad(p.c2.input_grad(g2, h1.shape), h1)
         other = None if ctx.skip else g if p.ds is None else p.ds.input_grad(g, ctx.size)
-        return p.c1.input_grad(g1, ctx.size, other), None, None
+        dx = p.c1.input_grad(g1, ctx.size, other)
+        return (dx.float() if p.dtype != torch.float32 else dx), None, None
 
 
 def fast_block(block: nn.Module, x: torch.Tensor, removed: frozenset = frozenset()) -> Optional[torch.Tensor]:
@@ -235,9 +247,11 @@ def fast_block(block: nn.Module, x: torch.Tensor, removed: frozenset = frozenset
     """
     if not applies(x) or not _is_bottleneck(block):
         return None
-    size = list(x.shape)
-    p = _packs(block, block.conv1.weight, f"resnet-block {size[2]}x{size[3]}", lambda: _Block(block, size),
-               _conv_bytes(block.conv1, block.conv2, block.conv3, block.downsample[0] if block.downsample else None))
+    size, dtype = list(x.shape), _dtype()
+    tag = f"resnet-block {size[2]}x{size[3]}" + ("" if dtype == torch.float32 else " bf16")
+    p = _packs(block, block.conv1.weight, tag, lambda: _Block(block, size, dtype),
+               _conv_bytes(block.conv1, block.conv2, block.conv3, block.downsample[0] if block.downsample else None,
+                           itemsize=dtype.itemsize))
     if p is None:  # over the pack budget
         return None
     return _BottleneckFn.apply(x, p, "skip" in removed)
@@ -255,8 +269,9 @@ class _Stem:
     of the 3 input channels become the output channels of one convolution.
     """
 
-    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d, size: list[int]) -> None:
-        self.conv = _Conv(conv, bn, size, transposed=False)
+    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d, size: list[int], dtype: torch.dtype = torch.float32) -> None:
+        self.conv = _Conv(conv, bn, size, transposed=False, dtype=dtype)
+        self.dtype = dtype
         s, k, p = self.conv.stride[0], self.conv.kernel[0], self.conv.padding[0]
         w = self.conv.weight  # (O, C, k, k), folded
         o, c = w.shape[:2]
@@ -292,27 +307,27 @@ class _Stem:
         return dx[:, :, :size[2], :size[3]]
 
 
-def _stem_bytes(conv: nn.Conv2d) -> int:
+def _stem_bytes(conv: nn.Conv2d, itemsize: int = 4) -> int:
     """The stem's packs: the forward kernel, and the phase kernel (at most ``ceil(k/s) + 1`` taps a side)."""
     o, c, k, _ = conv.weight.shape
     s = conv.stride[0]
     n = -(-k // s) + 1
-    return 4 * (o * c * k * k + (c * s * s + (-c * s * s) % 16) * o * n * n)
+    return itemsize * (o * c * k * k + (c * s * s + (-c * s * s) % 16) * o * n * n)
 
 
 class _StemFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, p: _Stem):
-        y = p.conv.forward(_cl(x), relu=True)
+        y = p.conv.forward(_cl(x).to(p.dtype), relu=True)
         ctx.save_for_backward(y)
         ctx.p, ctx.size = p, x.shape
-        return y
+        return y.float() if p.dtype != torch.float32 else y
 
     @staticmethod
     def backward(ctx, dy):
         (y,) = ctx.saved_tensors
-        dx = ctx.p.input_grad(_relu_grad(_cl(dy), y), ctx.size)
-        return dx.contiguous(), None
+        dx = ctx.p.input_grad(_relu_grad(_cl(dy).to(y.dtype), y), ctx.size)
+        return dx.float().contiguous(), None
 
 
 def fast_stem(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -326,10 +341,10 @@ def fast_stem(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
         if not applies(x) or model.training or conv.stride[0] != conv.stride[1] or conv.kernel_size[0] != conv.kernel_size[1] \
                 or conv.padding[0] != conv.padding[1] or conv.dilation != (1, 1) or conv.groups != 1:
             return plain(x)
-        size = list(x.shape)
-        p = fastops.cached_packs(conv.weight, f"resnet-stem {size[2]}x{size[3]}", _version(conv) + _version(bn),
-                                 lambda: _Stem(conv, bn, size),
-                                 _stem_bytes(conv))
+        size, dtype = list(x.shape), _dtype()
+        tag = f"resnet-stem {size[2]}x{size[3]}" + ("" if dtype == torch.float32 else " bf16")
+        p = fastops.cached_packs(conv.weight, tag, _version(conv) + _version(bn), lambda: _Stem(conv, bn, size, dtype),
+                                 _stem_bytes(conv, dtype.itemsize))
         if p is None:
             return plain(x)
         return model.maxpool(_StemFn.apply(x, p))

@@ -43,6 +43,9 @@ _BUILDS: dict[tuple, list] = {}  # key -> [its build lock, callers holding or wa
 _PENDING: dict[tuple, int] = {}  # key -> bytes reserved while it is built
 
 
+_BF16: set[tuple] = set()  # keys of the models asked for in bf16: their bf16 weights are counted beside them
+
+
 log = logging.getLogger("vitrep")
 
 
@@ -62,8 +65,8 @@ def reserved_bytes(lm: LoadedModel) -> int:
     the memory budget counts host memory)."""
     if lm.device.type != "cpu":
         return 0
-
-    return max(held_bytes(lm), sizes.model_bytes(lm.ref, fast=fastops.enabled()))
+    bf16 = (lm.ref, str(lm.device)) in _BF16
+    return max(held_bytes(lm), sizes.model_bytes(lm.ref, fast=fastops.enabled(), bf16=bf16))
 
 
 def cached_models() -> list[tuple[LoadedModel, int]]:
@@ -86,6 +89,7 @@ def is_cached(ref: ModelRef, device: str | torch.device = "auto") -> bool:
 def _evict(key: tuple, why: str) -> int:
     """Forget a cached model and drop its packs; whoever still uses it keeps it alive until done."""
     lm = _MODELS.pop(key)
+    _BF16.discard(key)
     size = module_bytes(lm.module)
     freed = size + fastops.drop_packs(lm.module.parameters())
     log.info("evicted %s (%.0f MB) %s", lm.ref.label(), freed / 2 ** 20, why)
@@ -106,7 +110,7 @@ def _make_room(ref: ModelRef, key: tuple) -> None:
     limit = limits.memory_budget_bytes()
     if limit is None:
         return
-    need = sizes.model_bytes(ref, fast=fastops.enabled())  # a CPU model: packs when the path is on
+    need = sizes.model_bytes(ref, fast=fastops.enabled(), bf16=key in _BF16)  # a CPU model: packs when the path is on
     if need > limit:
         raise sizes.MemoryBudgetError(sizes.too_big(ref, need, limit) +
                                        "; set VITREP_MEMORY_MB higher (or to 'unlimited') to run it.")
@@ -118,7 +122,8 @@ def _make_room(ref: ModelRef, key: tuple) -> None:
     _PENDING[key] = need
 
 
-def load_model(ref: ModelRef, device: str | torch.device = "auto", progress: bool = False) -> LoadedModel:
+def load_model(ref: ModelRef, device: str | torch.device = "auto", progress: bool = False,
+               precision: str = "fp32") -> LoadedModel:
     """The shared, frozen model for ``ref`` on ``device`` (built once per process while it stays cached).
 
     With a memory budget (``VITREP_MEMORY_MB``, see :mod:`vitrep.limits`) the
@@ -126,10 +131,14 @@ def load_model(ref: ModelRef, device: str | torch.device = "auto", progress: boo
     it fits; a model alone over the budget raises :class:`vitrep.models.sizes.MemoryBudgetError`.
     A cached model is returned at once, even while another model is being
     built; concurrent callers asking for the same new model build it once.
+    ``precision`` ``bf16``: the model's bf16 weights (cast at first use, kept
+    beside it, :func:`vitrep.fast.linear.compute`) count in its bytes from now on.
     """
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     key = (ref, str(dev))
     with _LOCK:
+        if precision == "bf16":
+            _BF16.add(key)
         lm = _MODELS.get(key)
         if lm is not None:
             _MODELS.move_to_end(key)

@@ -104,12 +104,13 @@ def param_bytes(ref: ModelRef) -> int:
     return _sizes(ref)[0]
 
 
-def model_bytes(ref: ModelRef, fast: Optional[bool] = None) -> int:
+def model_bytes(ref: ModelRef, fast: Optional[bool] = None, bf16: bool = False) -> int:
     """What ``ref`` holds once loaded and used: parameters, buffers and its oneDNN packs.
 
     ``fast`` (default: whether the packed path is on and models run on the
     CPU) adds the packs, two copies (``W`` and ``W^T``) of every weight the
-    path packs, up to the pack budget.  No real model is built.
+    path packs, up to the pack budget; ``bf16`` (the model also runs in bf16)
+    adds its bf16 packs (``W`` and ``W^T``), the bytes of one float32 copy.  No real model is built.
     """
     from ..fast import linear as fastops
     from .registry import resolve_device
@@ -117,7 +118,7 @@ def model_bytes(ref: ModelRef, fast: Optional[bool] = None) -> int:
     own, packable = _sizes(ref)
     if fast is None:
         fast = fastops.enabled() and resolve_device("auto").type == "cpu"
-    return own + (min(2 * packable, limits.pack_limit_bytes()) if fast else 0)
+    return own + (min(2 * packable + (packable if bf16 else 0), limits.pack_limit_bytes()) if fast else 0)
 
 
 def short_name(ref: ModelRef) -> str:

@@ -41,10 +41,13 @@ def device_lock(device: str, on_wait: Optional[OnWait] = None, limit: Optional[i
 
 
 def cache_key(image: torch.Tensor, config: ReconstructConfig) -> str:
-    """The memo key of a run: image pixels, config (defaults and device resolved), weights identity, torch version."""
+    """The memo key of a run: image pixels, config (defaults, device and precision resolved; fp32 as before
+    precision existed), weights identity, torch version."""
     config = validate(config)
     d = config.to_dict()
     d["device"] = resolve_device(config.device).type
+    if d["precision"] == "fp32":  # the keys of fp32 runs stay those from before the field existed
+        del d["precision"]
     return make_key("reconstruct", image=content_hash(image), config=d, weights=weights_identity(config.model),
                     torch=".".join(torch.__version__.split(".")[:2]))
 

@@ -1,0 +1,122 @@
+"""The precision setting (issue 20): what bf16 runs in, where it can run, its memo keys, and a slice of the fidelity
+bar on real untrained models (the full 3 seeds x 3 images grid is benchmarks/precision.py's)."""
+
+import pytest
+import torch
+
+from vitrep import precision as P
+from vitrep.config import make_config
+from vitrep.errors import ConfigError
+from vitrep.fast import linear as fastops
+from vitrep.models.registry import make_ref
+from vitrep.reconstruct import reconstruct
+from vitrep.running.runs import cache_key
+
+needs_bf16 = pytest.mark.skipif(not P.cpu_bf16(), reason="this CPU has no native bf16 (AMX / AVX-512 BF16)")
+
+
+def _no_bf16(monkeypatch):
+    monkeypatch.setattr(P, "cpu_bf16", lambda: False)
+    monkeypatch.setattr(P, "cpu_amx", lambda: False)
+
+
+def test_bf16_on_a_cpu_without_it_is_one_sentence_and_auto_runs_fp32(monkeypatch):
+    _no_bf16(monkeypatch)
+    with pytest.raises(ConfigError) as e:
+        make_config("vit_custom", 2, steps=3, precision="bf16", seed=101, device="cpu")
+    text = e.value.say("cli")
+    assert "no native bf16" in text and "--precision auto" in text
+    assert text.count(". ") == 0 and "\n" not in text  # one sentence
+    monkeypatch.setattr(P, "AUTO_BF16", frozenset({"vit"}))
+    assert make_config("vit_custom", 2, steps=3, precision="auto", seed=102, device="cpu").precision == "fp32"
+
+
+def test_the_command_line_says_so_in_one_sentence(monkeypatch, capsys):
+    from vitrep.cli import main
+
+    _no_bf16(monkeypatch)
+    code = main(["reconstruct", "--model", "vit_custom", "--layer", "2", "--steps", "2", "--precision", "bf16",
+                 "--device", "cpu", "--seed", "103", "--no-cache", "--quiet", "--image", "cat"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().startswith("vitrep: Precision bf16 cannot run here") and err.strip().count("\n") == 0
+
+
+def test_auto_takes_bf16_only_for_measured_families_on_amx(monkeypatch):
+    monkeypatch.setattr(P, "cpu_bf16", lambda: True)
+    monkeypatch.setattr(P, "cpu_amx", lambda: True)
+    monkeypatch.setattr(P, "AUTO_BF16", frozenset({"vit"}))
+    assert make_config("vit_custom", 2, steps=3, precision="auto", seed=104, device="cpu").precision == "bf16"
+    assert make_config("mixer", 1, steps=3, precision="auto", seed=104, device="cpu").precision == "fp32"
+    monkeypatch.setattr(P, "cpu_amx", lambda: False)  # AVX-512 BF16 alone: not measured, so fp32
+    assert make_config("vit_custom", 2, steps=3, precision="auto", seed=105, device="cpu").precision == "fp32"
+    monkeypatch.setenv("VITREP_FAST", "0")  # bf16 runs on the fast path
+    monkeypatch.setattr(P, "cpu_amx", lambda: True)
+    assert make_config("vit_custom", 2, steps=3, precision="auto", seed=106, device="cpu").precision == "fp32"
+    with pytest.raises(ConfigError, match="VITREP_FAST=0"):
+        make_config("vit_custom", 2, steps=3, precision="bf16", seed=107, device="cpu")
+
+
+def test_fp32_keys_are_those_from_before_and_bf16_keys_differ(cat32, tiny_ref):
+    from vitrep.images import content_hash
+    from vitrep.models.weights import weights_identity
+    from vitrep.running.memo import make_key
+
+    c = make_config(tiny_ref, 2, steps=3, device="cpu")
+    d = c.to_dict()
+    assert d.pop("precision") == "fp32"
+    d["device"] = "cpu"
+    before = make_key("reconstruct", image=content_hash(cat32), config=d, weights=weights_identity(c.model),
+                      torch=".".join(torch.__version__.split(".")[:2]))
+    assert cache_key(cat32, c) == before
+    if P.cpu_bf16():
+        assert cache_key(cat32, make_config(tiny_ref, 2, steps=3, device="cpu", precision="bf16")) != before
+
+
+@needs_bf16
+def test_bf16_products_on_cast_weights_with_float32_around_them():
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(64, 48, generator=g)
+    b = torch.randn(64, generator=g)
+    x = torch.randn(2, 7, 48, generator=g, requires_grad=True)
+    ref = torch.nn.functional.linear(x, w, b)
+    before = fastops.pack_bytes([w])
+    with fastops.compute("bf16"):
+        y = fastops.linear(x, w, b)
+        assert fastops.bf16_on()
+    assert not fastops.bf16_on()  # the setting ends with the block
+    assert fastops.pack_bytes([w]) - before == w.numel() * 4  # bf16 W and W^T packed, kept and counted with the packs
+    assert y.dtype == torch.float32
+    rel = float((y - ref).detach().norm() / ref.detach().norm())
+    assert 1e-5 < rel < 1e-2  # bf16 inputs rounded (8 bits of mantissa), sums accumulated in float32
+    (gx,) = torch.autograd.grad(y.sum(), x)
+    (gref,) = torch.autograd.grad(ref.sum(), x)
+    assert gx.dtype == torch.float32 and float((gx - gref).norm() / gref.norm()) < 1e-2
+
+
+@needs_bf16
+def test_a_bf16_run_records_it_and_keeps_float32_state(cat32, tiny_ref):
+    c = make_config(tiny_ref, 3, steps=6, optimizer="adam", device="cpu", precision="bf16")
+    r = reconstruct(cat32, c)
+    assert r.config.precision == "bf16" and r.summary()["config"]["precision"] == "bf16"
+    assert all(isinstance(v, float) for v in r.final.values())
+    f32 = reconstruct(cat32, make_config(tiny_ref, 3, steps=6, optimizer="adam", device="cpu"))
+    assert r.final != f32.final  # it did run differently
+    assert abs(r.final["psnr"] - f32.final["psnr"]) < 0.3
+
+
+# A slice of the fidelity bar (benchmarks/precision.py runs 3 seeds x 3 images, GD and Adam, at full step counts):
+# one seed, the cat, the calibrated optimizer, a few steps (the file stays near a minute on 2 cores).
+SLICE = [("vit_b_32", {}, 1, 60), ("vit_b_32", {}, 12, 15), ("resnet50", {}, "layer2", 30), ("mixer", {}, 4, 15)]
+
+
+@needs_bf16
+@pytest.mark.parametrize("name,arch,layer,steps", SLICE, ids=[f"{n}-{l}" for n, _, l, _ in SLICE])
+def test_fidelity_slice_bf16_within_0_3_db_and_same_success(cat224, name, arch, layer, steps):
+    ref = make_ref(name, **arch)
+    runs = {p: reconstruct(cat224, make_config(ref, layer, steps=steps, device="cpu", precision=p, report_every=steps))
+            for p in ("fp32", "bf16")}
+    a, b = runs["fp32"], runs["bf16"]
+    assert b.config.precision == "bf16" and a.status == b.status == "done"
+    assert abs(a.final["psnr"] - b.final["psnr"]) <= 0.3, (a.final, b.final)
+    assert a.success == b.success
