@@ -30,7 +30,7 @@ st.markdown(fig.about)
 if fig.claims:
     with st.expander(f"What the paper claims here, and how it is tested ({len(fig.claims)})", expanded=True):
         for n, c in enumerate(fig.claims, 1):
-            st.markdown(f"**Claim {n}.** > *{c.quote}*\n\n**Test:** {c.test}."
+            st.markdown(f"**Claim {n}.** The paper: “*{c.quote}*”\n\n**Test:** {c.test}."
                         + (" Judged under plain GD only: it is about minimising m by gradient descent." if c.on_m else ""))
 else:
     st.markdown("*The paper states no finding for this figure: its panels are shown without a verdict.*")

@@ -19,7 +19,7 @@ timing is asserted anywhere.  Untrained models (nothing can be downloaded).
   1, 4, 12, ResNet-50 layer2 and Mixer block 4, under GD and Adam (each
   calibrated): bf16's final PSNR within 0.3 dB of fp32's and the same success
   (m_g < m_r) in every row.  A family that fails anywhere stays fp32 under
-  ``auto`` (vitrep/precision.py ``AUTO_BF16``).
+  ``auto`` (its family adapter's ``auto_bf16``, vitrep/models/families).
 - ttq (time to quality, the headline): seconds until m_g < m_r, and until the
   PSNR that the seed's own GD loop reaches in ``--ttq-seed-steps`` steps, for
   the seed's loop and vitrep's defaults (fp32 and bf16), the cat, seed 0.

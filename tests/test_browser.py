@@ -190,10 +190,20 @@ def test_offline_first_view_of_every_page_shows_no_error(server, browser):
     for path in PAGE_PATHS:
         page.goto(f"{url}/{path}", wait_until="networkidle")
         page.get_by_text("Device").first.wait_for(timeout=60_000)  # the sidebar: the page has run
-        page.wait_for_timeout(1500)
+        _script_done(page)
         assert _errors_on(page) == [], (path, _errors_on(page))
         assert "Traceback" not in page.inner_text("body"), path
     page.close()
+
+
+def _script_done(page) -> None:
+    """Until the page's script has finished (Streamlit's "Running..." status gone for half a second)."""
+    page.wait_for_function(
+        """() => { const busy = document.querySelector('[data-testid="stStatusWidget"]');
+                   const now = performance.now();
+                   if (busy && busy.innerText.trim()) { window.__idle = now; return false; }
+                   window.__idle = window.__idle || now;
+                   return now - window.__idle > 500; }""", polling=100, timeout=60_000)
 
 
 def _live_curve_points(page) -> int:

@@ -66,7 +66,7 @@ def test_readme_reconstruction_memo_and_no_cache(tmp_path):
         assert _get(doc2, k) == _get(doc, k)
     assert t_second < 0.5 * t_first
 
-    third, _ = vitrep(*args, "--out", str(tmp_path / "c"), "--no-cache", "--quiet")
+    third, _ = vitrep_here(*args, "--out", str(tmp_path / "c"), "--no-cache", "--quiet")
     doc3 = json.loads((tmp_path / "c" / "result.json").read_text())
     assert "memo hit" not in third.stdout
     for k in ("final.embedding_distance", "final.input_distance", "final.psnr", "baseline.embedding_distance"):
@@ -74,7 +74,7 @@ def test_readme_reconstruction_memo_and_no_cache(tmp_path):
 
 
 def test_every_flag_reaches_result_json(tmp_path):
-    p, _ = vitrep("reconstruct", "--image", "coffee", "--model", "vit_custom", "--patch", "8", "--width", "32",
+    p, _ = vitrep_here("reconstruct", "--image", "coffee", "--model", "vit_custom", "--patch", "8", "--width", "32",
                   "--depth", "3", "--heads", "2", "--size", "32", "--model-seed", "4", "--layer", "only-encoder-2",
                   "--no-pos-embed", "--steps", "9", "--optimizer", "gd", "--no-backoff", "--lr", "0.5", "--lr-end", "0.1", "--loss", "l2",
                   "--loss-scale", "0.2", "--blur", "1.5", "--blur-end", "0.3", "--clamp", "--normalize",
@@ -93,8 +93,8 @@ def test_every_flag_reaches_result_json(tmp_path):
     assert (c["optimizer"], c["backoff"]) == ("gd", False)
     assert c["surgery"] == {"remove": ["ln_2", "mlp"], "blocks": [2]}
     # the result.json reruns as a config
-    p2, _ = vitrep("reconstruct", "--image", "coffee", "--config", str(tmp_path / "o" / "result.json"),
-                   "--quiet", "--no-cache", "--out", str(tmp_path / "o2"))
+    p2, _ = vitrep_here("reconstruct", "--image", "coffee", "--config", str(tmp_path / "o" / "result.json"),
+                        "--quiet", "--no-cache", "--out", str(tmp_path / "o2"))
     assert p2.returncode == 0, p2.stderr
     d1 = json.loads((tmp_path / "o" / "result.json").read_text())
     d2 = json.loads((tmp_path / "o2" / "result.json").read_text())
@@ -107,9 +107,9 @@ def test_cache_dir_from_environment(tmp_path):
     env = dict(os.environ, VITREP_CACHE_DIR=str(tmp_path / "envmemo"))
     args = ["reconstruct", "--image", "cat", "--model", "vit_custom", "--steps", "4", "--quiet",
             "--out", str(tmp_path / "o")]
-    assert vitrep(*args, env=env)[0].returncode == 0
+    assert vitrep_here(*args, env=env)[0].returncode == 0
     assert any((tmp_path / "envmemo").iterdir())
-    assert "memo hit" in vitrep(*args, env=env)[0].stdout
+    assert "memo hit" in vitrep_here(*args, env=env)[0].stdout
 
 
 @pytest.mark.parametrize("args, words", [

@@ -1,8 +1,6 @@
 """The Jacobian spectrum of a tap, against Jacobians whose singular values are known exactly."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -12,7 +10,7 @@ from vitrep.running.memo import Memo
 from vitrep.config import make_config
 from vitrep.models.pool import load_model
 
-from .conftest import ROOT, run_cli
+from .conftest import run_cli
 
 
 def _rel(a, b):
@@ -130,14 +128,9 @@ def test_k_larger_than_the_jacobian_is_one_sentence(tiny_ref, cat32):
         condition_many(cat32, [make_condition_config(make_config(tiny_ref, "stem", steps=1), k=10_000)])
 
 
-def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "vitrep", "condition", *args], cwd=ROOT, capture_output=True,
-                          text=True, env=env)
-
-
 def test_condition_cli_compare_writes_json_table_and_plot(tmp_path):
-    p = _cli("--image", "cat", "--model", "vit_custom", "--layer", "2", "--compare", "none;attention;ln_1,ln_2;mlp",
-             "--k", "4", "--iterations", "12", "--out", str(tmp_path), "--quiet")
+    p = run_cli("condition", "--image", "cat", "--model", "vit_custom", "--layer", "2", "--compare",
+                "none;attention;ln_1,ln_2;mlp", "--k", "4", "--iterations", "12", "--out", tmp_path, "--quiet")
     assert p.returncode == 0, p.stderr
     doc = json.loads((tmp_path / "condition.json").read_text())
     assert [r["removed"] for r in doc["rows"]] == ["none", "attention", "ln_1,ln_2", "mlp"]
@@ -161,6 +154,6 @@ def test_condition_cli_bad_input_is_one_sentence(args, words, tmp_path):
 def test_condition_cli_model_over_the_memory_budget(tmp_path):
     import os
 
-    p = _cli("--image", "cat", "--model", "vit_h_14", "--layer", "1", "--out", str(tmp_path), "--quiet",
-             env=dict(os.environ, VITREP_MEMORY_MB="500"))
+    p = run_cli("condition", "--image", "cat", "--model", "vit_h_14", "--layer", "1", "--out", tmp_path, "--quiet",
+                env=dict(os.environ, VITREP_MEMORY_MB="500"))
     assert p.returncode == 2 and "Traceback" not in p.stderr and "budget" in p.stderr, p.stderr

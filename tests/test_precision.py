@@ -27,7 +27,7 @@ def test_bf16_on_a_cpu_without_it_is_one_sentence_and_auto_runs_fp32(monkeypatch
     text = e.value.say("cli")
     assert "no native bf16" in text and "--precision auto" in text
     assert text.count(". ") == 0 and "\n" not in text  # one sentence
-    monkeypatch.setattr(P, "AUTO_BF16", frozenset({"vit"}))
+    monkeypatch.setattr(type(make_ref("vit_custom").adapter), "auto_bf16", True)
     assert make_config("vit_custom", 2, steps=3, precision="auto", seed=102, device="cpu").precision == "fp32"
 
 
@@ -45,7 +45,7 @@ def test_the_command_line_says_so_in_one_sentence(monkeypatch, capsys):
 def test_auto_takes_bf16_only_for_measured_families_on_amx(monkeypatch):
     monkeypatch.setattr(P, "cpu_bf16", lambda: True)
     monkeypatch.setattr(P, "cpu_amx", lambda: True)
-    monkeypatch.setattr(P, "AUTO_BF16", frozenset({"vit"}))
+    monkeypatch.setattr(type(make_ref("vit_custom").adapter), "auto_bf16", True)
     assert make_config("vit_custom", 2, steps=3, precision="auto", seed=104, device="cpu").precision == "bf16"
     assert make_config("mixer", 1, steps=3, precision="auto", seed=104, device="cpu").precision == "fp32"
     monkeypatch.setattr(P, "cpu_amx", lambda: False)  # AVX-512 BF16 alone: not measured, so fp32

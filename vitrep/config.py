@@ -159,7 +159,7 @@ def resolve_defaults(c: ReconstructConfig) -> ReconstructConfig:
 def resolve_precision(c: ReconstructConfig) -> ReconstructConfig:
     """``c`` with its precision resolved to what runs (``auto``: bf16 only where measured to pay; bf16 where it
     cannot run: one sentence)."""
-    p = P.resolve(c.precision, c.model.spec.family, resolve_device(c.device))
+    p = P.resolve(c.precision, c.model.adapter.auto_bf16, resolve_device(c.device))
     return c if p == c.precision else replace(c, precision=p)
 
 

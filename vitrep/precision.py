@@ -7,8 +7,8 @@ loss, the blur, the optimizer state and every metric stay float32.  It runs on
 the CPU fast path, on a CPU with native bf16 arithmetic (AMX or AVX-512 BF16):
 elsewhere oneDNN emulates it, slower than float32.
 
-``auto`` resolves, when a config is validated, to ``bf16`` for a family in
-:data:`AUTO_BF16` on a CPU with AMX, and to ``fp32`` everywhere else; the
+``auto`` resolves, when a config is validated, to ``bf16`` for a model whose
+family adapter says ``auto_bf16`` on a CPU with AMX, and to ``fp32`` everywhere else; the
 validated config (and so the result and its memo key) records what ran.
 """
 
@@ -22,10 +22,6 @@ from .errors import ConfigError
 from .fast import linear as fastops
 
 PRECISIONS = ("fp32", "bf16", "auto")
-
-# Families whose bf16 runs held the fidelity bar (final PSNR within 0.3 dB of fp32 and the same success, 3 seeds x
-# 3 images, GD and Adam) and ran faster, measured by benchmarks/precision.py (benchmarks/precision_results.json).
-AUTO_BF16: frozenset = frozenset()
 
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # either gives native bf16 products; auto asks for AMX
 
@@ -63,8 +59,9 @@ def machine() -> str:
     return ", ".join(flags) or "no bf16 flags"
 
 
-def resolve(precision: str, family: str, device: torch.device) -> str:
-    """``fp32`` or ``bf16``: what a run of ``family`` on ``device`` asked to run in ``precision`` runs in.
+def resolve(precision: str, auto_bf16: bool, device: torch.device) -> str:
+    """``fp32`` or ``bf16``: what a run on ``device`` asked to run in ``precision`` runs in; ``auto_bf16``: the
+    model's family adapter has been measured to gain from bf16 and keep the fidelity bar (its ``auto_bf16``).
 
     ``bf16`` where it cannot run is one sentence (a ConfigError) naming the way out, ``auto``.
     """
@@ -74,7 +71,7 @@ def resolve(precision: str, family: str, device: torch.device) -> str:
         return "fp32"
     usable = device.type == "cpu" and fastops.enabled() and cpu_bf16()
     if precision == "auto":
-        return "bf16" if usable and family in AUTO_BF16 and cpu_amx() else "fp32"
+        return "bf16" if usable and auto_bf16 and cpu_amx() else "fp32"
     if usable:
         return "bf16"
     if device.type != "cpu":
