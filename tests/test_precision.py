@@ -47,7 +47,7 @@ def test_auto_takes_bf16_only_for_measured_families_on_amx(monkeypatch):
     monkeypatch.setattr(P, "cpu_amx", lambda: True)
     monkeypatch.setattr(type(make_ref("vit_custom").adapter), "auto_bf16", True)
     assert make_config("vit_custom", 2, steps=3, precision="auto", seed=104, device="cpu").precision == "bf16"
-    assert make_config("mixer", 1, steps=3, precision="auto", seed=104, device="cpu").precision == "fp32"
+    assert make_config("resnet50", "layer2", steps=3, precision="auto", seed=104, device="cpu").precision == "fp32"
     monkeypatch.setattr(P, "cpu_amx", lambda: False)  # AVX-512 BF16 alone: not measured, so fp32
     assert make_config("vit_custom", 2, steps=3, precision="auto", seed=105, device="cpu").precision == "fp32"
     monkeypatch.setenv("VITREP_FAST", "0")  # bf16 runs on the fast path
@@ -55,6 +55,28 @@ def test_auto_takes_bf16_only_for_measured_families_on_amx(monkeypatch):
     assert make_config("vit_custom", 2, steps=3, precision="auto", seed=106, device="cpu").precision == "fp32"
     with pytest.raises(ConfigError, match="VITREP_FAST=0"):
         make_config("vit_custom", 2, steps=3, precision="bf16", seed=107, device="cpu")
+
+
+def test_auto_bf16_is_what_the_fidelity_grid_measured():
+    """A family's ``auto_bf16`` is True exactly where benchmarks/precision_fidelity.json has it holding the bar
+    (every row: |dPSNR| <= 0.3 dB, the same success) and running faster, under GD and Adam; a family with a failed
+    row, or none in the record, stays fp32 under auto."""
+    import json
+    from pathlib import Path
+
+    from vitrep.models.families import FAMILIES
+
+    record = json.loads((Path(__file__).parents[1] / "benchmarks" / "precision_fidelity.json").read_text())
+    rows: dict[str, list] = {}
+    for row in record["fidelity"]:
+        rows.setdefault(make_ref(row["model"]).adapter.name, []).append(row)
+    assert {"vit", "resnet", "mixer"} <= set(rows)
+    for name, family in FAMILIES.items():
+        mine = rows.get(name, [])
+        held = (bool(mine) and {r["optimizer"] for r in mine} == {"gd", "adam"} and all(r["rows"] == 9 for r in mine)
+                and all(r["max_abs_dpsnr"] <= 0.3 and r["same_success"] and r["bf16_speed"] > 1 for r in mine))
+        assert family.auto_bf16 == held, (name, [(r["layer"], r["optimizer"], r["max_abs_dpsnr"]) for r in mine])
+    assert not FAMILIES["resnet"].auto_bf16  # its Adam row moved 0.35 dB
 
 
 def test_fp32_keys_are_those_from_before_and_bf16_keys_differ(cat32, tiny_ref):

@@ -215,6 +215,7 @@ class TimmMixer(_PerModel, Mixer):
 
     specs = ()
     calibration = "mixer"
+    auto_bf16 = False  # the fidelity grid measured the Mixer, not ResMLP or timm's other MlpMixer variants
 
     def builder_kwargs(self, ref):
         return _PerModel.builder_kwargs(self, ref)

@@ -53,6 +53,7 @@ class ViT(TokenFamily):
     name = "vit"
     unit = "encoder"
     components = VIT_COMPONENTS
+    auto_bf16 = True  # ViT-B/32 encoders 1, 4, 12 held the fidelity bar, 1.7-2.3x faster (benchmarks/precision_fidelity.json)
     swap_aliases = {"stem": "conv_proj", "pos_embedding": "encoder.pos_embedding", "class_token": "class_token",
                     "ln_1": "encoder.layers.encoder_layer_0.ln_1", "final_norm": "encoder.ln", "head": "heads"}
     first_conv = "conv_proj"
@@ -131,6 +132,7 @@ class FeedForwardViT(ViT):
 
     name = "ffvit"
     components = ("ln_1", "mlp", "residual_1", "ln_2", "token_mlp", "residual_2")
+    auto_bf16 = False  # not in the fidelity grid: auto stays fp32 until it is measured
     component_aliases = {"attention": "token_mlp"}
     specs = (
         ModelSpec("ffvit", "ffvit", 224, "Attention-free feed-forward ViT (Melas-Kyriazi), untrained", _ffvit,
