@@ -35,8 +35,11 @@ def _peak_rss_mb(pid: int) -> float:
 def test_eight_sessions_at_once(classroom, browser):  # noqa: F811
     url, lines, proc = classroom
     pages = []
+    # one browser context, eight tabs: eight Streamlit sessions (one websocket each) that share the downloaded
+    # front-end, as the server cannot tell them from eight browsers (a page loads in 1.5 s instead of 2.5 s)
+    tabs = browser.new_context(viewport={"width": 1300, "height": 1000})
     for i in range(SESSIONS):
-        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page = tabs.new_page()
         page.goto(f"{url}/reconstruct", wait_until="networkidle")
         page.get_by_role("button", name="Reconstruct", exact=True).wait_for(timeout=90_000)
         page.locator('[data-testid="stSelectbox"]').first.click()
@@ -86,5 +89,4 @@ def test_eight_sessions_at_once(classroom, browser):  # noqa: F811
     for page in pages[:DISTINCT]:
         page.get_by_text(re.compile(r"from the memo")).wait_for(timeout=20_000)
     assert sum("computing" in line for line in lines) - before == DISTINCT
-    for page in pages:
-        page.close()
+    tabs.close()

@@ -40,7 +40,7 @@ def test_readme_reconstruction_memo_and_no_cache(tmp_path):
     """Acceptance: the README's command writes four files, m_g halves, the cat is back; a repeat is a memo hit."""
     args = ["reconstruct", "--image", "assets/samples/chelsea.png", "--model", "vit_b_32", "--weights", "untrained",
             "--layer", "1", "--steps", "300", "--cache-dir", str(tmp_path / "memo")]
-    first, t_first = vitrep(*args, "--out", str(tmp_path / "a"))
+    first, _ = vitrep(*args, "--out", str(tmp_path / "a"))
     assert first.returncode == 0, first.stderr
     out = tmp_path / "a"
     for f in ("target.png", "reconstruction.png", "curves.csv", "result.json"):
@@ -57,14 +57,12 @@ def test_readme_reconstruction_memo_and_no_cache(tmp_path):
     assert np.corrcoef(target.ravel(), rec.ravel())[0, 1] > 0.9  # it is the cat, not noise
     assert doc["final"]["psnr"] > 20
 
-    second, t_second = vitrep(*args, "--out", str(tmp_path / "b"))
+    second, _ = vitrep(*args, "--out", str(tmp_path / "b"))
     assert second.returncode == 0
-    hit = re.search(r"memo hit: result read from the disk memo in ([\d.]+) s", second.stdout)
-    assert hit and float(hit.group(1)) < 1.0
+    assert re.search(r"memo hit: result read from the disk memo in ([\d.]+) s", second.stdout), second.stdout
     doc2 = json.loads((tmp_path / "b" / "result.json").read_text())
     for k in RESULT_KEYS[:-4] + ("status", "steps", "seconds"):
-        assert _get(doc2, k) == _get(doc, k)
-    assert t_second < 0.5 * t_first
+        assert _get(doc2, k) == _get(doc, k)  # "seconds" too: the stored result, not a second computation
 
     third, _ = vitrep_here(*args, "--out", str(tmp_path / "c"), "--no-cache", "--quiet")
     doc3 = json.loads((tmp_path / "c" / "result.json").read_text())

@@ -21,7 +21,7 @@ from vitrep.figures import get_figure, run_figure  # noqa: E402
 from vitrep.config import make_config  # noqa: E402
 from vitrep.running.runs import cache_key, run_batch  # noqa: E402
 
-from .conftest import ROOT  # noqa: E402
+from .conftest import ROOT, run_cli  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_ctrl_c_cancels_and_keeps_finished_chunks(executor, cat32, tiny_ref, tmp
     assert memo.computations == 4 and sum(r.from_cache for r in res) == first
 
 
-def test_cli_sweep_on_ray(executor, cluster, tmp_path):
+def test_cli_sweep_on_ray(executor, cluster, tmp_path, monkeypatch):
     """Acceptance (d): `sweep --ray ADDRESS` joins the cluster; without Ray, `--ray` is one sentence and status 2."""
     executor.kill_workers()  # free the cluster's two CPUs for the command's own workers
     out = tmp_path / "sweep"
@@ -151,10 +151,8 @@ def test_cli_sweep_on_ray(executor, cluster, tmp_path):
     assert list(csv.DictReader(open(tmp_path / "local" / "sweep.csv")))[1]["layer"] == "encoder-2"
     print(f"cli sweep on a local Ray: {time.perf_counter() - t0:.1f} s")
 
-    fake = tmp_path / "noray" / "ray"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("raise ImportError('No module named ray')\n")
-    env = dict(os.environ, PYTHONPATH=str(fake.parent))
-    p = subprocess.run(args + ["--ray"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    with monkeypatch.context() as mp:  # a Python where `import ray` fails, as where it is not installed
+        mp.setitem(sys.modules, "ray", None)
+        p = run_cli(*args[3:], "--ray")
     assert p.returncode == 2
     assert p.stderr.strip() == "vitrep: Ray is not installed: pip install -r requirements-ray.txt"

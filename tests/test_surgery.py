@@ -195,8 +195,11 @@ def test_shared_model_untouched_also_after_an_exception(vit_lm, cat32):
 
 
 def test_removing_attention_keeps_more_of_the_cat(cat224):
-    """Issue acceptance: untrained ViT-B/32, encoder 8, same seed, steps and step size, with and without attention."""
-    kw = dict(steps=300, optimizer="gd", lr_start=0.1, lr_end=0.01, report_every=50)
+    """Issue acceptance: untrained ViT-B/32, encoder 8, same seed, steps and step size, with and without attention.
+
+    150 steps of plain GD (measured here: input distance 61.9 intact vs 43.3 without attention, PSNR 15.9 vs 19.1;
+    at 300 steps 30.8 vs 17.8 and 22.0 vs 26.8 dB: the same finding at half the cost)."""
+    kw = dict(steps=150, optimizer="gd", lr_start=0.1, lr_end=0.01, report_every=50)
     # one batch of two rows (rows never interact: each is the run it would be alone)
     intact, no_attn = reconstruct_many([cat224, cat224], [make_config("vit_b_32", 8, **kw),
                                                           make_config("vit_b_32", 8, remove="attention", **kw)])
