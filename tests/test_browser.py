@@ -99,7 +99,7 @@ def _set_steps_and_seed(page, steps: int, seed: int | None = None):
 
 
 def test_short_run_in_a_real_browser(server, browser):
-    url, _ = server
+    url, lines = server
     page = _open_reconstruct(browser, url)
     body = page.inner_text("body")
     assert "Layer sweep" in body and "Device" in body  # st.navigation and the shared sidebar are there
@@ -117,13 +117,13 @@ def test_short_run_in_a_real_browser(server, browser):
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=False)
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 20_000
 
-    # a repeat of the finished run comes from the memo in under a second
+    # a repeat of the finished run comes from the memo: shown as such, and nothing computed again
+    computed = sum("computing" in line for line in lines)
     t0 = time.perf_counter()
     page.get_by_role("button", name="Reconstruct", exact=True).click()
     page.get_by_text(re.compile(r"from the memo")).wait_for(timeout=10_000)
-    took = time.perf_counter() - t0
-    print(f"\nrepeat shown in {took:.2f} s")
-    assert took < 1.0
+    print(f"\nrepeat shown in {time.perf_counter() - t0:.2f} s")
+    assert sum("computing" in line for line in lines) == computed
 
     # a long run can be stopped; the partial result stays on screen
     _set_steps_and_seed(page, 5000)
