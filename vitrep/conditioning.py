@@ -52,7 +52,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from .running.memo import Memo, make_key
+from .running.memo import Memo, make_key, torch_release
 from .packing import pack, unpack
 from .config import ReconstructConfig, validate
 from .errors import ConfigError
@@ -418,7 +418,7 @@ def condition_key(image: torch.Tensor, config: ConditionConfig) -> str:
               "report_every", "backoff", "resize"):
         d["recon"].pop(k, None)  # what the descent does is not the Jacobian's business
     return make_key("condition", image=content_hash(image), config=d, weights=weights_identity(config.recon.model),
-                    torch=".".join(torch.__version__.split(".")[:2]))
+                    torch=torch_release())
 
 
 def run_condition(image: torch.Tensor, configs: Sequence[ConditionConfig], memo: Optional[Memo] = None,

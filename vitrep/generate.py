@@ -23,7 +23,7 @@ import torch
 
 from . import fields as vf
 from . import limits
-from .running.memo import Memo, make_key
+from .running.memo import Memo, make_key, torch_release
 from .packing import pack, unpack
 from .errors import ConfigError
 from .images import to_uint8
@@ -214,7 +214,7 @@ def generate_key(config: GenerateConfig) -> str:
     d = config.to_dict()
     d["device"] = resolve_device(config.device).type
     return make_key("generate", config=d, weights=weights_identity(config.model),
-                    torch=".".join(torch.__version__.split(".")[:2]))
+                    torch=torch_release())
 
 
 def run_generate(config: GenerateConfig, memo: Optional[Memo] = None, progress: Optional[ProgressFn] = None,

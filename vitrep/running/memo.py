@@ -119,6 +119,14 @@ def _quick_check(directory: Path) -> None:
         raise sqlite3.DatabaseError(f"quick_check: {str(rows[0][0] if rows else 'no answer').splitlines()[0]}")
 
 
+def torch_release() -> str:
+    """torch's major.minor, which the memo keys of computed results carry: a patch release reuses the memo,
+    another minor release computes afresh (its kernels may round differently)."""
+    import torch
+
+    return ".".join(torch.__version__.split(".")[:2])
+
+
 def make_key(kind: str, **parts) -> str:
     """An explicit, stable key: the hash of sorted JSON of everything that determines the result."""
     doc = json.dumps({"cache_version": CACHE_VERSION, "kind": kind, **parts}, sort_keys=True, default=str)

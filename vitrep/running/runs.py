@@ -23,7 +23,7 @@ import torch
 from ..models import sizes
 from ..reconstruct import reconstruct_many
 from .chunks import plan_batches, plan_chunks
-from .memo import Memo, make_key
+from .memo import Memo, make_key, torch_release
 from ..config import ReconstructConfig, validate
 from ..images import content_hash
 from ..models.pool import load_model
@@ -49,7 +49,7 @@ def cache_key(image: torch.Tensor, config: ReconstructConfig) -> str:
     if d["precision"] == "fp32":  # the keys of fp32 runs stay those from before the field existed
         del d["precision"]
     return make_key("reconstruct", image=content_hash(image), config=d, weights=weights_identity(config.model),
-                    torch=".".join(torch.__version__.split(".")[:2]))
+                    torch=torch_release())
 
 
 def _keep(r: Result) -> bool:
