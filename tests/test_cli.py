@@ -5,7 +5,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -17,17 +16,9 @@ RESULT_KEYS = ("final.embedding_distance", "final.input_distance", "final.psnr",
                "baseline.input_distance", "success", "steps", "seconds", "steps_per_second", "status")
 
 
-def vitrep_here(*args, env=None):
-    """The same command in this process (tests of one-sentence refusals, where a new interpreter is all the cost)."""
-    t0 = time.perf_counter()
-    p = run_cli(*args, env=env)
-    return p, time.perf_counter() - t0
-
-
 def vitrep(*args, env=None):
-    t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "vitrep", *args], cwd=ROOT, capture_output=True, text=True, env=env)
-    return p, time.perf_counter() - t0
+    """The README's command in a process of its own (elsewhere ``run_cli``: the same main() in this process)."""
+    return subprocess.run([sys.executable, "-m", "vitrep", *args], cwd=ROOT, capture_output=True, text=True, env=env)
 
 
 def _get(doc, dotted):
@@ -40,7 +31,7 @@ def test_readme_reconstruction_memo_and_no_cache(tmp_path):
     """Acceptance: the README's command writes four files, m_g halves, the cat is back; a repeat is a memo hit."""
     args = ["reconstruct", "--image", "assets/samples/chelsea.png", "--model", "vit_b_32", "--weights", "untrained",
             "--layer", "1", "--steps", "300", "--cache-dir", str(tmp_path / "memo")]
-    first, _ = vitrep(*args, "--out", str(tmp_path / "a"))
+    first = vitrep(*args, "--out", str(tmp_path / "a"))
     assert first.returncode == 0, first.stderr
     out = tmp_path / "a"
     for f in ("target.png", "reconstruction.png", "curves.csv", "result.json"):
@@ -57,14 +48,14 @@ def test_readme_reconstruction_memo_and_no_cache(tmp_path):
     assert np.corrcoef(target.ravel(), rec.ravel())[0, 1] > 0.9  # it is the cat, not noise
     assert doc["final"]["psnr"] > 20
 
-    second, _ = vitrep(*args, "--out", str(tmp_path / "b"))
+    second = vitrep(*args, "--out", str(tmp_path / "b"))
     assert second.returncode == 0
     assert re.search(r"memo hit: result read from the disk memo in ([\d.]+) s", second.stdout), second.stdout
     doc2 = json.loads((tmp_path / "b" / "result.json").read_text())
     for k in RESULT_KEYS[:-4] + ("status", "steps", "seconds"):
         assert _get(doc2, k) == _get(doc, k)  # "seconds" too: the stored result, not a second computation
 
-    third, _ = vitrep_here(*args, "--out", str(tmp_path / "c"), "--no-cache", "--quiet")
+    third = run_cli(*args, "--out", str(tmp_path / "c"), "--no-cache", "--quiet")
     doc3 = json.loads((tmp_path / "c" / "result.json").read_text())
     assert "memo hit" not in third.stdout
     for k in ("final.embedding_distance", "final.input_distance", "final.psnr", "baseline.embedding_distance"):
@@ -72,7 +63,7 @@ def test_readme_reconstruction_memo_and_no_cache(tmp_path):
 
 
 def test_every_flag_reaches_result_json(tmp_path):
-    p, _ = vitrep_here("reconstruct", "--image", "coffee", "--model", "vit_custom", "--patch", "8", "--width", "32",
+    p = run_cli("reconstruct", "--image", "coffee", "--model", "vit_custom", "--patch", "8", "--width", "32",
                   "--depth", "3", "--heads", "2", "--size", "32", "--model-seed", "4", "--layer", "only-encoder-2",
                   "--no-pos-embed", "--steps", "9", "--optimizer", "gd", "--no-backoff", "--lr", "0.5", "--lr-end", "0.1", "--loss", "l2",
                   "--loss-scale", "0.2", "--blur", "1.5", "--blur-end", "0.3", "--clamp", "--normalize",
@@ -91,7 +82,7 @@ def test_every_flag_reaches_result_json(tmp_path):
     assert (c["optimizer"], c["backoff"]) == ("gd", False)
     assert c["surgery"] == {"remove": ["ln_2", "mlp"], "blocks": [2]}
     # the result.json reruns as a config
-    p2, _ = vitrep_here("reconstruct", "--image", "coffee", "--config", str(tmp_path / "o" / "result.json"),
+    p2 = run_cli("reconstruct", "--image", "coffee", "--config", str(tmp_path / "o" / "result.json"),
                         "--quiet", "--no-cache", "--out", str(tmp_path / "o2"))
     assert p2.returncode == 0, p2.stderr
     d1 = json.loads((tmp_path / "o" / "result.json").read_text())
@@ -105,9 +96,9 @@ def test_cache_dir_from_environment(tmp_path):
     env = dict(os.environ, VITREP_CACHE_DIR=str(tmp_path / "envmemo"))
     args = ["reconstruct", "--image", "cat", "--model", "vit_custom", "--steps", "4", "--quiet",
             "--out", str(tmp_path / "o")]
-    assert vitrep_here(*args, env=env)[0].returncode == 0
+    assert run_cli(*args, env=env).returncode == 0
     assert any((tmp_path / "envmemo").iterdir())
-    assert "memo hit" in vitrep_here(*args, env=env)[0].stdout
+    assert "memo hit" in run_cli(*args, env=env).stdout
 
 
 @pytest.mark.parametrize("args, words", [
@@ -120,7 +111,7 @@ def test_cache_dir_from_environment(tmp_path):
 ])
 def test_user_errors_are_one_sentence(tmp_path, args, words):
     base = ["reconstruct", "--image", "cat", "--steps", "2", "--out", str(tmp_path / "o")]
-    p, _ = vitrep_here(*(base + args))
+    p = run_cli(*(base + args))
     if words is None:  # CUDA: fine where present, one sentence where not
         import torch
 
@@ -158,7 +149,7 @@ def _sentence(p) -> str:
 ])
 def test_public_mode_refuses_on_the_command_line(tmp_path, args, words):
     """The probes: in public mode the CLI ran 100,000 steps, and vit_custom at 4096 px, until killed."""
-    p, _ = vitrep_here("reconstruct", "--image", "cat", "--quiet", "--no-cache", "--out", str(tmp_path / "o"), *args,
+    p = run_cli("reconstruct", "--image", "cat", "--quiet", "--no-cache", "--out", str(tmp_path / "o"), *args,
                        env=_public_env(tmp_path))
     assert words in _sentence(p)
     assert not (tmp_path / "o").exists()
@@ -170,7 +161,7 @@ def test_an_oversized_row_is_refused_locally_too(tmp_path):
     import os
 
     env = {k: v for k, v in os.environ.items() if k not in ("VITREP_PUBLIC", "VITREP_MEMORY_MB")}
-    p, _ = vitrep_here("reconstruct", "--image", "cat", "--model", "vit_custom", "--size", "4096", "--quiet",
+    p = run_cli("reconstruct", "--image", "cat", "--model", "vit_custom", "--size", "4096", "--quiet",
                        "--no-cache", "--out", str(tmp_path / "o"), env=env)
     line = _sentence(p)
     assert "size 4096) reconstructing from encoder-1 needs about" in line and "of memory" in line
@@ -202,7 +193,7 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, how):
         cfg = tmp_path / "c.json"
         cfg.write_text(json.dumps({"model": {"name": "vit_custom", "weights": str(evil)}, "steps": 2}))
         extra = ["--config", str(cfg)]
-    p, _ = vitrep_here(*base, *extra)
+    p = run_cli(*base, *extra)
     assert "evil.pt is not a readable checkpoint" in _sentence(p)
     assert not marker.exists()
 

@@ -82,14 +82,14 @@ def test_auto_bf16_is_what_the_fidelity_grid_measured():
 def test_fp32_keys_are_those_from_before_and_bf16_keys_differ(cat32, tiny_ref):
     from vitrep.images import content_hash
     from vitrep.models.weights import weights_identity
-    from vitrep.running.memo import make_key
+    from vitrep.running.memo import make_key, torch_release
 
     c = make_config(tiny_ref, 2, steps=3, device="cpu")
     d = c.to_dict()
     assert d.pop("precision") == "fp32"
     d["device"] = "cpu"
     before = make_key("reconstruct", image=content_hash(cat32), config=d, weights=weights_identity(c.model),
-                      torch=".".join(torch.__version__.split(".")[:2]))
+                      torch=torch_release())
     assert cache_key(cat32, c) == before
     if P.cpu_bf16():
         assert cache_key(cat32, make_config(tiny_ref, 2, steps=3, device="cpu", precision="bf16")) != before
