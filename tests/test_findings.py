@@ -1,6 +1,8 @@
 """Findings out of the box: calibrated step sizes, the blow-up back-off, budgets and figures that judge their claims."""
 
 import json
+import math
+import os
 import re
 import subprocess
 import sys
@@ -45,7 +47,9 @@ def test_tap_depth(tap, depth):
 
 
 def test_a_blow_up_backs_off_instead_of_returning_noise(tiny_ref, cat32):
-    """Plain steps far too large for a norm-free ViT: without the guard the image explodes; with it, it backs off."""
+    """Plain steps far too large for a norm-free ViT: with the guard the run backs off and ends finite, closer to
+    the image than without it, and says so.  How far the unguarded run explodes depends on the CPU's kernels
+    (AVX2 and AVX-512 differ by 10x), so no ratio of exploded values is asserted."""
     kw = dict(steps=60, optimizer="gd", lr_start=30.0, lr_end=30.0, remove="ln_1,ln_2")
     guarded = reconstruct(cat32, make_config(tiny_ref, "encoder-4", **kw))
     raw = reconstruct(cat32, make_config(tiny_ref, "encoder-4", backoff=False, **kw))
@@ -55,10 +59,21 @@ def test_a_blow_up_backs_off_instead_of_returning_noise(tiny_ref, cat32):
     assert guarded.backoffs >= 1 and guarded.status == "done"
     assert guarded.summary()["backoffs"] == guarded.backoffs  # said in the result
     assert raw.backoffs == 0
-    assert guarded.final["embedding_distance"] < raw.final["embedding_distance"] / 100  # raw exploded
-    assert guarded.final["psnr"] > raw.final["psnr"] + 2
+    assert all(math.isfinite(v) for v in guarded.final.values()), guarded.final
+    # the unguarded run ends farther from the image in both spaces (or not at all: non-finite is farther)
+    for key in ("input_distance", "embedding_distance"):
+        assert not guarded.final[key] >= raw.final[key], (key, guarded.final[key], raw.final[key])
     # the loss never ends far above its best: the guard keeps the run near its best image
     assert guarded.curves["loss"][-1] < 10 * min(guarded.curves["loss"])
+
+
+def test_the_blow_up_test_holds_on_avx2_kernels():
+    """The same test with torch's and oneDNN's kernels held to AVX2 (the project's AVX2-only machines)."""
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "DNNL_MAX_CPU_ISA": "AVX2"}
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        "tests/test_findings.py::test_a_blow_up_backs_off_instead_of_returning_noise"],
+                       cwd=ROOT, env=env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout[-3000:]
 
 
 def test_a_run_that_does_not_blow_up_is_untouched_by_the_guard(tiny_ref, cat32):
