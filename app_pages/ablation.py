@@ -45,7 +45,7 @@ if grid is not None and grid.done():
     for i, (label, r) in enumerate(rows, 1):
         f, b = r.final, r.baseline
         cols[i % len(cols)].image(r.image, width="stretch",
-                                  caption=f"{label} · PSNR {f['psnr']:.1f} dB · ‖a−a_g‖ {f['input_distance']:.3g} · "
+                                  caption=f"{label} · SSIM {f['ssim']:.2f} · ‖a−a_g‖ {f['input_distance']:.3g} · "
                                           f"m_g {f['embedding_distance']:.3g} {'<' if r.success else '≥'} m_r "
                                           f"{b['embedding_distance']:.3g} {'✓ passes' if r.success else '✗ fails'}")
     st.plotly_chart(ui.curves_figure(rows), key="ab_curves")

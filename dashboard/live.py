@@ -79,7 +79,7 @@ class Live:
         for i, row in enumerate(p.rows):
             if row:
                 h = self.history.setdefault((batch, i), {k: [] for k in ("step", "embedding_distance",
-                                                                         "input_distance", "psnr")})
+                                                                         "input_distance", "psnr", "ssim")})
                 if not h["step"] or h["step"][-1] != row["step"]:
                     for k in h:
                         h[k].append(row[k])

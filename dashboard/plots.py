@@ -28,9 +28,9 @@ def _log_axis(fig: go.Figure, col: int) -> None:
 
 
 def curves_figure_from(series: list[tuple[str, dict, Optional[float]]], live: bool = False) -> go.Figure:
-    """``(label, curves, m_r)`` -> m_g with its m_r line, input distance and PSNR against step."""
+    """``(label, curves, m_r)`` -> m_g with its m_r line, input distance and SSIM against step."""
     fig = make_subplots(rows=1, cols=3, subplot_titles=("m_g (dashed: the bar m_r)", "‖a − a_g‖ (input distance)",
-                                                        "PSNR (dB)"))
+                                                        "SSIM (structure; 1 = the image)"))
     for i, (label, c, m_r) in enumerate(series):
         color = f"hsl({(i * 67) % 360},65%,45%)"
         if not c["step"]:
@@ -43,7 +43,7 @@ def curves_figure_from(series: list[tuple[str, dict, Optional[float]]], live: bo
                                      name=f"{label} m_r"), 1, 1)
         fig.add_trace(go.Scatter(x=c["step"], y=c["input_distance"], line=dict(color=color), showlegend=False,
                                  legendgroup=label), 1, 2)
-        fig.add_trace(go.Scatter(x=c["step"], y=c["psnr"], line=dict(color=color), showlegend=False,
+        fig.add_trace(go.Scatter(x=c["step"], y=c.get("ssim", []), line=dict(color=color), showlegend=False,
                                  legendgroup=label), 1, 3)
     _log_axis(fig, 1)
     _log_axis(fig, 2)
@@ -54,7 +54,7 @@ def curves_figure_from(series: list[tuple[str, dict, Optional[float]]], live: bo
 
 
 def curves_figure(results: list[tuple[str, Result]]) -> go.Figure:
-    """Embedding distance (with each run's a' baseline dashed), input distance and PSNR against step."""
+    """Embedding distance (with each run's a' baseline dashed), input distance and SSIM against step."""
     return curves_figure_from([(label, r.curves, r.baseline["embedding_distance"]) for label, r in results])
 
 
@@ -69,7 +69,7 @@ def verdict(r: Result) -> str:
             f"{', from the memo' if r.from_cache else ''}; {steps}). The reconstruction **{ok}** the paper's bar: "
             f"m_g = {f['embedding_distance']:.4g} {'<' if r.success else '≥'} m_r = {b['embedding_distance']:.4g} "
             f"(the distance a barely visible N(0, 1/18) change makes). Input distance {f['input_distance']:.4g}, "
-            f"PSNR {f['psnr']:.2f} dB.{back}")
+            f"PSNR {f['psnr']:.2f} dB, SSIM {f['ssim']:.3f} (structure: 1 is the image itself, 0 noise).{back}")
 
 
 def downloads(r: Result, key: str) -> None:

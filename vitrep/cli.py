@@ -342,7 +342,7 @@ def cmd_reconstruct(a) -> int:
     print(f"{result.status}: {result.steps} steps, {result.steps_per_second:.1f} steps/s on {result.device}"
           f"{' in bf16' if result.config.precision == 'bf16' else ''}; "
           f"embedding distance {f['embedding_distance']:.4g} vs baseline {b['embedding_distance']:.4g} ({verdict}); "
-          f"input distance {f['input_distance']:.4g}, PSNR {f['psnr']:.2f} dB")
+          f"input distance {f['input_distance']:.4g}, PSNR {f['psnr']:.2f} dB, SSIM {f['ssim']:.3f}")
     print(f"wrote {out}/target.png, reconstruction.png, curves.csv, result.json")
     return 0
 

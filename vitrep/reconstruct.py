@@ -4,7 +4,7 @@ Given an image ``a`` and a layer ``O_l``, start from ``a_0 ~ N(0.7, 1/20)`` and
 iterate ``a_{n+1} = blur_{sigma_n}(a_n - lr_n * grad loss(O_l(a_n), O_l(a)))``
 with lr and sigma decaying linearly.  Every ``report_every`` steps the curves
 record the embedding distance ``m_g = ||O(a) - O(a_n)||``, the input distance
-``||a - a_n||`` and PSNR; the baseline ``m_r = ||O(a) - O(a')||`` for
+``||a - a_n||``, PSNR and SSIM (structure, what an eye judges); the baseline ``m_r = ||O(a) - O(a')||`` for
 ``a' = a + N(0, 1/18)`` is the paper's bar: ``m_g < m_r`` is success.
 
 The recipe, over the descent package (:mod:`vitrep.descent`): validate the
@@ -36,7 +36,7 @@ from .models.taps import tap_path
 from .models.weights import LoadedModel
 from .result import ProgressFn, Result
 
-FINAL_KEYS = ("embedding_distance", "input_distance", "psnr")
+FINAL_KEYS = ("embedding_distance", "input_distance", "psnr", "ssim")
 
 
 def _batch(images, configs: Sequence[ReconstructConfig], lm: LoadedModel) -> torch.Tensor:

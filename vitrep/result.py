@@ -25,7 +25,7 @@ class Progress:
     step: int
     total: int
     seconds: float
-    rows: list[dict]  # per config: step, loss, embedding_distance, input_distance, psnr
+    rows: list[dict]  # per config: step, loss, embedding_distance, input_distance, psnr, ssim
     images: list[np.ndarray]  # current reconstruction per config, uint8 (H, W, 3)
     baselines: list[float] = field(default_factory=list)  # per config: the bar m_r
     batch: int = 0  # the batch's place among the batches of a grid (vitrep.running.runs.plan_batches)
@@ -36,7 +36,7 @@ class Progress:
 
 
 ProgressFn = Callable[[Progress], Optional[bool]]
-CURVE_KEYS = ("step", "loss", "embedding_distance", "input_distance", "psnr")
+CURVE_KEYS = ("step", "loss", "embedding_distance", "input_distance", "psnr", "ssim")
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 - :class:`EmbeddingMatch`: reconstruction.  Each row's target is a tap's output
   ``O_l(a)`` for its image; the loss is the paper's scaled L1 (or L2) between
-  ``O_l(a_n)`` and it; a report measures m_g, the input distance and the mean
-  squared error (for PSNR).  It also holds the paper's bar m_r, the distance
+  ``O_l(a_n)`` and it; a report measures m_g, the input distance, the mean
+  squared error (for PSNR) and the structural similarity (SSIM, :func:`ssim`).  It also holds the paper's bar m_r, the distance
   to the output of the near-identical ``a' = a + N(0, 1/18)``.
 - :class:`ClassLogit`: class images.  The loss is ``|C - logit_i|`` (the
   paper's C = 200); a report measures the target logit and the best other.
@@ -17,6 +17,24 @@ import torch
 import torch.nn.functional as F
 
 from ..models.taps import run_paths
+
+
+SSIM_WINDOW = 11  # Wang et al. (2004): an 11x11 Gaussian window of sigma 1.5 (kornia's), constants K1 0.01, K2 0.03
+
+
+def ssim(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Per row, the structural similarity of ``x`` (clipped to [0, 1], as it is shown) against ``ref``.
+
+    kornia's SSIM over the valid window positions, averaged over pixels and
+    colour channels: the same number as scikit-image's
+    ``structural_similarity(gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=1)``.  1 for the image itself,
+    about 0 for noise.  ``(B, 3, H, W)`` -> ``(B,)``.
+    """
+    from kornia.metrics import ssim as ssim_map
+
+    x = x.detach().clamp(0, 1).float()
+    return ssim_map(x, ref.float(), SSIM_WINDOW, max_val=1.0, padding="valid").flatten(1).mean(1)
 
 
 def loss_of(kind: str, scale: float, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -46,7 +64,8 @@ class EmbeddingMatch:
                 "embedding_distance": torch.stack([torch.linalg.vector_norm(o.detach() - self.targets[i])
                                                    for o, i in zip(outs, rows)]),
                 "input_distance": torch.linalg.vector_norm((x.detach() - ref).flatten(1), dim=1),
-                "mse": ((x.detach().clamp(0, 1) - ref) ** 2).flatten(1).mean(1)}
+                "mse": ((x.detach().clamp(0, 1) - ref) ** 2).flatten(1).mean(1),
+                "ssim": ssim(x, ref)}
 
 
 class ClassLogit:

@@ -153,7 +153,7 @@ def high_frequency(image: np.ndarray, target: np.ndarray) -> float:
 def reconstruction_row(r: Result) -> dict:
     """The numbers of a finished reconstruction that the checks read."""
     curves = r.curves
-    start = {k: curves[k][0] for k in ("embedding_distance", "input_distance", "psnr")} if curves["step"] else {}
+    start = {k: curves[k][0] for k in ("embedding_distance", "input_distance", "psnr", "ssim")} if curves["step"] else {}
     moved = {}
     if r.snapshots and r.snapshots[0][0] == 0:
         first = r.snapshots[0][1].astype(np.float64)
@@ -227,7 +227,7 @@ def _caption(p: Panel, r, image: str = "", method: str = "") -> str:
         tag = f"[{method}] " if method else ""
         return (f"{tag}{p.label}{' (' + image + ')' if image else ''}\n"
                 f"m_g {r.final['embedding_distance']:.3g} {mark} {r.baseline['embedding_distance']:.3g}"
-                f"\nPSNR {r.final['psnr']:.1f} dB |a-a_g| {r.final['input_distance']:.3g}"
+                f"\n|a-a_g| {r.final['input_distance']:.3g} SSIM {r.final['ssim']:.2f}"
                 f"{' ' + r.status if r.status != 'done' else ''}{back}")
     if hasattr(r, "top5"):
         return f"{p.label}\nlogit {r.curves['target_logit'][-1]:.3g}, next {r.curves['best_other_logit'][-1]:.3g}"

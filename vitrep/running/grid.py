@@ -28,7 +28,7 @@ from ..sheets import contact_sheet
 from ..models.taps import describe_tap
 
 COLUMNS = ("status", "steps", "embedding_distance", "baseline_embedding_distance", "input_distance", "psnr",
-           "success")
+           "ssim", "success")
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Cell:
 def default_caption(cell: Cell, r: Result) -> str:
     f, b = r.final, r.baseline
     what = " ".join(str(v) for k, v in cell.labels.items() if k != "layer")
-    return (f"{what}\n{describe_tap(cell.config.tap)}  PSNR {f['psnr']:.1f} dB\n"
+    return (f"{what}\n{describe_tap(cell.config.tap)}  PSNR {f['psnr']:.1f} dB SSIM {f['ssim']:.2f}\n"
             f"m_g {f['embedding_distance']:.3g} {'<' if r.success else '>='} m_r {b['embedding_distance']:.3g}")
 
 
@@ -68,7 +68,8 @@ class Grid:
             f = r.final
             out.append({**c.labels, "status": r.status, "steps": r.steps, "embedding_distance": f["embedding_distance"],
                         "baseline_embedding_distance": r.baseline["embedding_distance"],
-                        "input_distance": f["input_distance"], "psnr": f["psnr"], "success": r.success})
+                        "input_distance": f["input_distance"], "psnr": f["psnr"], "ssim": f["ssim"],
+                        "success": r.success})
         return out
 
     def csv(self, extra: Optional[Sequence[str]] = None) -> str:

@@ -42,7 +42,8 @@ import logging
 
 import diskcache
 
-CACHE_VERSION = 3  # 2: optimiser, back-off; 3: values sealed with a checksum (older entries are never read)
+CACHE_VERSION = 4  # 2: optimiser, back-off; 3: values sealed with a checksum; 4: curves carry SSIM (older
+# entries are never read)
 DEFAULT_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vitrep"
 SIZE_LIMIT = 4 * 2**30  # the default bound on disk
 PUBLIC_SIZE_LIMIT = 2**30  # ... in public mode (VITREP_PUBLIC=1): a shared demo server's disk is small
