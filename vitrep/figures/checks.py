@@ -5,22 +5,23 @@ Transformers and Attentionless Models"; spelling as published) and tests
 the quote on the panels it names, with thresholds named after the paper's
 words (:mod:`vitrep.figures.verdicts`).  Where the paper states no finding
 for a figure (figure 3) there is no claim, and the figure shows its panels
-without a verdict.  Distances are input distances ``||a - a_g||``.
+without a verdict.  A claim about how close a picture ends is judged by the
+metric its words name first and by the other beside it (``metrics``:
+structure, SSIM, for clarity and quality; distance, ``||a - a_g||``, for
+accuracy and error); its judge takes the :class:`~.verdicts.Metric` and
+compares panels with ``m.worse`` and ``m.better``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .verdicts import ABOUT_THE_SAME, CLEARLY, MOST, MUCH_HARDER, NO_DIFFERENCE, SUBSTANTIALLY, TO_THE_ORIGIN, VAST_MAJORITY, Claim, NotChecked, closer, dist, kept, m_fall, m_over_r, rise
+from .verdicts import (ABOUT_THE_SAME, CLEARLY, DISTANCE_FIRST, MOST, MUCH_HARDER, NO_DIFFERENCE,
+                       STRUCTURE_FIRST, SUBSTANTIALLY, TO_THE_ORIGIN, VAST_MAJORITY, Claim, NotChecked, dist, kept,
+                       m_fall, m_over_r)
 
 VIT_TAPS = tuple(f"ViT encoder {k}" for k in range(1, 13))
 RESNET_TAPS = tuple(f"ResNet {t}" for t in ("conv1", "layer1", "layer2", "layer3", "layer4"))
-
-
-def _d(**panels) -> dict:
-    """Evidence: each named panel's input distance."""
-    return {f"d_{name}": dist(row) for name, row in panels.items()}
 
 
 # --- figure 1 ---------------------------------------------------------------------------------------
@@ -44,17 +45,15 @@ FIGURE_1 = (Claim(
     "transformer architecture",
     "a second trained model that did not make the images (ResNet-50) puts the image's class in its top 5 for at "
     "least half of the classes; the generator's own logit, which the generation maximised, is not the test",
-    CLASSES, _recognised),)
+    CLASSES, _recognised, measure="a second model's top 5"),)
 
 
 # --- figure 2 ---------------------------------------------------------------------------------------
 
-def _flat_vit_fading_resnet(rows):
-    vit = rise(rows["ViT encoder 12"], rows["ViT encoder 1"])
-    res = rise(rows["ResNet layer4"], rows["ResNet layer1"])
-    ev = {"vit_rise_encoder_1_to_12": vit, "resnet_rise_layer1_to_4": res,
-          **_d(vit_encoder_1=rows["ViT encoder 1"], vit_encoder_12=rows["ViT encoder 12"],
-               resnet_layer1=rows["ResNet layer1"], resnet_layer4=rows["ResNet layer4"])}
+def _flat_vit_fading_resnet(rows, m):
+    vit = m.worse(rows["ViT encoder 12"], rows["ViT encoder 1"])
+    res = m.worse(rows["ResNet layer4"], rows["ResNet layer1"])
+    ev = {f"{m.short} ViT worse at encoder 12 than 1": vit, f"{m.short} ResNet worse at layer4 than layer1": res}
     return abs(vit) <= ABOUT_THE_SAME and res >= CLEARLY, ev
 
 
@@ -74,9 +73,10 @@ FIGURE_2 = (
     Claim("Compare the decreasing representation clarity with increased depth to the nearly constant degree of "
           "clarity in the ViT: even at the twelth and final encoder, the representation quality is approximately "
           "the same as that in the first layer.",
-          "the ViT's input distance at encoder 12 within 10% of encoder 1's ('approximately the same'), while "
-          "ResNet-50's at layer4 is at least 5% above layer1's ('decreasing')",
-          ("ViT encoder 1", "ViT encoder 12", "ResNet layer1", "ResNet layer4"), _flat_vit_fading_resnet),
+          "the ViT's reconstruction at encoder 12 within 10% of encoder 1's ('approximately the same'), while "
+          "ResNet-50's at layer4 is at least 5% worse than at layer1 ('decreasing')",
+          ("ViT encoder 1", "ViT encoder 12", "ResNet layer1", "ResNet layer4"), _flat_vit_fading_resnet,
+          metrics=STRUCTURE_FIRST),
     Claim("it appears to be much more difficult to approximate a natural image using Gaussian-convolved "
           "representations for ViT than for ResNet50, or more precisely it is difficult to find a learning rate "
           "$\\epsilon$ such that [m_g < m_r]",
@@ -88,30 +88,29 @@ FIGURE_2 = (
 
 # --- figure 4 ---------------------------------------------------------------------------------------
 
-def _stem_responsible(rows):
+def _stem_responsible(rows, m):
     ev = {}
     ok = True
     for w in ("untrained", "trained"):
-        r = rise(rows[f"{w} encoder-1"], rows[f"{w} stem"])
-        ev[f"{w}_rise_stem_to_encoder_1"] = r
+        r = m.worse(rows[f"{w} encoder-1"], rows[f"{w} stem"])
+        ev[f"{m.short} {w} encoder 1 worse than stem"] = r
         ok = ok and r <= ABOUT_THE_SAME
-    return ok, {**ev, **_d(untrained_stem=rows["untrained stem"], untrained_encoder_1=rows["untrained encoder-1"],
-                         trained_stem=rows["trained stem"], trained_encoder_1=rows["trained encoder-1"])}
+    return ok, ev
 
 
-def _training_sharpens_stem(rows):
-    return closer(rows["trained stem"], rows["untrained stem"], SUBSTANTIALLY), \
-        _d(untrained_stem=rows["untrained stem"], trained_stem=rows["trained stem"])
+def _training_sharpens_stem(rows, m):
+    return m.better(rows["trained stem"], rows["untrained stem"], SUBSTANTIALLY), {}
 
 
 FIGURE_4 = (
     Claim("it is clear that the input processing itself is responsible for the decreased representation clarity",
-          "encoder 1's input distance at most 10% above its stem's alone, untrained and trained (the loss is "
+          "encoder 1's reconstruction at most 10% worse than its stem's alone, untrained and trained (the loss is "
           "already at the stem)",
-          ("untrained stem", "untrained encoder-1", "trained stem", "trained encoder-1"), _stem_responsible),
+          ("untrained stem", "untrained encoder-1", "trained stem", "trained encoder-1"), _stem_responsible,
+          metrics=STRUCTURE_FIRST),
     Claim("training greatly enhances the processing convolutional layer's representation resolution",
-          "the trained stem ends at least 20% closer to the image than the untrained stem ('greatly')",
-          ("untrained stem", "trained stem"), _training_sharpens_stem),
+          "the trained stem's reconstruction at least 20% better than the untrained stem's ('greatly')",
+          ("untrained stem", "trained stem"), _training_sharpens_stem, metrics=STRUCTURE_FIRST),
 )
 
 
@@ -128,6 +127,9 @@ def unstructured_share(untrained: dict, trained: dict) -> tuple[float, float]:
     return float((t <= cut).mean()), cut
 
 
+FILTER_STRUCTURE = "the filters' spatial structure (neighbour correlation)"
+
+
 def _half_unstructured(rows):
     share, cut = unstructured_share(rows["untrained filters"], rows["trained filters"])
     return 0.25 <= share <= 0.75, {"trained_share_without_structure": share, "untrained_99th_percentile": cut}
@@ -137,13 +139,12 @@ FIGURE_5 = (Claim(
     "no discernable pattern at all is visible in the weights of around half of the input convolutional filters.",
     "between a quarter and three quarters of the trained filters ('around half') show no more spatial structure "
     "(neighbour correlation) than the untrained filters' 99th percentile",
-    ("untrained filters", "trained filters"), _half_unstructured, descent=False),)
+    ("untrained filters", "trained filters"), _half_unstructured, descent=False, measure=FILTER_STRUCTURE),)
 
 
-def _l16_stem_accurate(rows):
+def _l16_stem_accurate(rows, m):
     l16, b32 = rows["untrained L/16 stem"], rows["untrained B/32 stem"]
-    ev = {"l16_m_g_over_m_r": m_over_r(l16), **_d(untrained_l16_stem=l16, untrained_b32_stem=b32)}
-    return m_over_r(l16) < 1 and closer(l16, b32, SUBSTANTIALLY), ev
+    return m_over_r(l16) < 1 and m.better(l16, b32, SUBSTANTIALLY), {"L/16 stem m_g/m_r": m_over_r(l16)}
 
 
 def _l16_filters_unstructured(rows):
@@ -157,11 +158,12 @@ FIGURE_6 = (
           "the untrained ViT-L/16 stem (overcomplete: 768 numbers a patch into 1,024) reaches m_g < m_r and ends "
           "at least 20% closer than the untrained ViT-B/32 stem (undercomplete: 3,072 into 768), the paper's "
           "contrast; any linear stem reaches m_g < m_r, so the bar alone is not the test",
-          ("untrained L/16 stem", "untrained B/32 stem"), _l16_stem_accurate),
+          ("untrained L/16 stem", "untrained B/32 stem"), _l16_stem_accurate, metrics=DISTANCE_FIRST),
     Claim("Note the lack of consistent wavelet weight patterns in the input convolution, even after training",
           "more than half of the trained ViT-L/16 stem filters show no more structure than the untrained "
           "filters' 99th percentile (figure 5's rule)",
-          ("untrained filters", "trained filters"), _l16_filters_unstructured, descent=False),
+          ("untrained filters", "trained filters"), _l16_filters_unstructured, descent=False,
+          measure=FILTER_STRUCTURE),
 )
 
 
@@ -170,45 +172,44 @@ FIGURE_6 = (
 LONG = "encoder 12, 105k steps"
 
 
-def _decline_at_fixed_steps(rows):
-    r = rise(rows["encoder 12"], rows["encoder 1"])
-    return r >= CLEARLY, {"rise_encoder_1_to_12": r, **_d(encoder_1=rows["encoder 1"], encoder_12=rows["encoder 12"])}
+def _decline_at_fixed_steps(rows, m):
+    r = m.worse(rows["encoder 12"], rows["encoder 1"])
+    return r >= CLEARLY, {f"{m.short} encoder 12 worse than 1": r}
 
 
-def _long_run_beats_encoder_1(rows):
+def _long_run_beats_encoder_1(rows, m):
     long, first = rows[LONG], rows["encoder 1"]
     if long["steps"] <= first["steps"]:
         raise NotChecked(f"budget too small: the long panel ran {long['steps']:,} steps, no more than encoder 1's "
                          f"{first['steps']:,}")
-    return closer(long, first, CLEARLY), {"steps_long": long["steps"], "steps_encoder_1": first["steps"],
-                                          **_d(encoder_12_long=long, encoder_1=first)}
+    return m.better(long, first, CLEARLY), {"steps long": long["steps"], "steps encoder 1": first["steps"]}
 
 
 FIGURE_7 = (
     Claim("there is a decrease in representation accuracy as depth increases in the encoder stack with fixed "
           "($n=1,500$) iterations",
-          "at equal steps, encoder 12's input distance at least 5% above encoder 1's",
-          ("encoder 1", "encoder 12"), _decline_at_fixed_steps),
+          "at equal steps, encoder 12's reconstruction at least 5% worse than encoder 1's",
+          ("encoder 1", "encoder 12"), _decline_at_fixed_steps, metrics=DISTANCE_FIRST),
     Claim("increasing the number of iterations of the generation process to $n=105,000$ yields a representation "
           "from the last encoder layer that is more accurate than that obtained with fewer iterations from the "
           "first.",
           "encoder 12 after many more steps (105,000 at the full budget) ends at least 5% closer than encoder 1 "
           "after the figure's steps",
-          ("encoder 1", LONG), _long_run_beats_encoder_1),
+          ("encoder 1", LONG), _long_run_beats_encoder_1, metrics=DISTANCE_FIRST),
 )
 
 
 # --- figure 8 ---------------------------------------------------------------------------------------
 
-def _positions_change_nothing(rows):
+def _positions_change_nothing(rows, m):
     a, b = rows["stem, untrained positions, encoder 1"], rows["stem + trained positions, encoder 1"]
-    r = dist(b) / dist(a) - 1
-    return abs(r) <= NO_DIFFERENCE, {"relative_change": r, **_d(untrained_positions=a, trained_positions=b)}
+    r = m.worse(b, a)
+    return abs(r) <= NO_DIFFERENCE, {f"{m.short} change with the trained positions": r}
 
 
-def _trained_ln1_helps(rows):
+def _trained_ln1_helps(rows, m):
     a, b = rows["stem, encoder 1"], rows["stem + ln_1 encoder 1"]
-    return closer(b, a, SUBSTANTIALLY), _d(trained_stem=a, trained_stem_and_ln_1=b)
+    return m.better(b, a, SUBSTANTIALLY), {}
 
 
 FIGURE_8 = (
@@ -218,12 +219,13 @@ FIGURE_8 = (
           "with the positional embedding added as the model adds it (the paper's own forward left it out, where "
           "no swap could matter), encoder 1 with the trained positional embedding within 5% of encoder 1 with the "
           "untrained one",
-          ("stem, untrained positions, encoder 1", "stem + trained positions, encoder 1"), _positions_change_nothing),
+          ("stem, untrained positions, encoder 1", "stem + trained positions, encoder 1"), _positions_change_nothing,
+          metrics=STRUCTURE_FIRST),
     Claim("substituting the first layer norm (the one that is applied before the self-attention module) of the first "
           "encoder for a trained version is capable of increasing the representational quality substantially.",
-          "encoder 1 with the trained stem and trained ln_1 ends at least 20% closer than with the trained stem "
+          "encoder 1 with the trained stem and trained ln_1 ends at least 20% better than with the trained stem "
           "alone ('substantially')",
-          ("stem, encoder 1", "stem + ln_1 encoder 1"), _trained_ln1_helps),
+          ("stem, encoder 1", "stem + ln_1 encoder 1"), _trained_ln1_helps, metrics=STRUCTURE_FIRST),
 )
 
 
@@ -240,7 +242,7 @@ FIGURE_9 = (Claim(
     "high-frequency signal in the input generation, which can be ameliorated by swapping to a trained layernorm.",
     "the reconstruction's high-frequency energy (mean squared Laplacian over the image's own) at least 5% lower "
     "with the trained ln_1 than with the trained stem alone",
-    ("trained stem", "trained stem + ln_1"), _ln1_calms_high_frequencies),)
+    ("trained stem", "trained stem + ln_1"), _ln1_calms_high_frequencies, measure="high-frequency energy"),)
 
 
 # --- figure 10 --------------------------------------------------------------------------------------
@@ -248,16 +250,16 @@ FIGURE_9 = (Claim(
 VARIANTS_10 = {"intact": "", "no attention": "attention", "no LN": "ln_1,ln_2", "no MLP": "mlp"}
 
 
-def _declines(rows, deep: int) -> dict:
-    return {v: rise(rows[f"{v} encoder {deep}"], rows[f"{v} encoder 1"]) for v in VARIANTS_10}
+def _declines(rows, deep: int, m) -> dict:
+    return {v: m.worse(rows[f"{v} encoder {deep}"], rows[f"{v} encoder 1"]) for v in VARIANTS_10}
 
 
-def _prevented(rows, deep: int, prevent: tuple, keep: tuple, share: float):
+def _prevented(rows, m, deep: int, prevent: tuple, keep: tuple, share: float):
     """The intact model declines from encoder 1 to ``deep``; ``prevent`` variants keep at most ``1 - share`` of
     that decline, ``keep`` variants more than half of it."""
-    rises = _declines(rows, deep)
+    rises = _declines(rows, deep, m)
     base = rises["intact"]
-    ev = {f"rise_{v.replace(' ', '_')}_encoder_1_to_{deep}": r for v, r in rises.items()}
+    ev = {f"{m.short} {v} worse at encoder {deep} than 1": r for v, r in rises.items()}
     if base < CLEARLY:
         return False, {**ev, "note": "the intact model does not decline, so there is no decline to prevent"}
     ok = all(rises[v] <= (1 - share) * base for v in prevent) and all(rises[v] > MOST * base for v in keep)
@@ -268,35 +270,38 @@ FIGURE_10 = (
     Claim("removal of either self-attention or (both) layer normalizations in each encoder module, but not the MLPs "
           "from each encoder module is sufficient to prevent the vast majority of the decrease in representation "
           "quality with increased depth up to encodrer layer 12",
-          "the intact model's input distance rises at least 5% from encoder 1 to 12; without attention and without "
-          "layer norms at most a third of that rise remains ('the vast majority' prevented), without MLPs more "
-          "than half of it",
+          "the intact model's reconstruction worsens at least 5% from encoder 1 to 12; without attention and "
+          "without layer norms at most a third of that decline remains ('the vast majority' prevented), without "
+          "MLPs more than half of it",
           tuple(f"{v} encoder {k}" for v in VARIANTS_10 for k in (1, 12)),
-          lambda rows: _prevented(rows, 12, ("no attention", "no LN"), ("no MLP",), VAST_MAJORITY)),
+          lambda rows, m: _prevented(rows, m, 12, ("no attention", "no LN"), ("no MLP",), VAST_MAJORITY),
+          metrics=STRUCTURE_FIRST),
     Claim("at the deepest layer (24) of this vision transformer we can see that removal of attention modules from "
           "each encoder (but not MLPs or LayerNorms alone) prevent most of the decline in input representation "
           "accuracy.",
-          "at encoder 24: without attention at most half of the intact rise from encoder 1 remains ('most' "
+          "at encoder 24: without attention at most half of the intact decline from encoder 1 remains ('most' "
           "prevented), without MLPs and without layer norms more than half of it",
           tuple(f"{v} encoder {k}" for v in VARIANTS_10 for k in (1, 24)),
-          lambda rows: _prevented(rows, 24, ("no attention",), ("no MLP", "no LN"), MOST)),
+          lambda rows, m: _prevented(rows, m, 24, ("no attention",), ("no MLP", "no LN"), MOST),
+          metrics=DISTANCE_FIRST),
 )
 
 
 # --- figure 11 --------------------------------------------------------------------------------------
 
-def _attention_passes_little(rows):
+def _attention_passes_little(rows, m):
     ev, ok = {}, True
     for w in ("untrained", "trained"):
         att, mlp = rows[f"{w} attention only"], rows[f"{w} MLP only"]
-        ev[f"{w}_attention_only_kept"], ev[f"{w}_mlp_only_kept"] = kept(att), kept(mlp)
-        ok = ok and kept(att) > 1 - MOST and closer(mlp, att, CLEARLY)
+        ev[f"{w} attention only, share of its start distance left"] = kept(att)
+        ev[f"{w} MLP only, share of its start distance left"] = kept(mlp)
+        ok = ok and kept(att) > 1 - MOST and m.better(mlp, att, CLEARLY)
     return ok, ev
 
 
-def _training_helps_attention(rows):
+def _training_helps_attention(rows, m):
     u, t = rows["untrained attention only"], rows["trained attention only"]
-    return closer(t, u, CLEARLY), _d(untrained_attention_only=u, trained_attention_only=t)
+    return m.better(t, u, CLEARLY), {}
 
 
 FIGURE_11 = (
@@ -306,10 +311,10 @@ FIGURE_11 = (
           "without residuals, attention-only encoders close less than half of their starting input distance "
           "(kept > 0.5), untrained and trained, and MLP-only encoders end at least 5% closer",
           ("untrained attention only", "untrained MLP only", "trained attention only", "trained MLP only"),
-          _attention_passes_little),
+          _attention_passes_little, metrics=("l2",)),
     Claim("training leads to a somewhat more informative (with respect to the input) self-attention module",
           "the trained attention-only encoder ends at least 5% closer than the untrained one",
-          ("untrained attention only", "trained attention only"), _training_helps_attention),
+          ("untrained attention only", "trained attention only"), _training_helps_attention, metrics=DISTANCE_FIRST),
 )
 
 
@@ -333,7 +338,7 @@ FIGURE_12 = (Claim(
 
 # --- figure 13 --------------------------------------------------------------------------------------
 
-def _m_to_zero_input_not(rows):
+def _m_to_zero_input_not(rows, m):
     r = rows["ln_1 + attention"]
     ev = {"m_g_start": r["start"]["embedding_distance"], "m_g_final": r["final"]["embedding_distance"],
           "m_g_fraction_of_start": m_fall(r), "input_distance_start": r["start"]["input_distance"],
@@ -347,36 +352,36 @@ FIGURE_13 = (Claim(
     "that may yield one output. And indeed, this is found to be the case for the representation of the tesla coil "
     "above for one encoder module with layer normalization followed by multi-head attention alone.",
     "m_g falls to a tenth of its start or less while the input distance stays above half of its start",
-    ("ln_1 + attention",), _m_to_zero_input_not),)
+    ("ln_1 + attention",), _m_to_zero_input_not, metrics=("l2",)),)
 
 
 # --- figures 14 and 15 ------------------------------------------------------------------------------
 
-def _no_attention_keeps_more(rows):
-    a, m = rows["no attention encoder 12"], rows["no MLP encoder 12"]
-    return closer(a, m, CLEARLY), _d(no_attention_encoder_12=a, no_mlp_encoder_12=m)
+def _no_attention_keeps_more(rows, m):
+    return m.better(rows["no attention encoder 12"], rows["no MLP encoder 12"], CLEARLY), {}
 
 
 HIGHLIGHTS = ("there is some small highlighting of certain areas of the Tesla coil that exist in the deeper "
               "representations without attention layers but not without MLPs.")
-HIGHLIGHTS_TEST = "at encoder 12, the trained model without attention ends at least 5% closer than without MLPs"
+HIGHLIGHTS_TEST = "at encoder 12, the trained model without attention ends at least 5% better than without MLPs"
 FIGURE_14 = (Claim(HIGHLIGHTS, HIGHLIGHTS_TEST, ("no attention encoder 12", "no MLP encoder 12"),
-                   _no_attention_keeps_more),)
+                   _no_attention_keeps_more, metrics=STRUCTURE_FIRST),)
 FIGURE_15 = (Claim("The same observations are made for an input image of a Dalmatian, which is one of the 1000 "
                    "classes that the vision transformer is trained upon.",
-                   HIGHLIGHTS_TEST + " (figure 14's observation, on the second image)", ("no attention encoder 12", "no MLP encoder 12"), _no_attention_keeps_more),)
+                   HIGHLIGHTS_TEST + " (figure 14's observation, on the second image)",
+                   ("no attention encoder 12", "no MLP encoder 12"), _no_attention_keeps_more,
+                   metrics=STRUCTURE_FIRST),)
 
 
 # --- figure 16 --------------------------------------------------------------------------------------
 
-def _mixer_declines(rows):
-    r = rise(rows["p16 block 8"], rows["p16 block 1"])
-    return r >= CLEARLY, {"rise_block_1_to_8": r, **_d(block_1=rows["p16 block 1"], block_8=rows["p16 block 8"])}
+def _mixer_declines(rows, m):
+    r = m.worse(rows["p16 block 8"], rows["p16 block 1"])
+    return r >= CLEARLY, {f"{m.short} block 8 worse than block 1": r}
 
 
-def _patch8_closer(rows):
-    return closer(rows["p8 block 1"], rows["p16 block 1"], CLEARLY), \
-        _d(p16_block_1=rows["p16 block 1"], p8_block_1=rows["p8 block 1"])
+def _patch8_closer(rows, m):
+    return m.better(rows["p8 block 1"], rows["p16 block 1"], CLEARLY), {}
 
 
 def _no_norm_minimises_m(rows):
@@ -384,26 +389,25 @@ def _no_norm_minimises_m(rows):
     return m_over_r(b) <= 0.5 * m_over_r(a), {"intact_m_g_over_m_r": m_over_r(a), "no_norm_m_g_over_m_r": m_over_r(b)}
 
 
-def _no_norm_clearer(rows):
-    a, b = rows["p16 block 8"], rows["p16 no norm block 8"]
-    return closer(b, a, SUBSTANTIALLY), _d(intact_block_8=a, no_norm_block_8=b)
+def _no_norm_clearer(rows, m):
+    return m.better(rows["p16 no norm block 8"], rows["p16 block 8"], SUBSTANTIALLY), {}
 
 
 FIGURE_16 = (
     Claim("the first encoder layer for the above model is not particularly accurate at autoencoding its input, and "
           "the autencoding's accuracy declines the deeper the layer in question.",
-          "patch 16: block 8's input distance at least 5% above block 1's",
-          ("p16 block 1", "p16 block 8"), _mixer_declines),
+          "patch 16: block 8's reconstruction at least 5% worse than block 1's",
+          ("p16 block 1", "p16 block 8"), _mixer_declines, metrics=DISTANCE_FIRST),
     Claim("Specifying a smaller patch size of 8 does reduce the representation error.",
           "block 1 at patch 8 ends at least 5% closer than at patch 16",
-          ("p16 block 1", "p8 block 1"), _patch8_closer),
+          ("p16 block 1", "p8 block 1"), _patch8_closer, metrics=DISTANCE_FIRST),
     Claim("removing this transformation (from every MLP) removes the empirical difficulty of minimizing $m$ via "
           "gradient descent on the input",
           "under plain GD, block 8 without layer norms ends with m_g/m_r at most half the intact block's",
           ("p16 block 8", "p16 no norm block 8"), _no_norm_minimises_m, on_m=True),
     Claim("and visually provides a large increase in representation clarity.",
-          "block 8 without layer norms ends at least 20% closer than intact ('large')",
-          ("p16 block 8", "p16 no norm block 8"), _no_norm_clearer),
+          "block 8 without layer norms ends at least 20% better than intact ('large')",
+          ("p16 block 8", "p16 no norm block 8"), _no_norm_clearer, metrics=STRUCTURE_FIRST),
 )
 
 

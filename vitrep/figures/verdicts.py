@@ -7,12 +7,20 @@ gives one :class:`Verdict` per claim and optimizer:
 
 - **NOT CHECKED** first, wherever the run cannot test the claim: the quick
   budget (a pipeline check), a panel it reads is not in the run (left out of
-  the budget), a panel did not move
-  from its starting noise (:func:`moved`), the claim is about minimising m
-  under plain gradient descent and the run used Adam, or the judge itself
-  says the run cannot decide (a model's weights are missing, the long panel
-  ran no longer than the short one);
-- then **HELD** or **NOT HELD**, by the judge's test of the quote.
+  the budget), a panel was idle (:func:`moved`: too few steps to be more than
+  a pipeline check, a step size of zero, or an image still within its
+  starting noise; a descent that moved the image is evidence however slowly
+  m_g fell), the claim is about minimising m under plain gradient descent and
+  the run used Adam, or the judge itself says the run cannot decide (a
+  model's weights are missing, the long panel ran no longer than the short
+  one);
+- then **HELD** or **NOT HELD**, by the judge's test of the quote, under
+  each metric the claim's words name (:data:`CLAIM_METRICS`): a claim about
+  *clarity* or *quality* (what an eye judges) is read by structure (SSIM)
+  first, a claim about *distance*, *error* or *accuracy* by the input
+  distance ``||a - a_g||`` (L2) first; both are judged and shown, and where
+  they disagree the verdict is split and names each (``HELD by structure
+  (SSIM), NOT HELD by distance (L2)``).
 
 Thresholds are relative to the run (ratios of input distances, shares of a
 decline, m_g / m_r), and each is named after the paper's word it stands for
@@ -23,7 +31,7 @@ figure.  docs/findings.md lists them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, Sequence
 
 HELD, NOT_HELD, NOT_CHECKED = "HELD", "NOT HELD", "NOT CHECKED"
@@ -41,9 +49,10 @@ WORDS = {"clearly": CLEARLY, "substantially": SUBSTANTIALLY, "no noticeable diff
          "approximately the same": ABOUT_THE_SAME, "most": MOST, "the vast majority": VAST_MAJORITY,
          "towards the origin": TO_THE_ORIGIN, "much more difficult": MUCH_HARDER}
 
-# A panel moved when its m_g fell to at most MOVED_M of its start and its image went at least
-# MOVED_NOISE times the starting noise's own size (init_std * sqrt(pixels)) away from the start.
-MOVED_M = 0.5
+# A panel was idle (NOT CHECKED) when it ran at most PIPELINE_STEPS steps (the quick budget's most: a pipeline
+# check), its step size was zero, or its image stayed within MOVED_NOISE times the starting noise's own size
+# (init_std * sqrt(pixels)) of where it began.  How far m_g fell is not asked: a slow descent is evidence.
+PIPELINE_STEPS = 8
 MOVED_NOISE = 2.0
 
 METHODS = {"gd": "plain GD", "adam": "Adam", "none": "no descent", "ngd": "normalised GD"}
@@ -51,6 +60,60 @@ METHODS = {"gd": "plain GD", "adam": "Adam", "none": "no descent", "ngd": "norma
 
 class NotChecked(Exception):
     """Raised by a judge where the run cannot decide the claim; the message is the reason."""
+
+
+# --- the metrics a picture claim is read by -----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Metric:
+    """How close a reconstruction ends to its image, by one measure.
+
+    ``l2``: the input distance ``||a - a_g||`` (lower is closer); ``ssim``:
+    the structural similarity of ``a_g`` against ``a`` (higher is clearer).
+    Comparisons are relative and read the same for both: :meth:`worse` is how
+    much worse one panel ends than another, as a fraction of the other's value
+    (``d_a / d_b - 1``; ``1 - s_a / s_b``); :meth:`better` says the worse
+    panel's value is at least ``by`` away from the better one's, as a fraction
+    of the larger value (``d_a <= (1 - by) d_b``; ``s_b <= (1 - by) s_a``).
+    """
+
+    key: str  # the row's ``final`` key
+    short: str  # L2 | SSIM
+    name: str  # what a verdict line calls it
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.key == "input_distance"
+
+    def of(self, row: dict) -> float:
+        return float(row["final"][self.key])
+
+    def _positive(self, row: dict) -> float:
+        v = self.of(row)
+        if not self.lower_is_better and v <= 0:
+            raise NotChecked(f"a panel it compares against ends with SSIM {v:.3g}: no structure to compare with")
+        return v
+
+    def worse(self, a: dict, b: dict) -> float:
+        """How much worse panel ``a`` ends than panel ``b`` (0: the same; negative: better)."""
+        if self.lower_is_better:
+            return self.of(a) / max(self.of(b), 1e-30) - 1
+        return 1 - self.of(a) / self._positive(b)
+
+    def better(self, a: dict, b: dict, by: float) -> bool:
+        """Panel ``a`` ends at least ``by`` (a fraction) better than panel ``b``."""
+        if self.lower_is_better:
+            return self.of(a) <= (1 - by) * self.of(b)
+        return self.of(b) <= (1 - by) * self._positive(a)
+
+
+L2 = Metric("input_distance", "L2", "distance (L2)")
+SSIM = Metric("ssim", "SSIM", "structure (SSIM)")
+METRICS = {"l2": L2, "ssim": SSIM}
+# Which metric a claim's words name, its own first: decided from the quotes alone, before any run
+# (docs/findings.md, "Which metric a claim is read by").
+STRUCTURE_FIRST = ("ssim", "l2")  # clarity, quality, resolution, highlighting: what an eye judges
+DISTANCE_FIRST = ("l2", "ssim")  # distance, error, accuracy, information
 
 
 @dataclass(frozen=True)
@@ -63,7 +126,12 @@ class Claim:
     a panel cannot be reconstructed names only the others).  ``on_m``: a
     claim about the rate of minimising m under gradient descent, judged
     under plain GD only.  ``descent``: False for claims on weights (filters),
-    judged once whatever the optimizer.
+    judged once whatever the optimizer.  ``metrics``: for a claim about how
+    close a picture ends, the metrics it is judged by, its words' own first
+    (:data:`STRUCTURE_FIRST` for clarity, :data:`DISTANCE_FIRST` for
+    accuracy): ``judge(rows, metric)`` is called once per metric (a
+    :class:`Metric`).  Without metrics, ``judge(rows)`` is called once and
+    ``measure`` names what it reads.
     """
 
     quote: str
@@ -73,6 +141,14 @@ class Claim:
     must_move: Optional[tuple[str, ...]] = None
     on_m: bool = False
     descent: bool = True
+    metrics: tuple[str, ...] = ()
+    measure: str = ""  # what a claim without picture metrics reads, e.g. "m_g / m_r"
+
+    def measured_by(self) -> str:
+        """What the verdict line names as the claim's metric or metrics."""
+        if self.metrics:
+            return " and ".join(METRICS[m].name for m in self.metrics)
+        return self.measure or ("m_g / m_r" if self.on_m else "")
 
 
 @dataclass(frozen=True)
@@ -85,28 +161,49 @@ class Verdict:
     test: str
     reason: str = ""  # why NOT CHECKED
     evidence: dict = field(default_factory=dict)
+    by_metric: dict = field(default_factory=dict)  # {"SSIM": verdict, "L2": verdict}, the claim's own first
+    measure: str = ""  # what a claim without picture metrics reads
+    reasons: dict = field(default_factory=dict)  # per metric, why it was NOT CHECKED by it
+
+    @property
+    def split(self) -> bool:
+        return len(set(self.by_metric.values())) > 1
+
+    def words(self) -> str:
+        """The verdict naming its metric(s): ``HELD by structure (SSIM), NOT HELD by distance (L2)``."""
+        if not self.by_metric:
+            return f"{self.verdict} by {self.measure}" if self.measure and self.verdict != NOT_CHECKED \
+                else self.verdict
+        names = {m.short: m.name for m in METRICS.values()}
+        if not self.split:
+            return f"{self.verdict} by {' and '.join(names[k] for k in self.by_metric)}"
+        return ", ".join(f"{v} by {names[k]}" for k, v in self.by_metric.items())
 
     @property
     def method(self) -> str:
         return METHODS.get(self.optimizer, self.optimizer)
 
     def line(self) -> str:
-        """One line, starting with the verdict: ``HELD (plain GD), figure 2 claim 1: "..." Test: ... [numbers]``."""
-        head = f"{self.verdict} ({self.method}), figure {self.figure} claim {self.number}"
-        if self.verdict == NOT_CHECKED:
+        """One line, starting with the verdict and naming its metric(s):
+        ``HELD by structure (SSIM) and distance (L2) (plain GD), figure 2 claim 1: "..." Test: ... [numbers]``."""
+        head = f"{self.words()} ({self.method}), figure {self.figure} claim {self.number}"
+        if self.verdict == NOT_CHECKED and not self.by_metric:
             return f"{head}: {self.reason}. Claim: \"{self.quote}\""
+        if self.reasons:
+            head += " (" + "; ".join(f"not checked by {k}: {r}" for k, r in self.reasons.items()) + ")"
         nums = ", ".join(f"{k} {v}" for k, v in self.evidence.items())
         return f"{head}: \"{self.quote}\" Test: {self.test}." + (f" [{nums}]" if nums else "")
 
     def short(self) -> str:
         """The line for a contact sheet: the verdict and the test (or why it was not checked), no quote."""
-        head = f"{self.verdict} ({self.method}), claim {self.number}"
-        return f"{head}: {self.reason}" if self.verdict == NOT_CHECKED else f"{head}: {self.test}"
+        head = f"{self.words()} ({self.method}), claim {self.number}"
+        return f"{head}: {self.reason}" if self.verdict == NOT_CHECKED and not self.by_metric else f"{head}: {self.test}"
 
     def to_dict(self) -> dict:
         return {"figure": self.figure, "claim": self.number, "optimizer": self.optimizer, "method": self.method,
-                "verdict": self.verdict, "quote": self.quote, "test": self.test, "reason": self.reason,
-                "evidence": self.evidence, "line": self.line()}
+                "verdict": self.verdict, "by_metric": self.by_metric, "split": self.split, "measure": self.measure,
+                "quote": self.quote, "test": self.test, "reason": self.reason, "evidence": self.evidence,
+                "line": self.line()}
 
 
 # --- the quantities a judge reads off a row ---------------------------------------------------------
@@ -131,16 +228,6 @@ def kept(row: dict) -> float:
     return dist(row) / max(float(row["start"]["input_distance"]), 1e-30)
 
 
-def rise(deep: dict, shallow: dict) -> float:
-    """How much farther the deep panel ends than the shallow one: d(deep) / d(shallow) - 1."""
-    return dist(deep) / max(dist(shallow), 1e-30) - 1
-
-
-def closer(a: dict, b: dict, by: float) -> bool:
-    """Panel ``a`` ends at least ``by`` (a fraction) closer to the image than panel ``b``."""
-    return dist(a) <= (1 - by) * dist(b)
-
-
 def r3(x: float) -> float:
     """Three significant figures, for evidence."""
     x = float(x)
@@ -154,11 +241,14 @@ def r3(x: float) -> float:
 def moved(row: dict) -> tuple[bool, str]:
     """Did this panel's descent do anything?  ``(True, "")`` or ``(False, why)``.
 
-    A reconstruction moved when m_g fell to at most :data:`MOVED_M` of its
-    start and its image left the starting noise (went at least
-    :data:`MOVED_NOISE` times the noise's own size from where it began).  A
-    class image moved when the model that made it ranks its class first.
-    A filter grid involves no descent and always counts as moved.
+    A reconstruction was idle when it ran at most :data:`PIPELINE_STEPS`
+    steps (a pipeline check), its step size was zero, or its image stayed
+    within :data:`MOVED_NOISE` times its starting noise's own size of where it
+    began (blur alone moves it less than that).  A descent that ran and moved
+    the image is evidence however slowly m_g fell: that m is hard to minimise
+    is what several claims say.  A class image moved when the model that made
+    it ranks its class first.  A filter grid involves no descent and always
+    counts as moved.
     """
     kind = row.get("kind", "reconstruct")
     if kind == "filters":
@@ -169,9 +259,12 @@ def moved(row: dict) -> tuple[bool, str]:
     mv = row.get("moved") or {}
     if not row.get("start") or not mv:
         return False, "no starting point recorded"
-    fall = m_fall(row)
-    if fall > MOVED_M:
-        return False, f"m_g ended at {fall:.2f} of its start"
+    cfg = row.get("config") or {}
+    steps = int(cfg.get("steps", row.get("steps", 0)))
+    if steps <= PIPELINE_STEPS:
+        return False, f"it ran {steps} step{'s' if steps != 1 else ''}, a pipeline check (at most {PIPELINE_STEPS})"
+    if cfg.get("lr_start", 1) == 0:
+        return False, "its step size is zero"
     if mv["from_start"] < MOVED_NOISE * mv["noise"]:
         return False, f"the image moved {mv['from_start']:.3g} from its start, within {MOVED_NOISE:g}x its noise"
     return True, ""
@@ -210,12 +303,30 @@ def judge_claim(figure: int, number: int, claim: Claim, rows: dict, optimizer: s
     if still:
         shown = "; ".join(still[:3]) + (f"; and {len(still) - 3} more" if len(still) > 3 else "")
         return v(NOT_CHECKED, f"panels did not move ({len(still)} of {len(checked)}): {shown}")
-    try:
-        holds, evidence = claim.judge({label: rows[label] for label in claim.reads})
-    except NotChecked as e:
-        return v(NOT_CHECKED, str(e))
-    return v(HELD if holds else NOT_HELD, evidence={k: r3(x) if isinstance(x, float) else x
-                                                    for k, x in evidence.items()})
+    read = {label: rows[label] for label in claim.reads}
+    if not claim.metrics:
+        try:
+            holds, evidence = claim.judge(read)
+        except NotChecked as e:
+            return v(NOT_CHECKED, str(e))
+        return replace(v(HELD if holds else NOT_HELD, evidence=_rounded(evidence)), measure=claim.measured_by())
+    by, reasons = {}, {}
+    evidence = {f"{label} {m.short}": m.of(read[label]) for label in claim.reads for m in METRICS.values()
+                if m.key in read[label].get("final", {})}  # both metrics of every panel, whichever judges
+    for name in claim.metrics:
+        m = METRICS[name]
+        try:
+            holds, ev = claim.judge(read, m)
+            by[m.short] = HELD if holds else NOT_HELD
+            evidence.update(ev)
+        except NotChecked as e:
+            by[m.short], reasons[m.short] = NOT_CHECKED, str(e)
+    first = next(iter(by))
+    return replace(v(by[first], reasons.get(first, ""), _rounded(evidence)), by_metric=by, reasons=reasons)
+
+
+def _rounded(evidence: dict) -> dict:
+    return {k: r3(x) if isinstance(x, float) else x for k, x in evidence.items()}
 
 
 def disagreements(verdicts: Sequence[Verdict]) -> list[str]:
