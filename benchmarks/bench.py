@@ -5,7 +5,7 @@
 For ViT-B/32 (untrained, 224) at layers 1, 4 and 12 and ResNet-50 at layer4 it
 times (a) the paper's loop as its snippet shows (``vitrep.reference``:
 trainable parameters, torchvision's gaussian_blur) and (b) the engine
-(``vitrep.reconstruct``), same image, same steps, and prints their ratio.
+(``vitrep.reconstruction``), same image, same steps, and prints their ratio.
 It also prints the share of the machine's limit: the step's floating-point
 work (forward plus backward to the input, counted by torch's FlopCounterMode)
 per second, divided by a large matrix product's FLOP/s measured in the same
@@ -51,7 +51,7 @@ from vitrep.models.weights import build_model
 from vitrep.models.pool import load_model
 from vitrep.models.registry import make_ref  # noqa: E402
 from vitrep.config import make_config
-from vitrep.reconstruct import reconstruct, reconstruct_many
+from vitrep.reconstruction import reconstruct, reconstruct_many
 from vitrep.reference import NewResNet, NewVit, page_loop  # noqa: E402
 from vitrep.models.taps import forward_tap, tap_path  # noqa: E402
 

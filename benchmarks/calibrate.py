@@ -33,7 +33,7 @@ from vitrep.calibration import TABLE  # noqa: E402
 from vitrep.images import prepare, sample_path  # noqa: E402
 from vitrep.models.registry import make_ref  # noqa: E402
 from vitrep.config import make_config
-from vitrep.reconstruct import reconstruct_many
+from vitrep.reconstruction import reconstruct_many
 
 # family -> (model, arch, taps with the depth band each one stands for)
 CASES = {

@@ -7,7 +7,7 @@ Run from the repository root:
 
 Actions (each a new Python process with a fresh memo, so nothing is a hit):
 
-- ``import``: ``import torch, torchvision, timm, vitrep.reconstruct`` and nothing else (the floor).
+- ``import``: ``import torch, torchvision, timm, vitrep.reconstruction`` and nothing else (the floor).
 - ``cli-sweep``: ``python -m vitrep sweep --image cat --model vit_b_32 --layers 1-12 --steps 20``.
 - ``reconstruct``: one ViT-B/32 reconstruction from encoder 12, 150 steps (the dashboard's CPU default).
 - ``sweep``: the dashboard's default layer sweep, ViT-B/32 encoders 1-12 and ResNet-50 conv1, layer1-4,
@@ -190,7 +190,7 @@ def main() -> None:
             env = {**os.environ, "VITREP_MEMORY_MB": a.memory_mb, "VITREP_CACHE_DIR": str(Path(tmp) / "memo"),
                    "PYTHONPATH": str(ROOT)}
             if action == "import":
-                cmd = [sys.executable, "-c", "import torch, torchvision, timm, vitrep.reconstruct"]
+                cmd = [sys.executable, "-c", "import torch, torchvision, timm, vitrep.reconstruction"]
             elif action == "cli-sweep":
                 cmd = [sys.executable, "-m", "vitrep", "sweep", "--image", "cat", "--model", "vit_b_32", "--layers",
                        "1-12", "--steps", str(a.steps), "--out", str(Path(tmp) / "out"), "--quiet"]

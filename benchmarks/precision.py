@@ -53,7 +53,7 @@ from vitrep.models.pool import load_model  # noqa: E402
 from vitrep.models.registry import make_ref  # noqa: E402
 from vitrep.models.taps import run_paths, tap_path  # noqa: E402
 from vitrep.models.weights import LoadedModel, build_model  # noqa: E402
-from vitrep.reconstruct import reconstruct_many  # noqa: E402
+from vitrep.reconstruction import reconstruct_many  # noqa: E402
 from vitrep.reference import NewResNet, NewVit, page_loop  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

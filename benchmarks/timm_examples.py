@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from vitrep.config import make_config  # noqa: E402
 from vitrep.images import prepare, sample_path  # noqa: E402
 from vitrep.models.registry import make_ref  # noqa: E402
-from vitrep.reconstruct import reconstruct  # noqa: E402
+from vitrep.reconstruction import reconstruct  # noqa: E402
 
 # (timm class, example name, shallow tap, deep tap)
 EXAMPLES = [

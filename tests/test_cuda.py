@@ -10,7 +10,7 @@ from vitrep.models.pool import load_model
 from vitrep.models.registry import make_ref
 from vitrep.descent.cudagraph import CudaGraphStep as _CudaGraphStep
 from vitrep.config import make_config
-from vitrep.reconstruct import reconstruct, reconstruct_many
+from vitrep.reconstruction import reconstruct, reconstruct_many
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

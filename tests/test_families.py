@@ -21,7 +21,7 @@ from vitrep.filters import filter_grid
 from vitrep.models.registry import SPECS, make_ref
 from vitrep.models.pool import load_model
 from vitrep.config import make_config
-from vitrep.reconstruct import reconstruct
+from vitrep.reconstruction import reconstruct
 from vitrep.models.taps import forward_tap, run_paths, tap_path
 
 from .conftest import ROOT, assert_float32_close, run_cli

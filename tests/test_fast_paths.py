@@ -29,7 +29,7 @@ COMPONENTS = {name: get_family(name).components for name in ("vit", "mixer", "ff
 vit_block, mixer_block, ffvit_block, resnet_block = (get_family(n).block_forward for n in ("vit", "mixer", "ffvit", "resnet"))
 from vitrep.models.taps import forward_tap
 from vitrep.config import make_config
-from vitrep.reconstruct import reconstruct, reconstruct_many
+from vitrep.reconstruction import reconstruct, reconstruct_many
 from vitrep.reference import NewResNet, NewVit, page_loop
 
 

@@ -15,7 +15,7 @@ from vitrep import calibration
 from vitrep.figures import BUDGETS, FIGURES, Claim, Figure, Panel, run_figure
 from vitrep.figures.catalogue import SECONDS_PER_BLOCK_STEP
 from vitrep.config import make_config
-from vitrep.reconstruct import reconstruct
+from vitrep.reconstruction import reconstruct
 
 from .conftest import ROOT, run_cli
 
@@ -84,7 +84,7 @@ def test_a_run_that_does_not_blow_up_is_untouched_by_the_guard(tiny_ref, cat32):
 
 
 def test_adam_rows_batch_like_single_runs(tiny_ref, cat32):
-    from vitrep.reconstruct import reconstruct_many
+    from vitrep.reconstruction import reconstruct_many
 
     cfgs = [make_config(tiny_ref, k, steps=30, optimizer="adam", lr_start=0.1, lr_end=0.01) for k in (1, 3)]
     for cfg, b in zip(cfgs, reconstruct_many([cat32] * 2, cfgs)):

@@ -11,7 +11,7 @@ from PIL import Image
 from vitrep.errors import ImageError
 from vitrep.images import fit_image, load_image, prepare, sample_path, to_tensor
 from vitrep.config import make_config
-from vitrep.reconstruct import reconstruct
+from vitrep.reconstruction import reconstruct
 
 from .conftest import ROOT, run_cli
 

@@ -9,7 +9,7 @@ from vitrep.config import make_config
 from vitrep.errors import ConfigError
 from vitrep.fast import linear as fastops
 from vitrep.models.registry import make_ref
-from vitrep.reconstruct import reconstruct
+from vitrep.reconstruction import reconstruct
 from vitrep.running.runs import cache_key
 
 needs_bf16 = pytest.mark.skipif(not P.cpu_bf16(), reason="this CPU has no native bf16 (AMX / AVX-512 BF16)")

@@ -12,7 +12,7 @@ from vitrep.models.pool import load_model
 from vitrep.config import ReconstructConfig, make_config
 from vitrep.result import Result
 from vitrep.descent.steps import blur
-from vitrep.reconstruct import reconstruct, reconstruct_many
+from vitrep.reconstruction import reconstruct, reconstruct_many
 from vitrep.running.runs import cache_key, run, run_batch
 from dataclasses import replace as with_changes
 

@@ -25,7 +25,7 @@ from vitrep.images import prepare, sample_path
 from vitrep.models.pool import load_model
 from vitrep.models.registry import make_ref
 from vitrep.config import make_config
-from vitrep.reconstruct import reconstruct_many
+from vitrep.reconstruction import reconstruct_many
 from vitrep.models.families import get_family
 from vitrep.models.surgery import Surgery
 from vitrep.models.taps import forward_tap, run_paths, tap_path

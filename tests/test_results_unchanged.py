@@ -45,7 +45,7 @@ def run_all(key_release: str | None = None) -> dict:
     from vitrep.generate import generate, generate_key, make_generate_config
     from vitrep.images import prepare, sample_path
     from vitrep.models.registry import make_ref
-    from vitrep.reconstruct import reconstruct
+    from vitrep.reconstruction import reconstruct
     from vitrep.running.runs import cache_key
 
     def as_recorded():

@@ -9,7 +9,7 @@ from vitrep.models.weights import build_model
 from vitrep.models.pool import load_model
 from vitrep.models.registry import make_ref
 from vitrep.config import make_config
-from vitrep.reconstruct import reconstruct, reconstruct_many
+from vitrep.reconstruction import reconstruct, reconstruct_many
 from vitrep.models.surgery import Surgery, make_surgery, parse_blocks
 from vitrep.models.families import get_family
 

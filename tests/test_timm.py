@@ -11,7 +11,7 @@ from vitrep.images import prepare, sample_path
 from vitrep.models.weights import build_model
 from vitrep.models.pool import load_model
 from vitrep.models.registry import make_ref
-from vitrep.reconstruct import reconstruct
+from vitrep.reconstruction import reconstruct
 from vitrep.models.taps import forward_tap
 
 from .conftest import run_cli

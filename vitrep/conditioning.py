@@ -372,7 +372,7 @@ def tap_operator(lm: LoadedModel, configs: Sequence[ReconstructConfig], image: t
 
 
 def start_noise(config: ReconstructConfig, image: torch.Tensor) -> torch.Tensor:
-    """The reconstruction's starting noise a_0 for this config (drawn as :func:`vitrep.reconstruct` draws it)."""
+    """The reconstruction's starting noise a_0 for this config (drawn as :func:`vitrep.reconstruction` draws it)."""
     g = torch.Generator().manual_seed(config.seed)
     _, _, H, W = image.shape
     torch.randn(3, H, W, generator=g)  # the a' baseline's noise comes first

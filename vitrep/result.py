@@ -12,7 +12,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from . import __version__
+from .version import __version__
 from .packing import pack, unpack
 from .config import ReconstructConfig
 

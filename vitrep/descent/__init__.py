@@ -4,6 +4,6 @@
 start, the jitter canvas), ``steps`` (plain GD, normalised GD, Adam; the
 schedules and the blur), ``record`` (curves, snapshots, progress), ``loop``
 (the eager loop and its rows) and ``cudagraph`` (one captured step per
-replay).  :mod:`vitrep.reconstruct` and :mod:`vitrep.generate` are recipes
+replay).  :mod:`vitrep.reconstruction` and :mod:`vitrep.generate` are recipes
 over them.
 """

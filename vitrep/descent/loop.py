@@ -4,7 +4,7 @@ A descent optimises a batch of images ``a`` (one row per run).  This is the
 loop of the descent package, in the manner of lucent's ``optvis``:
 objectives (:mod:`.objectives`), parameterisations (:mod:`.param`), steps
 (:mod:`.steps`) and the recorder (:mod:`.record`) are apart, and
-:mod:`vitrep.reconstruct` and :mod:`vitrep.generate` are short recipes over
+:mod:`vitrep.reconstruction` and :mod:`vitrep.generate` are short recipes over
 them.  What it optimises is injected, as lucent does: ``forward(x, rows)`` gives the
 outputs and one loss per row, ``update(x, grad, n, rows)`` takes a step
 (step size, blur, clamp: the caller's schedule), ``view(a, n)`` picks what

@@ -1,7 +1,7 @@
 """Steps of a descent: the update rule (plain GD, normalised GD, Adam), its schedules, the blur, precision.
 
 Pure tensor code with no model, memo or reporting in it, shared by
-reconstruction (:mod:`vitrep.reconstruct`) and class generation
+reconstruction (:mod:`vitrep.reconstruction`) and class generation
 (:mod:`vitrep.generate`) through the loop (:mod:`vitrep.descent.loop`):
 :class:`Stepper` is every update rule, :class:`Schedule` the step size and
 blur sigma of every step, :class:`Update` one whole step (the rule, then the

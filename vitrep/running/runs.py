@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 import torch
 
 from ..models import sizes
-from ..reconstruct import reconstruct_many
+from ..reconstruction import reconstruct_many
 from .chunks import plan_batches, plan_chunks
 from .memo import Memo, make_key, torch_release
 from ..config import ReconstructConfig, validate
@@ -109,7 +109,7 @@ def check_rows(configs: Sequence[ReconstructConfig]) -> None:
 def run(image: torch.Tensor, config: ReconstructConfig, memo: Optional[Memo] = None,
         progress: Optional[ProgressFn] = None, on_wait: Optional[OnWait] = None,
         queue_limit: Optional[int] = None) -> Result:
-    """:func:`vitrep.reconstruct.reconstruct` through the disk memo: a repeat is a hit (``result.from_cache``)."""
+    """:func:`vitrep.reconstruction.reconstruct` through the disk memo: a repeat is a hit (``result.from_cache``)."""
     return prepare(image, config).run(memo, progress, on_wait, queue_limit)
 
 
