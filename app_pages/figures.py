@@ -4,8 +4,10 @@ from pathlib import Path
 import streamlit as st
 
 import dashboard as ui
+from dashboard.figures import gallery_entries, verdicts
 from vitrep.errors import VitrepError
 from vitrep.figures import BUDGETS, FIGURES, optimizers_of, panel_config, run_figure
+from vitrep.figures.gallery import differences, find
 from vitrep.running.chunks import plan_batches
 
 BUDGET_HELP = {"quick": "a handful of steps: checks that the pipeline runs; nothing moves, so nothing is judged",
@@ -13,15 +15,13 @@ BUDGET_HELP = {"quick": "a handful of steps: checks that the pipeline runs; noth
                "full": "the paper's step counts: hours on a CPU, minutes on a GPU"}
 METHOD_HELP = {"gd": "plain GD: the paper's method", "adam": "Adam: fast, but it can hide poor conditioning",
                "both": "both, side by side: one verdict each"}
-SHOW = {"HELD": st.success, "NOT HELD": st.error, "NOT CHECKED": st.info}
-
 st.title("The paper's figures")
 st.caption("Each figure of the paper as a preset. Its claims are quoted and tested on the run's numbers: HELD, "
            "NOT HELD, or NOT CHECKED where the run cannot tell (panels that did not move, a budget too small, "
            "weights missing). Run it as a grid, or open one panel in the Reconstruct form.")
 
 names = sorted(FIGURES, key=lambda n: FIGURES[n].figure)
-first = next(n for n in names if not FIGURES[n].needs_trained)  # open on a figure that runs offline
+first = "layer-depth"  # figure 2, the write-up's central figure, open at once from the gallery
 name = st.selectbox("Figure", names, index=names.index(first), key="pr_name",
                     format_func=lambda n: f"{FIGURES[n].figure}. {FIGURES[n].title}"
                                           + (" (needs trained weights)" if FIGURES[n].needs_trained else ""))
@@ -34,10 +34,22 @@ if fig.claims:
                         + (" Judged under plain GD only: it is about minimising m by gradient descent." if c.on_m else ""))
 else:
     st.markdown("*The paper states no finding for this figure: its panels are shown without a verdict.*")
+
+gallery = find(fig.figure)
+if gallery:
+    st.subheader("At the write-up's budget, from the gallery")
+    gallery_entries(gallery)
+elif fig.needs_trained:
+    st.caption("No gallery entry: this figure needs trained weights. On a machine that has them, the README's "
+               "Gallery section says how to add it.")
+st.subheader("Run it live")
 c1, c2 = st.columns(2)
 method = c1.radio("Optimizer", ["gd", "adam", "both"], horizontal=True, key="pr_opt",
                   format_func=lambda m: METHOD_HELP[m])
 offered = [b for b in BUDGETS if b != "full" or not ui.public_mode()]  # a public server never runs for hours
+if ui.public_mode():
+    st.caption("This public server runs the quick and demo budgets; the write-up's full budget takes hours on its "
+               "CPU, so its results are the gallery's above.")
 budget = c2.radio("Budget", offered, index=offered.index("full" if ui.ON_GPU and "full" in offered else "demo"),
                   horizontal=True, key="pr_budget", format_func=lambda b: f"{b}: {BUDGET_HELP[b]}")
 opts = optimizers_of(method)
@@ -96,23 +108,14 @@ if idx is not None and c2.button("Open in Reconstruct", key="pr_open"):
 
 res = st.session_state.get(ui.keys.PR_RESULT)
 if res and res[0] == fig.name:
-    _, out, summary = res
+    _, out, summary = res[:3]
     if summary.get("variant"):
         st.info(summary["variant"][0].upper() + summary["variant"][1:] + ".")
-    ran = summary["optimizers"]
-    methods = [m for m in ran if any(v["optimizer"] == m for v in summary["verdicts"])]
-    once = [v for v in summary["verdicts"] if v["optimizer"] not in ran]  # class images, filters: judged once
-    cols = st.columns(len(methods)) if len(methods) > 1 else [st.container()]
-    for col, m in zip(cols, methods):
-        with col:
-            for v in [v for v in summary["verdicts"] if v["optimizer"] == m]:
-                SHOW[v["verdict"]](v["line"])
-    for v in once:
-        SHOW[v["verdict"]](v["line"])
-    for line in summary["disagreements"]:
-        st.warning(line)
-    if not summary["claims"]:
-        st.caption("The paper states no finding for this figure: its panels are shown without a verdict.")
+    verdicts(summary)
+    same = [e for e in gallery if set(e.optimizers) & set(summary["optimizers"])]
+    for e in same:
+        for line in differences(summary, e.summary):
+            st.caption(line)
     st.image(str(Path(out) / "contact_sheet.png"), width="stretch")
     if summary["budget"] == "quick":
         st.caption("Quick budget: a handful of steps, a pipeline check; the claims need the demo budget.")

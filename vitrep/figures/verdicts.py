@@ -201,7 +201,8 @@ class Verdict:
 
     def to_dict(self) -> dict:
         return {"figure": self.figure, "claim": self.number, "optimizer": self.optimizer, "method": self.method,
-                "verdict": self.verdict, "by_metric": self.by_metric, "split": self.split, "measure": self.measure,
+                "verdict": self.verdict, "words": self.words(), "by_metric": self.by_metric, "split": self.split,
+                "measure": self.measure,
                 "quote": self.quote, "test": self.test, "reason": self.reason, "evidence": self.evidence,
                 "line": self.line()}
 

@@ -1,0 +1,87 @@
+"""The gallery: entries that list, show without computing, and cannot go stale silently."""
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from vitrep.figures import FIGURES, figure_cells, get_figure
+from vitrep.figures import gallery as G
+
+ENTRIES = G.entries()
+
+
+def _fake_entry(root, number=13, optimizer="gd"):
+    """An entry of figure ``number`` whose stored panels are what today's catalogue runs (nothing computed)."""
+    fig = get_figure(number)
+    budget, steps = G.PLAN[fig.figure]
+    cells = figure_cells(fig, budget, optimizer=optimizer, steps=steps)
+    path = root / G.entry_name(fig, optimizer)
+    path.mkdir(parents=True)
+    rows = [{"label": c.labels["panel"], "optimizer": c.labels["optimizer"], "kind": "reconstruct",
+             "steps": c.config.steps, "config": c.config.to_dict(), "file": "x.png"} for c in cells]
+    summary = {"preset": fig.name, "figure": fig.figure, "budget": budget, "steps": steps, "optimizers": [optimizer],
+               "images": {"rocket": "rocket"}, "panels": rows,
+               "verdicts": [{"claim": 1, "optimizer": optimizer, "verdict": "HELD", "words": "HELD by distance (L2)",
+                             "by_metric": {"L2": "HELD"}, "line": "HELD by distance (L2) (plain GD), figure 13 ..."}],
+               "claims": 1, "disagreements": []}
+    (path / "distances.json").write_text(json.dumps(summary))
+    (path / "provenance.json").write_text(json.dumps({"cpu": "test CPU", "seconds": 600, "vitrep_commit": "abc",
+                                                      "torch": "2.14.1", "device": "cpu", "date": "2026-12-07"}))
+    (path / "contact_sheet.png").write_bytes(b"png")
+    return G.entries(root)[0]
+
+
+def test_an_entry_made_from_todays_catalogue_is_not_stale(tmp_path):
+    e = _fake_entry(tmp_path)
+    assert G.stale(e) == [] and G.stale_sentence(e) == ""
+    assert e.line().startswith("figure 13  rocket       gd       full (10,000 steps a panel)  1 HELD")
+    assert "computed on cpu (test CPU) in 10 min" in e.line()
+
+
+def test_a_changed_catalogue_makes_an_entry_stale_with_a_sentence(tmp_path, monkeypatch):
+    e = _fake_entry(tmp_path)
+    fig = FIGURES["attention-non-invertible"]
+    monkeypatch.setitem(FIGURES, fig.name, replace(fig, panels=tuple(replace(p, steps=5_000) for p in fig.panels)))
+    what = G.stale(e)
+    assert what and "steps 10000 -> 5000" in what[0], what
+    s = G.stale_sentence(e)
+    assert s.startswith(f"The gallery entry {e.path.name} was made by an older vitrep (abc)")
+    assert s.endswith("rebuild it with `python -m vitrep gallery build --figures 13 --optimizer gd`.")
+    assert "python" not in G.stale_sentence(e, command=False)  # the page names no command
+
+
+def test_show_copies_the_files_and_computes_nothing(tmp_path):
+    e = _fake_entry(tmp_path / "g")
+    written = G.show(e, tmp_path / "out")
+    assert sorted(p.name for p in written) == ["contact_sheet.png", "distances.json", "provenance.json"]
+
+
+def test_a_live_run_that_differs_from_the_gallery_says_why():
+    stored = {"panels": [{"kind": "reconstruct", "steps": 1500}],
+              "verdicts": [{"claim": 1, "optimizer": "gd", "verdict": "HELD", "words": "HELD by structure (SSIM)",
+                            "by_metric": {"SSIM": "HELD"}}]}
+    idle = {"panels": [{"kind": "reconstruct", "steps": 150}],
+            "verdicts": [{"claim": 1, "optimizer": "gd", "verdict": "NOT CHECKED", "words": "NOT CHECKED",
+                          "by_metric": {}, "reason": "panels did not move (1 of 4): x"}]}
+    (line,) = G.differences(idle, stored)
+    assert line.startswith("Claim 1 (plain GD): 150 steps a panel: too short to judge (panels did not move")
+    assert line.endswith("at the write-up's budget (1,500 steps a panel) it is HELD by structure (SSIM).")
+    other = {**idle, "verdicts": [{"claim": 1, "optimizer": "gd", "verdict": "NOT HELD",
+                                   "words": "NOT HELD by structure (SSIM)", "by_metric": {"SSIM": "NOT HELD"}}]}
+    (line,) = G.differences(other, stored)
+    assert "150 steps a panel give NOT HELD by structure (SSIM); the write-up's budget (1,500 steps a panel)" in line
+    assert G.differences(stored, stored) == []
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e.path.name for e in ENTRIES])
+def test_every_shipped_entry_matches_todays_catalogue(entry):
+    """A catalogue or default change that changes what a gallery figure runs fails here, naming the entry."""
+    assert not G.stale(entry), G.stale_sentence(entry)
+    assert (entry.path / "contact_sheet.png").stat().st_size > 10_000
+    for r in entry.summary["panels"]:
+        assert (entry.path / r["file"]).is_file()
+        if r["kind"] == "reconstruct":
+            assert {"input_distance", "ssim"} <= set(r["final"]), r["label"]
+    p = entry.provenance
+    assert {"vitrep_commit", "torch", "device", "cpu", "date", "seconds"} <= set(p)
