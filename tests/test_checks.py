@@ -5,7 +5,7 @@ rows give NOT HELD, rows in which nothing moved (idle) give NOT CHECKED, rows
 whose m_g fell slowly but whose image moved are judged as the held rows are,
 rows on which structure and distance disagree give a split verdict naming
 each, and the verdict line starts with its verdict.  Rows are built as
-``distances.json`` rows are (:func:`vitrep.figures.run.reconstruction_row`'s
+``distances.json`` rows are (:func:`vitrep.figures.rows.reconstruction_row`'s
 keys); a row's SSIM is ``10 / d`` unless given, so that "closer by x" means
 the same under both metrics.
 """

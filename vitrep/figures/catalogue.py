@@ -24,7 +24,8 @@ from typing import Optional
 
 from ..errors import ConfigError
 from ..models.taps import describe_tap
-from .checks import CLAIMS, CLASSES, VARIANTS_10
+from .checks import CLAIMS, CLASSES
+from .checks_removals import VARIANTS_10
 from .verdicts import Claim
 
 BUDGETS = ("quick", "demo", "full")
