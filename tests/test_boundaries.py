@@ -41,7 +41,7 @@ def _imports(name: str, path, modules: dict) -> set[str]:
 def test_engine_never_imports_streamlit():
     mods = sorted(m[len("vitrep."):] for m in _modules() if m != "vitrep" and not m.endswith("__main__"))
     assert {"fast.linear", "calibration", "reconstruction", "api", "figures.checks", "descent.loop",
-            "models.families.deit", "running.memo", "models.pool"} <= set(mods)  # the whole package
+            "models.families.timm_vit", "running.memo", "models.pool"} <= set(mods)  # the whole package
     code = "import sys\n" + "".join(f"import vitrep.{m}\n" for m in mods) + \
         "bad = [m for m in sys.modules if m.split('.')[0] == 'streamlit']\nprint(bad)\nsys.exit(1 if bad else 0)\n"
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

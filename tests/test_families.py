@@ -1,9 +1,11 @@
-"""Family adapters: the one place that knows a kind of network; DeiT added as one adapter file.
+"""Family adapters: the one place that knows a kind of network; DeiT, a timm model under a short name.
 
-The DeiT family (timm's VisionTransformer, untrained deit_tiny) came in as
-``vitrep/models/families/deit.py`` plus its entry in the registry: these tests show
-it working through every user-facing path (engine, CLI, dashboard) with no
-change to the CLI or the dashboard.
+The DeiT family (``deit``: timm's VisionTransformer, untrained deit_tiny) is
+served by the one adapter of timm's ViTs (``vitrep/models/families/timm_vit.py``)
+with its entry in the registry: these tests show it working through every
+user-facing path (engine, CLI, dashboard) with no change to the CLI or the
+dashboard, and that ``deit_tiny`` is ``timm:deit_tiny_patch16_224`` under
+another name.
 """
 
 import json
@@ -17,9 +19,11 @@ from vitrep.models import pool, sizes
 from vitrep.fast import linear as fastops
 from vitrep.calibration import default_schedule
 from vitrep.models.families import FAMILIES, get_family
+from vitrep.models.families.timm_models import timm_spec
 from vitrep.filters import filter_grid
 from vitrep.models.registry import SPECS, make_ref
 from vitrep.models.pool import load_model
+from vitrep.models.weights import build_model
 from vitrep.config import make_config
 from vitrep.reconstruction import reconstruct
 from vitrep.models.taps import forward_tap, run_paths, tap_path
@@ -67,6 +71,19 @@ def test_every_spec_belongs_to_a_registered_family_and_says_its_parts():
         for t in taps:  # every canonical tap reads back as itself
             assert adapter.parse_tap(t, ref.num_blocks) == t
         assert adapter.components and adapter.first_conv and adapter.classifier and "stem" in adapter.swap_aliases
+
+
+def test_deit_tiny_is_a_timm_name_like_any_other():
+    """The short name's spec agrees with what timm_spec reads off the model, and both build the same network."""
+    short, long = make_ref("deit_tiny").spec, timm_spec("timm:deit_tiny_patch16_224")
+    assert type(short.adapter) is type(long.adapter)
+    assert (short.size, short.depth, short.mean, short.std, short.trained) == \
+        (long.size, long.depth, long.mean, long.std, long.trained)
+    (a, _), (b, _) = build_model(make_ref("deit_tiny", seed=3)), build_model(make_ref("timm:deit_tiny_patch16_224", seed=3))
+    assert a.state_dict().keys() == b.state_dict().keys()
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k
+    assert short.adapter.packable_bytes(a) == long.adapter.packable_bytes(b) > 0
 
 
 def test_deit_taps_follow_timm_forward(deit, x224):

@@ -82,6 +82,26 @@ def test_an_unsupported_or_unknown_timm_model_is_one_sentence(name, words):
         make_ref(name)
 
 
+@pytest.mark.parametrize("name", ["timm:vit_small_patch14_reg4_dinov2.lvd142m", "timm:eva02_tiny_patch14_224.mim_in22k"])
+def test_a_timm_vit_packs_what_its_memory_estimate_says(name, monkeypatch):
+    """On the packed CPU path a ViT packs its patch embedding and plain MLPs; EVA's gated MLPs run as themselves.
+    The estimate the memory budget reads (sizes.model_bytes) equals what a run packs; that the packed outputs are
+    timm's is test_an_intact_timm_vit_tap_is_the_models_own_forward and the EVA logits test."""
+    from vitrep.fast import linear as fastops
+    from vitrep.models import pool, sizes
+    from vitrep.models.taps import run_paths, tap_path
+
+    if not fastops.enabled():
+        pytest.skip("oneDNN's packed path is not available on this CPU")
+    monkeypatch.setenv("VITREP_FAST_BUDGET_MB", "4096")
+    lm = load_model(make_ref(name, seed=4), "cpu")
+    x = torch.rand(1, 3, lm.size, lm.size, requires_grad=True)
+    path = tap_path(lm, "logits")  # kept alive: a pack lives as long as the (reshaped) weight it packs
+    run_paths(x, [path])[0].sum().backward()
+    packs = fastops.pack_bytes(lm.module.parameters())
+    assert packs > 0 and sizes.model_bytes(lm.ref, fast=True) == pool.module_bytes(lm.module) + packs
+
+
 def test_a_hand_made_safetensors_file_loads_as_trained_weights(tmp_path):
     """Through the user-facing path: --weights FILE on the command line, and a swap from it."""
     from safetensors.torch import save_file

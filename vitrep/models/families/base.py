@@ -10,7 +10,7 @@ asks which family a model is; it asks the model's adapter
 (``spec.adapter``, ``ref.adapter``, ``lm.adapter``).
 
 :class:`TokenFamily` holds what the token models (ViT, the feed-forward ViT,
-DeiT, MLP-Mixer) share: ``stem`` -> [``embed``] -> blocks -> ``norm`` ->
+timm's ViTs, MLP-Mixer) share: ``stem`` -> [``embed``] -> blocks -> ``norm`` ->
 ``logits`` and the taps of that chain.
 """
 
@@ -219,6 +219,12 @@ def get_family(name: str) -> Family:
     return found
 
 
+def is_patch_conv(conv: nn.Conv2d) -> bool:
+    """A convolution that cuts patches: square kernel = stride, no padding (:func:`patch_product` applies)."""
+    p = conv.kernel_size[0]
+    return conv.stride == (p, p) and conv.padding == (0, 0) and conv.kernel_size == (p, p)
+
+
 def patch_product(conv: nn.Conv2d, size: int, fallback: Callable, fast: bool = False) -> Callable:
     """A patch-embedding convolution as one matrix product, tokens ``(B, N, D)`` in row-major order.
 
@@ -228,9 +234,9 @@ def patch_product(conv: nn.Conv2d, size: int, fallback: Callable, fast: bool = F
     strided convolution's (benchmarks/), and the result agrees to float
     rounding (tests/test_taps.py).  Any other convolution runs ``fallback``.
     """
-    p = conv.kernel_size[0]
-    if conv.stride != (p, p) or conv.padding != (0, 0) or conv.kernel_size != (p, p):
+    if not is_patch_conv(conv):
         return fallback
+    p = conv.kernel_size[0]
     weight = conv.weight.reshape(conv.out_channels, -1)  # (D, 3*p*p)
 
     def f(x: torch.Tensor) -> torch.Tensor:
@@ -242,7 +248,7 @@ def patch_product(conv: nn.Conv2d, size: int, fallback: Callable, fast: bool = F
     return f
 
 
-# The six parts of a pre-norm transformer block, as every ViT adapter (torchvision, DeiT, timm) names them.
+# The six parts of a pre-norm transformer block, as every ViT adapter (torchvision's, timm's) names them.
 VIT_COMPONENTS = ("ln_1", "attention", "residual_1", "ln_2", "mlp", "residual_2")
 
 
