@@ -231,9 +231,9 @@ def _is_int(v) -> bool:
 
 
 def _fields(c: ReconstructConfig) -> ReconstructConfig:
-    """Every field's type and bounds (of every mode), the model's too (:func:`vitrep.models.check_ref`)."""
+    """Every field's type and bounds (of every mode), the model's too (:func:`vitrep.models.registry.check_ref`)."""
     if not isinstance(c.model, ModelRef):
-        raise ConfigError("The config's model must be a model reference (vitrep.models.make_ref).")
+        raise ConfigError("The config's model must be a model reference (vitrep.models.registry.make_ref).")
     check_ref(c.model)
     if _is_int(c.steps) and c.steps < 1:
         raise ConfigError(f"Steps must be at least 1, not {c.steps}.")
@@ -269,7 +269,7 @@ def _step_limit(steps: int) -> None:
 
 
 def _check(c: ReconstructConfig) -> ReconstructConfig:
-    """The resolved config against this server's limits: with :func:`vitrep.models.check_ref` (which
+    """The resolved config against this server's limits: with :func:`vitrep.models.registry.check_ref` (which
     :func:`_fields` ran) the one place the engine enforces public mode for a reconstruction."""
     _step_limit(c.steps)
     for name in ("lr_start", "lr_end"):  # resolved now: the calibrated numbers, or the user's

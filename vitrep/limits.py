@@ -2,7 +2,7 @@
 
 A leaf module (it imports nothing from vitrep but :mod:`vitrep.errors`), read
 by the engine, which enforces these limits (config validation:
-:func:`vitrep.config.validate`, :func:`vitrep.models.check_ref`,
+:func:`vitrep.config.validate`, :func:`vitrep.models.registry.check_ref`,
 :func:`vitrep.generate.make_generate_config`; the row check of
 :mod:`vitrep.models.sizes`), and by the dashboard, which draws its widgets from the
 same numbers.  ``docs/security.md`` says what each limit defends against.

@@ -9,7 +9,7 @@ top (about 0.65 GB for ``import torch`` with a CUDA build of torch, less with
 a CPU build; see ``benchmarks/memory.py``).  This module holds the estimates
 the budget is kept with:
 
-- :func:`vitrep.models.load_model` keeps the cached models least recently
+- :func:`vitrep.models.pool.load_model` keeps the cached models least recently
   used first and, before it builds a new model, evicts from that end until
   the new one fits (its estimate from :func:`model_bytes`).  A model alone
   over the budget is refused with :class:`MemoryBudgetError`.  Eviction

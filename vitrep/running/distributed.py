@@ -52,7 +52,7 @@ def import_ray():
 class ClusterProgress(Progress):
     """What a Ray run's progress callback sees, once per finished chunk.
 
-    As :class:`~vitrep.reconstruction.Progress` (``step``/``total`` are steps
+    As :class:`~vitrep.result.Progress` (``step``/``total`` are steps
     done/in all over every row of the call, so ``steps_per_second`` is the
     cluster's rate; ``rows``/``images``/``baselines`` are the finished chunk's
     final numbers), plus the counts of chunks and rows and an estimate of the
@@ -136,7 +136,7 @@ def balance(chunks: list[_Chunk], costs: Sequence[float], target: int) -> list[_
 
 
 class RayExecutor:
-    """Runs :func:`~vitrep.reconstruction.run_batch` on a pool of Ray actors.
+    """Runs :func:`~vitrep.running.runs.run_batch` on a pool of Ray actors.
 
     ``address``: ``None``/``"local"`` starts a local Ray (``num_cpus``:
     ``workers * cpus_per_worker``, else every core) and shuts it down at

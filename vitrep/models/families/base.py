@@ -147,7 +147,7 @@ class Family:
         raise NotImplementedError
 
     def path(self, lm, tap: str, surgery, pos_embed: bool, fast: bool) -> list[Op]:
-        """The operations from the (normalised) image to ``tap`` of the :class:`vitrep.models.LoadedModel` ``lm``;
+        """The operations from the (normalised) image to ``tap`` of the :class:`vitrep.models.weights.LoadedModel` ``lm``;
         keys include the :class:`vitrep.models.surgery.Surgery` so rows that differ split."""
         raise NotImplementedError
 
