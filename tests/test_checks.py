@@ -143,7 +143,9 @@ def test_a_claim_that_holds_says_held(fig, n):
     claim = CLAIMS[fig][n - 1]
     v = verdict(fig, n, CASES[(fig, n)][0])
     assert v.verdict == HELD and not v.split, v.line()
-    assert re.match(r"^HELD by .+ \((plain GD|normalised GD|no descent)\), figure \d+ claim \d+: \"", v.line())
+    assert re.match(r"^HELD by .+ \((plain GD|normalised GD|no descent)\), figure \d+ claim \d+: [A-Z0-9m].+ "
+                    r"The write-up: \"", v.line()), v.line()
+    assert v.plain and v.line().index(v.plain) < v.line().index(claim.quote)  # plain words first, then the quote
     assert v.evidence and claim.quote in v.line()
     assert v.line().startswith(f"HELD by {claim.measured_by()} ("), v.line()  # its metric(s), its own first
     if claim.metrics:  # both metrics of every panel it reads, whichever judged
@@ -361,3 +363,46 @@ def test_docs_list_every_claim_as_the_code_tests_it():
     for f in FIGURES.values():
         for c in f.claims:
             assert c.quote in doc and c.test in doc, (f.figure, c.quote[:40])
+
+
+def test_plain_words_say_the_numbers_as_percentages():
+    """Plain words first, by the claim's own metric: 'ends 63% farther from the image', '7% less like it'."""
+    v = verdict(7, 1, {"encoder 1": R(17.6), "encoder 12": R(28.6)})
+    assert v.verdict == HELD and v.plain == ("At equal steps encoder 12 ends 62% farther from the image than encoder 1 "
+                                             "(the write-up: a decrease with depth).")
+    held = verdict(2, 1, CASES[(2, 1)][0])
+    assert held.plain.startswith("The ViT's reconstruction ends 4% less like the image in structure at encoder 12 "
+                                 "than at encoder 1 (the write-up: about the same); ResNet-50's ends 50% less like")
+    rev = verdict(16, 4, CASES[(16, 4)][1])
+    assert rev.verdict == NOT_HELD and rev.plain.startswith("Block 8 without layer norms ends 11% more like the image")
+
+
+def test_a_split_verdict_says_both_metrics_in_words():
+    rows = {"ViT encoder 1": R(54.8, s=0.635), "ViT encoder 12": R(72.5, s=0.589),
+            "ResNet layer1": R(65.3, s=0.698), "ResNet layer4": R(110.1, s=0.472)}
+    v = verdict(2, 1, rows)
+    assert v.plain.startswith("The ViT's reconstruction ends 7% less like the image in structure at encoder 12")
+    assert " By distance (L2): the ViT's reconstruction ends 32% farther from the image at encoder 12" in v.plain
+
+
+def test_a_budget_below_the_write_ups_is_said_in_the_verdict():
+    full = {label: 1500 for label in CASES[(2, 1)][0]}
+    v = judge_claim(2, 1, CLAIMS[2][0], CASES[(2, 1)][0], "gd", (), "demo", full)
+    assert v.note == "150 steps a panel; the write-up used 1,500."
+    assert "150 steps a panel; the write-up used 1,500. The write-up: \"Compare" in v.line()
+    at_full = {label: R(d=r["final"]["input_distance"], steps=1500) for label, r in CASES[(2, 1)][0].items()}
+    assert judge_claim(2, 1, CLAIMS[2][0], at_full, "gd", (), "full", full).note == ""
+
+
+def test_a_loose_bar_is_said_where_an_image_still_noise_passes_it():
+    """ResNet layer3 and layer4 pass m_g < m_r with images no closer than their starting noise (the issue's
+    demo-budget contact sheet): the verdict says so; a panel that passes and moved closer is not named."""
+    rows = {**{k: R(ratio=2.0) for k in VIT}, **{k: R(ratio=0.5) for k in RES}}
+    for k in ("ResNet layer3", "ResNet layer4"):
+        rows[k] = R(d=118.0, start_d=120.0, ratio=0.3)  # kept 0.98: still noise, yet m_g < m_r
+    v = verdict(2, 2, rows)
+    assert v.note == ("ResNet layer3, ResNet layer4 meet the bar m_g < m_r while their images are no closer to the "
+                      "picture than the noise they started from: m_r is large there, so the bar is loose.")
+    assert v.note in v.line()
+    assert verdict(2, 2, CASES[(2, 2)][0]).note == ""
+

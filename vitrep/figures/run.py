@@ -33,7 +33,7 @@ from ..sheets import contact_sheet
 from ..models.taps import tap_path
 from .catalogue import Figure, Panel, check_budget
 from .rows import high_frequency, neighbour_correlations, reconstruction_row  # noqa: F401 (handed on)
-from .verdicts import METHODS, NOT_CHECKED, Verdict, disagreements, judge_claim
+from .verdicts import CLEARLY, METHODS, NOT_CHECKED, Verdict, disagreements, judge_claim
 
 OPTIMIZER_CHOICES = ("gd", "adam", "both")
 JUDGE_MODEL = "resnet50"  # figure 1's second opinion: a trained model that did not make the images
@@ -176,10 +176,11 @@ def verdicts_of(fig: Figure, rows: dict[str, dict], opts: list[str], left_out: S
                 budget: str = "") -> list[Verdict]:
     """One verdict per claim and optimizer; ``rows`` maps an optimizer (or ``none``/``ngd``) to ``{label: row}``."""
     kinds = {p.label: p.kind for p in fig.panels + tuple(fig.demo_panels)}
+    full = {p.label: p.steps for p in fig.panels + tuple(fig.demo_panels) if p.kind == "reconstruct"}
     out = []
     for n, claim in enumerate(fig.claims, 1):
         for opt in _methods(claim, kinds, opts):
-            out.append(judge_claim(fig.figure, n, claim, rows.get(opt, {}), opt, left_out, budget))
+            out.append(judge_claim(fig.figure, n, claim, rows.get(opt, {}), opt, left_out, budget, full))
     return out
 
 
@@ -187,7 +188,10 @@ def verdicts_of(fig: Figure, rows: dict[str, dict], opts: list[str], left_out: S
 
 def _caption(p: Panel, r, image: str = "", method: str = "") -> str:
     if isinstance(r, Result):
-        mark = "< m_r (pass)" if r.success else ">= m_r"
+        start = r.curves["input_distance"][0] if r.curves["input_distance"] else float("inf")
+        still_noise = r.final["input_distance"] / max(start, 1e-30) > 1 - CLEARLY  # see verdicts.loose_bar
+        mark = (("< m_r (pass, but the image is still noise)" if still_noise else "< m_r (pass)") if r.success
+                else ">= m_r")
         back = f" back-offs {r.backoffs}" if r.backoffs else ""
         tag = f"[{method}] " if method else ""
         return (f"{tag}{p.label}{' (' + image + ')' if image else ''}\n"

@@ -143,6 +143,7 @@ class Claim:
     descent: bool = True
     metrics: tuple[str, ...] = ()
     measure: str = ""  # what a claim without picture metrics reads, e.g. "m_g / m_r"
+    says: Optional[Callable] = field(default=None, repr=False, compare=False)  # (rows, metric) -> plain sentence
 
     def measured_by(self) -> str:
         """What the verdict line names as the claim's metric or metrics."""
@@ -164,6 +165,8 @@ class Verdict:
     by_metric: dict = field(default_factory=dict)  # {"SSIM": verdict, "L2": verdict}, the claim's own first
     measure: str = ""  # what a claim without picture metrics reads
     reasons: dict = field(default_factory=dict)  # per metric, why it was NOT CHECKED by it
+    plain: str = ""  # what the numbers say, in words, before the quote and the test
+    note: str = ""  # about the run: a budget below the write-up's, a bar met by an image still noise
 
     @property
     def split(self) -> bool:
@@ -192,7 +195,9 @@ class Verdict:
         if self.reasons:
             head += " (" + "; ".join(f"not checked by {k}: {r}" for k, r in self.reasons.items()) + ")"
         nums = ", ".join(f"{k} {v}" for k, v in self.evidence.items())
-        return f"{head}: \"{self.quote}\" Test: {self.test}." + (f" [{nums}]" if nums else "")
+        words = " ".join(x for x in (self.plain, self.note) if x)
+        quote = f"The write-up: \"{self.quote}\"" if words else f"\"{self.quote}\""
+        return f"{head}: {words + ' ' if words else ''}{quote} Test: {self.test}." + (f" [{nums}]" if nums else "")
 
     def short(self) -> str:
         """The line for a contact sheet: the verdict and the test (or why it was not checked), no quote."""
@@ -202,7 +207,7 @@ class Verdict:
     def to_dict(self) -> dict:
         return {"figure": self.figure, "claim": self.number, "optimizer": self.optimizer, "method": self.method,
                 "verdict": self.verdict, "words": self.words(), "by_metric": self.by_metric, "split": self.split,
-                "measure": self.measure,
+                "measure": self.measure, "plain": self.plain, "note": self.note,
                 "quote": self.quote, "test": self.test, "reason": self.reason, "evidence": self.evidence,
                 "line": self.line()}
 
@@ -273,12 +278,37 @@ def moved(row: dict) -> tuple[bool, str]:
 
 # --- judging ------------------------------------------------------------------------------------------
 
+def loose_bar(rows: dict) -> list[str]:
+    """The panels that meet the write-up's bar m_g < m_r while their image ended no closer to the picture than the
+    noise it started from (not 5% closer: 'a decrease'): deep layers, whose m_r is large, make the bar loose."""
+    return [label for label, r in rows.items() if r.get("kind", "reconstruct") == "reconstruct" and r.get("start")
+            and m_over_r(r) < 1 and kept(r) > 1 - CLEARLY]
+
+
+def run_note(claim: Claim, rows: dict, full_steps: Optional[dict] = None) -> str:
+    """What a reader must know about the run behind a verdict: a budget below the write-up's, a loose bar."""
+    notes = []
+    recon = {k: r for k, r in rows.items() if k in claim.reads and r.get("kind", "reconstruct") == "reconstruct"}
+    ran = sorted({int(r.get("steps", 0)) for r in recon.values()})
+    wrote = sorted({full_steps[k] for k in recon if full_steps and k in full_steps})
+    if ran and wrote and ran[-1] < wrote[-1]:
+        span = lambda v: f"{v[0]:,}" if len(v) == 1 else f"{v[0]:,}-{v[-1]:,}"  # noqa: E731
+        notes.append(f"{span(ran)} steps a panel; the write-up used {span(wrote)}.")
+    loose = loose_bar(recon)
+    if loose:
+        notes.append(f"{', '.join(loose)} {'meets' if len(loose) == 1 else 'meet'} the bar m_g < m_r while "
+                     f"{'its image is' if len(loose) == 1 else 'their images are'} no closer to the picture than the "
+                     f"noise {'it' if len(loose) == 1 else 'they'} started from: m_r is large there, so the bar is loose.")
+    return " ".join(notes)
+
+
 def judge_claim(figure: int, number: int, claim: Claim, rows: dict, optimizer: str,
-                left_out: Sequence[str] = (), budget: str = "") -> Verdict:
+                left_out: Sequence[str] = (), budget: str = "", full_steps: Optional[dict] = None) -> Verdict:
     """The verdict on ``claim`` over ``rows`` (``{label: row}`` of one optimizer's run).
 
     ``left_out``: the figure's panels this budget leaves out (a claim reading
-    one is NOT CHECKED, budget too small).
+    one is NOT CHECKED, budget too small).  ``full_steps``: each panel's steps
+    at the write-up's budget, for the note that a run was shorter.
     """
     v = lambda verdict, reason="", evidence=None: Verdict(figure, number, optimizer, verdict, claim.quote,  # noqa: E731
                                                             claim.test, reason, evidence or {})
@@ -305,12 +335,14 @@ def judge_claim(figure: int, number: int, claim: Claim, rows: dict, optimizer: s
         shown = "; ".join(still[:3]) + (f"; and {len(still) - 3} more" if len(still) > 3 else "")
         return v(NOT_CHECKED, f"panels did not move ({len(still)} of {len(checked)}): {shown}")
     read = {label: rows[label] for label in claim.reads}
+    note = run_note(claim, read, full_steps)
     if not claim.metrics:
         try:
             holds, evidence = claim.judge(read)
         except NotChecked as e:
             return v(NOT_CHECKED, str(e))
-        return replace(v(HELD if holds else NOT_HELD, evidence=_rounded(evidence)), measure=claim.measured_by())
+        return replace(v(HELD if holds else NOT_HELD, evidence=_rounded(evidence)), measure=claim.measured_by(),
+                       plain=_plain(claim, read, []), note=note)
     by, reasons = {}, {}
     evidence = {f"{label} {m.short}": m.of(read[label]) for label in claim.reads for m in METRICS.values()
                 if m.key in read[label].get("final", {})}  # both metrics of every panel, whichever judges
@@ -323,7 +355,31 @@ def judge_claim(figure: int, number: int, claim: Claim, rows: dict, optimizer: s
         except NotChecked as e:
             by[m.short], reasons[m.short] = NOT_CHECKED, str(e)
     first = next(iter(by))
-    return replace(v(by[first], reasons.get(first, ""), _rounded(evidence)), by_metric=by, reasons=reasons)
+    return replace(v(by[first], reasons.get(first, ""), _rounded(evidence)), by_metric=by, reasons=reasons,
+                   plain=_plain(claim, read, [METRICS[n] for n in claim.metrics if by[METRICS[n].short] != NOT_CHECKED],
+                                len(set(by.values())) > 1), note=note)
+
+
+def _plain(claim: Claim, read: dict, metrics: list, split: bool = False) -> str:
+    """The claim's plain sentence on these rows: by its own metric, and by the other where the two disagree."""
+    if claim.says is None:
+        return ""
+    try:
+        if not claim.metrics:
+            return claim.says(read, None)
+        said = [claim.says(read, m) for m in (metrics if split else metrics[:1])]
+    except NotChecked:
+        return ""
+    if len(said) > 1:
+        said[1] = f"By {metrics[1].name}: {said[1][0].lower()}{said[1][1:]}"
+    return " ".join(said)
+
+
+def farther(m: Metric, worse: float) -> str:
+    """``63% farther from the image`` (distance) or ``7% less like the image in structure`` (SSIM)."""
+    if m is None or m.lower_is_better:
+        return f"{abs(worse):.0%} {'farther from' if worse >= 0 else 'closer to'} the image"
+    return f"{abs(worse):.0%} {'less' if worse >= 0 else 'more'} like the image in structure"
 
 
 def _rounded(evidence: dict) -> dict:
