@@ -6,7 +6,7 @@ import streamlit as st
 import dashboard as ui
 from dashboard.figures import gallery_entries, verdicts
 from vitrep.errors import VitrepError
-from vitrep.figures import BUDGETS, FIGURES, optimizers_of, panel_config, run_figure
+from vitrep.figures import BUDGETS, FIGURES, local_only, optimizers_of, panel_config, run_figure
 from vitrep.figures.gallery import differences, find
 from vitrep.running.chunks import plan_batches
 
@@ -73,22 +73,32 @@ if fig.needs_trained:
             "download on the first run; without internet, give a checkpoint file below to stand in for them.")
     ckpt = ui.checkpoint_input("Checkpoint standing in for 'trained'", "pr_ckpt")
 
+try:
+    cannot = local_only(fig, budget, method, ckpt)
+except VitrepError:  # e.g. trained weights this machine cannot have: the run says so when clicked
+    cannot = ""
+if cannot:
+    st.info("Local only: this server cannot run this figure live (" + cannot.split(";")[0] + ")."
+            + (" Its result at the write-up's budget is the gallery's above." if gallery else ""))
 c1, c2 = st.columns(2)
-if c1.button("Run this figure", type="primary", key="pr_run"):
+if c1.button("Run this figure", type="primary", key="pr_run", disabled=bool(cannot)):
     st.session_state.pop(ui.keys.PR_RESULT, None)
+    area = st.empty()  # the run's widgets: emptied if the run is refused, so nothing is left behind
     try:
         out = ui.session_output_folder(fig.name)  # removed with the session; a rerun replaces its files
         recon = [x for x in fig.panels_for(budget) if x.kind == "reconstruct"]
         plan = plan_batches([panel_config(x, fig.steps_for(x, budget), ckpt, optimizer=o) for o in opts for x in recon])
-        with ui.running("pr_stop", lambda: ui.Live([x.label for x in recon],
-                                                   max([fig.steps_for(x, budget) for x in recon] or [1]),
-                                                   show_image=False, batches=max(1, len(plan)))) as run:
-            with st.status(f"Running figure {fig.figure} ({budget} budget, {METHOD_HELP[method]})…",
-                           expanded=True) as status:
-                summary = run_figure(fig, out, budget, ckpt, ui.memo(), say=st.write, optimizer=method, **run)
-                status.update(label="Done", state="complete")
+        with area.container():
+            with ui.running("pr_stop", lambda: ui.Live([x.label for x in recon],
+                                                       max([fig.steps_for(x, budget) for x in recon] or [1]),
+                                                       show_image=False, batches=max(1, len(plan)))) as run:
+                with st.status(f"Running figure {fig.figure} ({budget} budget, {METHOD_HELP[method]})…",
+                               expanded=True) as status:
+                    summary = run_figure(fig, out, budget, ckpt, ui.memo(), say=st.write, optimizer=method, **run)
+                    status.update(label="Done", state="complete")
         st.session_state[ui.keys.PR_RESULT] = (fig.name, str(out), summary)
     except VitrepError as e:
+        area.empty()
         ui.error(e)
 elif ui.stopped("pr_stop"):
     st.warning("The figure was stopped; panels that had finished are remembered.")

@@ -7,9 +7,9 @@
 """
 
 from .catalogue import BUDGETS, FIGURES, Figure, Panel, check_budget, get_figure, quick_steps
-from .run import OPTIMIZER_CHOICES, figure_cells, optimizers_of, panel_config, run_figure, verdict_counts
+from .run import OPTIMIZER_CHOICES, figure_cells, local_only, optimizers_of, panel_config, run_figure, verdict_counts
 from .verdicts import HELD, NOT_CHECKED, NOT_HELD, Claim, Verdict
 
 __all__ = ["BUDGETS", "FIGURES", "HELD", "NOT_CHECKED", "NOT_HELD", "OPTIMIZER_CHOICES", "Claim", "Figure", "Panel",
-           "Verdict", "check_budget", "figure_cells", "get_figure", "optimizers_of", "panel_config", "quick_steps",
+           "Verdict", "check_budget", "figure_cells", "get_figure", "local_only", "optimizers_of", "panel_config", "quick_steps",
            "run_figure", "verdict_counts"]
