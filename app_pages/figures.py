@@ -1,4 +1,5 @@
 import json
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -7,6 +8,7 @@ import dashboard as ui
 from dashboard.figures import gallery_entries, verdicts
 from vitrep.errors import VitrepError
 from vitrep.figures import BUDGETS, FIGURES, local_only, optimizers_of, panel_config, run_figure
+from vitrep.figures.costs import measured as measured_costs
 from vitrep.figures.gallery import differences, find
 from vitrep.running.chunks import plan_batches
 
@@ -54,13 +56,16 @@ budget = c2.radio("Budget", offered, index=offered.index("full" if ui.ON_GPU and
                   horizontal=True, key="pr_budget", format_func=lambda b: f"{b}: {BUDGET_HELP[b]}")
 opts = optimizers_of(method)
 steps = sorted({fig.steps_for(x, budget) for x in fig.panels_for(budget) if x.kind != "filters"})
-expected = fig.expected_seconds(budget, len(opts))
+costs = measured_costs(ui.memo().directory)
+expected = fig.expected_seconds(budget, len(opts), costs=costs)
+where = ("on this machine, from its own recent runs" if any(p.model in costs for p in fig.panels_for(budget))
+         else "on a 2-core CPU")
 facts = []
 if steps:
     facts.append("steps per panel: " + ", ".join(f"{s:,}" for s in steps))
 if expected and not ui.ON_GPU:
-    facts.append(f"expected time: about {expected / 60:.1f} min on a 2-core CPU" if expected > 90
-                 else f"expected time: about {expected:.0f} s on a 2-core CPU")
+    facts.append(f"expected time: about {expected / 60:.1f} min {where}" if expected > 90
+                 else f"expected time: about {expected:.0f} s {where}")
 st.caption(" · ".join(facts))
 if budget != "full" and fig.demo_note:
     st.caption(fig.demo_note[0].upper() + fig.demo_note[1:] + ".")
@@ -94,9 +99,10 @@ if c1.button("Run this figure", type="primary", key="pr_run", disabled=bool(cann
                                                        show_image=False, batches=max(1, len(plan)))) as run:
                 with st.status(f"Running figure {fig.figure} ({budget} budget, {METHOD_HELP[method]})…",
                                expanded=True) as status:
+                    t0 = time.perf_counter()
                     summary = run_figure(fig, out, budget, ckpt, ui.memo(), say=st.write, optimizer=method, **run)
                     status.update(label="Done", state="complete")
-        st.session_state[ui.keys.PR_RESULT] = (fig.name, str(out), summary)
+        st.session_state[ui.keys.PR_RESULT] = (fig.name, str(out), summary, expected, time.perf_counter() - t0)
     except VitrepError as e:
         area.empty()
         ui.error(e)
@@ -118,7 +124,10 @@ if idx is not None and c2.button("Open in Reconstruct", key="pr_open"):
 
 res = st.session_state.get(ui.keys.PR_RESULT)
 if res and res[0] == fig.name:
-    _, out, summary = res[:3]
+    _, out, summary, guessed, took = res
+    if guessed and not ui.ON_GPU:
+        st.caption(f"Expected about {guessed / 60:.1f} min, took {took / 60:.1f} min"
+                   + (" (read from the memo: nothing was computed)." if took < 0.2 * guessed else "."))
     if summary.get("variant"):
         st.info(summary["variant"][0].upper() + summary["variant"][1:] + ".")
     verdicts(summary)

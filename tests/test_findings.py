@@ -34,7 +34,7 @@ def test_every_family_has_calibrated_step_sizes():
     # a user's step size wins, and the end of the schedule keeps the calibrated shape
     mine = make_config("vit_b_32", 12, steps=10, lr_start=lr0 * 2)
     assert mine.lr_start == lr0 * 2 and mine.lr_end == pytest.approx(lr1 * 2)
-    # the page's plain step is still there, with its own calibrated sizes
+    # the paper's plain step is still there, with its own calibrated sizes
     gd = make_config("vit_b_32", 12, steps=10, optimizer="gd")
     assert gd.optimizer == "gd" and (gd.lr_start, gd.lr_end) == calibration.default_schedule(gd.model, "encoder-12", "gd")[1:]
 
@@ -180,3 +180,21 @@ def test_preset_steps_1_prints_no_held_and_both_optimizers(tmp_path):
     doc = json.loads((tmp_path / "distances.json").read_text())
     assert [v["optimizer"] for v in doc["verdicts"]] == ["gd", "adam"] and doc["steps"] == 1
     assert all(r["steps"] == 1 for r in doc["panels"])
+
+
+def test_expected_times_come_from_this_machines_own_runs(tmp_path):
+    """A figure run records each model's seconds per block and step beside the memo; the next estimate uses them."""
+    from vitrep.figures.costs import measured
+    from vitrep.running.memo import Memo
+
+    fig = _tiny_figure(lambda rows: (True, {}))
+    table = fig.expected_seconds("demo")
+    memo = Memo(tmp_path / "memo")
+    assert measured(memo.directory) == {}
+    run_figure(fig, tmp_path / "o", "demo", memo=memo)
+    costs = measured(memo.directory)
+    assert set(costs) == {"vit_custom"} and costs["vit_custom"] > 0
+    here = fig.expected_seconds("demo", costs=costs)
+    assert here == pytest.approx(costs["vit_custom"] * 60 * (1 + 4)) and here != table
+    run_figure(fig, tmp_path / "again", "demo", memo=memo)  # all memo hits: nothing computed, nothing recorded
+    assert measured(memo.directory) == costs

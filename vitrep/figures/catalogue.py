@@ -104,14 +104,15 @@ class Figure:
             return min(p.steps, 200)
         return p.steps
 
-    def expected_seconds(self, budget: str, optimizers: int = 1, steps: Optional[int] = None) -> float:
-        """About how long ``budget`` takes on the 2-core reference CPU: panels x steps x blocks x the
-        measured seconds per block and step of each model (:data:`SECONDS_PER_BLOCK_STEP`); reconstructions
-        once per optimizer."""
+    def expected_seconds(self, budget: str, optimizers: int = 1, steps: Optional[int] = None,
+                         costs: Optional[dict] = None) -> float:
+        """About how long ``budget`` takes: panels x steps x blocks x each model's seconds per block and step,
+        as measured on this machine's own recent figure runs (``costs``, :mod:`vitrep.figures.costs`), else the
+        2-core reference CPU's table (:data:`SECONDS_PER_BLOCK_STEP`); reconstructions once per optimizer."""
         total = 0.0
         for p in self.panels_for(budget):
             times = optimizers if p.kind == "reconstruct" else 1
-            total += times * self.steps_for(p, budget, steps) * panel_cost(p)
+            total += times * self.steps_for(p, budget, steps) * panel_cost(p, costs)
         return total
 
 
@@ -123,19 +124,24 @@ SECONDS_PER_BLOCK_STEP = {"vit_b_32": 0.009, "vit_b_16": 0.04, "vit_l_16": 0.03,
 GENERATE_STEP = 0.15  # a class-image step: a whole trained ViT-B/32 forward and backward
 
 
-def panel_cost(p: Panel) -> float:
-    """Seconds per step of one panel on the reference CPU (0 for a filter grid)."""
+def panel_units(p: Panel) -> float:
+    """What one step of a reconstruction panel costs, in blocks of its model (a patch-8 Mixer has 4x the tokens)."""
     from ..calibration import tap_depth
 
+    layer = p.layer if not p.layer.isdigit() else f"encoder-{p.layer}"
+    blocks = max(1, tap_depth(layer, 12 if p.model != "resnet50" else 4))
+    patch = dict(p.arch).get("patch", 16)
+    return blocks * (256 / patch ** 2 if p.model == "mixer" else 1)
+
+
+def panel_cost(p: Panel, costs: Optional[dict] = None) -> float:
+    """Seconds per step of one panel (0 for a filter grid): ``costs[model]`` (measured here) or the table's."""
     if p.kind == "filters":
         return 0.0
     if p.kind == "generate":
         return GENERATE_STEP
-    layer = p.layer if not p.layer.isdigit() else f"encoder-{p.layer}"
-    blocks = max(1, tap_depth(layer, 12 if p.model != "resnet50" else 4))
-    per = SECONDS_PER_BLOCK_STEP.get(p.model, 0.05)
-    patch = dict(p.arch).get("patch", 16)
-    return per * blocks * (256 / patch ** 2 if p.model == "mixer" else 1)  # a patch-8 Mixer has 4x the tokens
+    per = (costs or {}).get(p.model) or SECONDS_PER_BLOCK_STEP.get(p.model, 0.05)
+    return per * panel_units(p)
 
 
 def quick_steps(steps: int) -> int:

@@ -32,6 +32,7 @@ from ..result import Progress, Result
 from ..sheets import contact_sheet
 from ..models.taps import tap_path
 from .catalogue import Figure, Panel, check_budget
+from .costs import record as record_costs
 from .rows import high_frequency, neighbour_correlations, reconstruction_row  # noqa: F401 (handed on)
 from .verdicts import CLEARLY, METHODS, NOT_CHECKED, Verdict, disagreements, judge_claim
 
@@ -376,6 +377,9 @@ def run_figure(fig: Figure, out: Path, budget: str = "demo", weights_file: Optio
                                            if p.kind == "reconstruct"}, variant, out, steps)
     results, stopped = _compute(run, weights_file, memo, device, say or (lambda msg: None), progress, images,
                                 optimizer, on_wait, queue_limit, executor)
+    if memo is not None and not stopped:  # this machine's own costs, for the next expected time
+        record_costs(memo.directory, [(p, results[(p.label, o)]) for o in opts for p in run.recon
+                                      if isinstance(results.get((p.label, o)), Result)])
     tiles, rows, by_method = _layout(run, results, _Judge(device))
     left = [p.label for p in fig.left_out(budget)]
     verdicts = [] if stopped else verdicts_of(fig, by_method, opts, left, budget)
