@@ -2,7 +2,7 @@ import streamlit as st
 
 from vitrep.errors import VitrepError
 from vitrep.images import prepare, sample_path
-from vitrep.layernorm import PAGE_VECTORS, explain, parse_vector, patch_invariance, preimages, same_output
+from vitrep.layernorm import PAPER_VECTORS, explain, parse_vector, patch_invariance, preimages, same_output
 from vitrep.models.pool import load_model
 from vitrep.models.registry import make_ref
 
@@ -16,7 +16,7 @@ def table(rows):
               "std": [round(r.std, 4) for r in rows], "layer norm": [str([round(v, 4) for v in r.output]) for r in rows]})
 
 
-table(explain(PAGE_VECTORS))
+table(explain(PAPER_VECTORS))
 st.markdown("All three become **[−1.22, 0, 1.22]**: from the output alone there is no telling which came in.")
 
 st.subheader("Your own vectors")

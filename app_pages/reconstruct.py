@@ -3,7 +3,7 @@ import streamlit as st
 import dashboard as ui
 from vitrep.errors import VitrepError
 from vitrep.config import make_config
-from vitrep.running.runs import prepare
+from vitrep.running.runs import prepare_job
 
 st.title("Reconstruct")
 st.caption("Gradient descent from noise towards an input whose layer output matches the image's.")
@@ -25,7 +25,7 @@ if submitted and ref is not None and picked is not None:
     image, name = picked
     st.session_state.pop(ui.keys.RC_RESULT, None)  # a new run replaces the old result, also if it is stopped
     try:
-        job = prepare(image, make_config(ref, layer, remove=remove, blocks=blocks or None, **kw))
+        job = prepare_job(image, make_config(ref, layer, remove=remove, blocks=blocks or None, **kw))
         m = ui.memo()
         hit = job.cached(m)
         if hit is None:

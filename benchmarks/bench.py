@@ -52,7 +52,7 @@ from vitrep.models.pool import load_model
 from vitrep.models.registry import make_ref  # noqa: E402
 from vitrep.config import make_config
 from vitrep.reconstruction import reconstruct, reconstruct_many
-from vitrep.reference import NewResNet, NewVit, page_loop  # noqa: E402
+from vitrep.reference import NewResNet, NewVit, paper_loop  # noqa: E402
 from vitrep.models.taps import forward_tap, tap_path  # noqa: E402
 
 
@@ -89,11 +89,11 @@ def step_flops(lm, tap: str, image: torch.Tensor) -> float:
     return float(fc.get_total_flops())
 
 
-def time_page(net, layer: int, image, init, steps: int, dev) -> float:
-    page_loop(net, layer, image, init, 2)  # warm-up
+def time_paper(net, layer: int, image, init, steps: int, dev) -> float:
+    paper_loop(net, layer, image, init, 2)  # warm-up
     sync(dev)
     t = time.perf_counter()
-    page_loop(net, layer, image, init, steps)
+    paper_loop(net, layer, image, init, steps)
     sync(dev)
     return (time.perf_counter() - t) / steps
 
@@ -235,25 +235,25 @@ def main(argv=None) -> int:
         lm = load_model(ref, str(dev))
         tap = f"encoder-{layer}" if name.startswith("vit") else f"layer{layer}"
         cfg = make_config(ref, tap, steps=a.steps, pos_embed=False, device=str(dev))
-        pages, engines, plains = [], [], []
+        paper_times, engines, plains = [], [], []
         packed = dev.type == "cuda" or fastops.enabled()  # ViT: packed linear layers; ResNet: vitrep.fast.resnet
         for _ in range(a.rounds):  # interleaved, so drifts in machine speed hit both alike
-            pages.append(time_page(net, layer, image, init, a.steps, dev))
+            paper_times.append(time_paper(net, layer, image, init, a.steps, dev))
             engines.append(time_engine(image, cfg))
             if packed:
                 plains.append(time_engine(image, cfg, fast=False))
         limits.append(matmul_flops(dev))
-        page_s, engine_s = statistics.median(pages), statistics.median(engines)
+        paper_s, engine_s = statistics.median(paper_times), statistics.median(engines)
         flops = step_flops(lm, tap, image)
         bar = grad_check(lm, tap, image, init, same_branch=name == "resnet50") \
             if dev.type == "cpu" and fastops.enabled() else None
         if bar is not None and a.bar_steps:
             bar["runs"] = bar_runs(ref, tap, image, a.bar_steps, a.bar_seeds, dev)
-        rows.append({"case": f"{label} {tap}", "page_s_per_step": page_s, "engine_s_per_step": engine_s,
+        rows.append({"case": f"{label} {tap}", "paper_s_per_step": paper_s, "engine_s_per_step": engine_s,
                      "engine_unpacked_s_per_step": statistics.median(plains) if plains else None,
-                     "ratio": page_s / engine_s, "step_gflop": flops / 1e9, "engine_gflops": flops / engine_s / 1e9,
+                     "ratio": paper_s / engine_s, "step_gflop": flops / 1e9, "engine_gflops": flops / engine_s / 1e9,
                      "bar": bar})
-        print(f"{rows[-1]['case']}: page {page_s:.5f} s/step, engine {engine_s:.5f} s/step ({page_s / engine_s:.2f}x)"
+        print(f"{rows[-1]['case']}: paper {paper_s:.5f} s/step, engine {engine_s:.5f} s/step ({paper_s / engine_s:.2f}x)"
               + (f", without the fast path {rows[-1]['engine_unpacked_s_per_step']:.5f}" if plains else ""), flush=True)
         if bar is not None:
             print(f"  bar: one step's input gradient, fast vs plain {bar['grad_rel_err']:.2e} relative "
@@ -276,36 +276,36 @@ def main(argv=None) -> int:
         plain, _ = build_model(ref)
         plain.eval().to(dev)
         net = NewVit(plain)
-        page_loop(net, 1, image, init, 2)
+        paper_loop(net, 1, image, init, 2)
         sync(dev)
         t = time.perf_counter()
         for layer in range(1, 13):
-            page_loop(net, layer, image, init, a.steps)
+            paper_loop(net, layer, image, init, a.steps)
         sync(dev)
-        page_total = time.perf_counter() - t
+        paper_total = time.perf_counter() - t
         # A batch shares its schedule; the calibrated defaults differ by layer, so the sweep takes the paper's.
-        page_schedule = dict(optimizer="gd", lr_start=1.0, lr_end=0.05, pos_embed=False, device=str(dev))
-        cfgs = [make_config(ref, f"encoder-{k}", steps=a.steps, **page_schedule) for k in range(1, 13)]
-        reconstruct_many([image] * 12, [make_config(ref, c.tap, steps=2, **page_schedule) for c in cfgs])  # warm-up
+        paper_schedule = dict(optimizer="gd", lr_start=1.0, lr_end=0.05, pos_embed=False, device=str(dev))
+        cfgs = [make_config(ref, f"encoder-{k}", steps=a.steps, **paper_schedule) for k in range(1, 13)]
+        reconstruct_many([image] * 12, [make_config(ref, c.tap, steps=2, **paper_schedule) for c in cfgs])  # warm-up
         t = time.perf_counter()
         reconstruct_many([image] * 12, cfgs)
         sync(dev)
         engine_total = time.perf_counter() - t
-        sweep = {"case": f"ViT-B/32 sweep encoders 1-12, {a.steps} steps each", "page_total_s": page_total,
-                 "engine_total_s": engine_total, "ratio": page_total / engine_total}
+        sweep = {"case": f"ViT-B/32 sweep encoders 1-12, {a.steps} steps each", "paper_total_s": paper_total,
+                 "engine_total_s": engine_total, "ratio": paper_total / engine_total}
     machine = {"device": torch.cuda.get_device_name(0) if dev.type == "cuda" else platform.processor() or platform.machine(),
                "threads": torch.get_num_threads(), "torch": torch.__version__,
                "matmul_gflops_limit": limit / 1e9, "python": platform.python_version()}
     print(f"machine: {machine['device']}, {machine['threads']} threads, torch {machine['torch']}; "
           f"limit (4096^2 fp32 matmul) {limit / 1e9:.1f} GFLOP/s; {a.steps} steps per measurement\n")
-    print(f"{'case':<24}{'page s/step':>12}{'engine s/step':>15}{'ratio':>8}{'GFLOP/step':>12}{'GFLOP/s':>9}"
+    print(f"{'case':<24}{'paper s/step':>13}{'engine s/step':>15}{'ratio':>8}{'GFLOP/step':>12}{'GFLOP/s':>9}"
           f"{'of limit':>10}{'unpacked s/step' if dev.type == 'cpu' else 'no graph s/step':>17}")
     for r in rows:
         unpacked = "-" if r["engine_unpacked_s_per_step"] is None else f"{r['engine_unpacked_s_per_step']:.4f}"
-        print(f"{r['case']:<24}{r['page_s_per_step']:>12.4f}{r['engine_s_per_step']:>15.4f}{r['ratio']:>7.2f}x"
+        print(f"{r['case']:<24}{r['paper_s_per_step']:>13.4f}{r['engine_s_per_step']:>15.4f}{r['ratio']:>7.2f}x"
               f"{r['step_gflop']:>12.2f}{r['engine_gflops']:>9.1f}{r['share_of_limit']:>9.0%}{unpacked:>17}")
     if sweep:
-        print(f"\n{sweep['case']}: page loop x12 {sweep['page_total_s']:.1f} s, engine batch "
+        print(f"\n{sweep['case']}: paper loop x12 {sweep['paper_total_s']:.1f} s, engine batch "
               f"{sweep['engine_total_s']:.1f} s, ratio {sweep['ratio']:.2f}x")
     Path(a.json).write_text(json.dumps({"machine": machine, "steps": a.steps, "rows": rows, "sweep": sweep,
                                         "long": long}, indent=2) + "\n")

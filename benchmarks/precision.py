@@ -9,7 +9,7 @@ rounds (a shared 2-core machine drifts by +-20% between identical runs); no
 timing is asserted anywhere.  Untrained models (nothing can be downloaded).
 
 - speed: seconds per step of vitrep's engine in fp32 and in bf16 and of the
-  seed's loop (:func:`vitrep.reference.page_loop`, fp32), ViT-B/32 encoders 1
+  seed's loop (:func:`vitrep.reference.paper_loop`, fp32), ViT-B/32 encoders 1
   and 12, batch 1 and 8 (8 seeds of the cat).
 - profile: one batch-8 step at encoder 12 under torch.profiler, for a plain
   bf16 copy of the model (every op bf16, what the issue measured at 0.47x),
@@ -54,7 +54,7 @@ from vitrep.models.registry import make_ref  # noqa: E402
 from vitrep.models.taps import run_paths, tap_path  # noqa: E402
 from vitrep.models.weights import LoadedModel, build_model  # noqa: E402
 from vitrep.reconstruction import reconstruct_many  # noqa: E402
-from vitrep.reference import NewResNet, NewVit, page_loop  # noqa: E402
+from vitrep.reference import NewResNet, NewVit, paper_loop  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 IMAGES = ("cat", "coffee", "astronaut")
@@ -85,7 +85,7 @@ def _engine_step(image, tap, batch, steps, precision) -> float:
 
 def _seed_step(net, tap, image, init, steps) -> float:
     t = time.perf_counter()
-    page_loop(net, tap, image, init, steps)
+    paper_loop(net, tap, image, init, steps)
     return (time.perf_counter() - t) / steps
 
 
@@ -226,7 +226,7 @@ def _psnr(x, img) -> float:
 
 
 def seed_trace(net, layer, image, init, shift, steps: int, every: int) -> dict:
-    """The seed's loop (:func:`page_loop`'s body), timed without its measurements: (step, s, m_g, PSNR)."""
+    """The seed's loop (:func:`paper_loop`'s body), timed without its measurements: (step, s, m_g, PSNR)."""
     from torchvision.transforms.functional import gaussian_blur
 
     with torch.no_grad():

@@ -84,7 +84,7 @@ def sidebar() -> None:
             limit_mb = None
         held = cache_bytes()
         if limit_mb or held:
-            st.caption(f"Models in memory: {held / 2**20:.0f} MB" + (f" of a {limit_mb:,} MB budget" if limit_mb else ""))
+            st.caption(f"Models in memory: {held / 2**20:.0f} MB" + (f" of a {limit_mb:,} MB memory budget" if limit_mb else ""))
         if public_mode():
             st.caption("Public mode: uploads only, capped steps and sizes; the memo is shared by everyone.")
         elif st.button("Clear memo", key="clear_memo"):  # changes what every session sees: local mode only

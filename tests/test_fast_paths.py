@@ -30,7 +30,7 @@ vit_block, mixer_block, ffvit_block, resnet_block = (get_family(n).block_forward
 from vitrep.models.taps import forward_tap
 from vitrep.config import make_config
 from vitrep.reconstruction import reconstruct, reconstruct_many
-from vitrep.reference import NewResNet, NewVit, page_loop
+from vitrep.reference import NewResNet, NewVit, paper_loop
 
 
 def _engine_init(seed: int, size: int) -> torch.Tensor:
@@ -39,7 +39,7 @@ def _engine_init(seed: int, size: int) -> torch.Tensor:
     return (torch.randn(3, size, size, generator=g) * 0.05 + 0.7).unsqueeze(0)
 
 
-def _page_loop_l2(net, layer, image, init, steps, lr_start, lr_end, scale):
+def _paper_loop_l2(net, layer, image, init, steps, lr_start, lr_end, scale):
     """The paper's loop with the L2 loss (same structure, trainable parameters, torchvision's blur)."""
     from torchvision.transforms.functional import gaussian_blur
 
@@ -59,7 +59,7 @@ def _distances(net, layer, image, a):
     return float((t - o).norm()), float((image - a).norm())
 
 
-def _page_net(name):
+def _paper_net(name):
     plain, _ = build_model(make_ref(name))  # trainable parameters, as the paper left them
     plain.eval()
     return (NewVit if name.startswith("vit") else NewResNet)(plain)
@@ -67,7 +67,7 @@ def _page_net(name):
 
 @pytest.mark.parametrize("name, layer, tap", [("vit_b_32", 1, "encoder-1"), ("vit_b_32", 3, "encoder-3"),
                                               ("vit_b_32", 12, "encoder-12"), ("resnet50", 1, "layer1")])
-def test_engine_matches_the_pages_loop(name, layer, tap, cat224, monkeypatch):
+def test_engine_matches_the_papers_loop(name, layer, tap, cat224, monkeypatch):
     if name.startswith("resnet"):
         # The engine's plain ResNet path against the paper's loop.  Its fast path (vitrep.fast.resnet) changes
         # rounding, which this untrained ResNet's kinks grow past 1e-4 in 10 L1 steps (3.5e-4 seen); it is
@@ -75,24 +75,24 @@ def test_engine_matches_the_pages_loop(name, layer, tap, cat224, monkeypatch):
         monkeypatch.setenv("VITREP_FAST", "0")
     steps = 10
     ref = make_ref(name)
-    net = _page_net(name)
-    a = page_loop(net, layer, cat224, _engine_init(0, 224), steps)
-    page_m, page_in = _distances(net, layer, cat224, a)
+    net = _paper_net(name)
+    a = paper_loop(net, layer, cat224, _engine_init(0, 224), steps)
+    paper_m, paper_in = _distances(net, layer, cat224, a)
     r = reconstruct(cat224, make_config(ref, tap, steps=steps, pos_embed=False, report_every=steps, optimizer="gd",
-                                        lr_start=1.0, lr_end=0.05))  # page_loop's defaults
-    assert r.final["embedding_distance"] == pytest.approx(page_m, rel=1e-4)
-    assert r.final["input_distance"] == pytest.approx(page_in, rel=1e-4)
+                                        lr_start=1.0, lr_end=0.05))  # paper_loop's defaults
+    assert r.final["embedding_distance"] == pytest.approx(paper_m, rel=1e-4)
+    assert r.final["input_distance"] == pytest.approx(paper_in, rel=1e-4)
 
 
 @pytest.mark.parametrize("layer, steps", [(1, 100), (3, 40)])
-def test_engine_matches_the_pages_loop_l2_long(layer, steps, cat224):
-    net = _page_net("vit_b_32")
-    a = _page_loop_l2(net, layer, cat224, _engine_init(0, 224), steps, 0.05, 0.01, 1.0)
-    page_m, page_in = _distances(net, layer, cat224, a)
+def test_engine_matches_the_papers_loop_l2_long(layer, steps, cat224):
+    net = _paper_net("vit_b_32")
+    a = _paper_loop_l2(net, layer, cat224, _engine_init(0, 224), steps, 0.05, 0.01, 1.0)
+    paper_m, paper_in = _distances(net, layer, cat224, a)
     r = reconstruct(cat224, make_config("vit_b_32", layer, steps=steps, loss="l2", loss_scale=1.0, lr_start=0.05,
                                         lr_end=0.01, pos_embed=False, report_every=steps, optimizer="gd"))
-    assert r.final["embedding_distance"] == pytest.approx(page_m, rel=1e-4)
-    assert r.final["input_distance"] == pytest.approx(page_in, rel=1e-4)
+    assert r.final["embedding_distance"] == pytest.approx(paper_m, rel=1e-4)
+    assert r.final["input_distance"] == pytest.approx(paper_in, rel=1e-4)
     assert r.final["embedding_distance"] < 0.5 * r.curves["embedding_distance"][0]  # a real run, not a no-op
 
 

@@ -6,7 +6,7 @@ import pytest
 from vitrep.errors import ConfigError
 from vitrep.filters import filter_grid
 from vitrep.images import prepare, sample_path
-from vitrep.layernorm import PAGE_VECTORS, explain, parse_vector, patch_invariance, preimages, same_output
+from vitrep.layernorm import PAPER_VECTORS, explain, parse_vector, patch_invariance, preimages, same_output
 from vitrep.models.pool import load_model
 from vitrep.models.registry import make_ref
 
@@ -26,9 +26,9 @@ def test_resnet_and_mixer_filters():
     assert filter_grid(load_model(make_ref("mixer", patch=8, width=16, depth=1, size=32), "cpu")).tiles.shape == (16, 8, 8, 3)
 
 
-def test_page_vectors_share_one_output():
+def test_paper_vectors_share_one_output():
     rows = explain()
-    assert same_output(PAGE_VECTORS)
+    assert same_output(PAPER_VECTORS)
     for r in rows:
         assert r.output == pytest.approx([-1.2247, 0.0, 1.2247], abs=2e-3)
     assert not same_output([[0, 1, 2], [0, 1, 5]])

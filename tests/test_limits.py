@@ -14,7 +14,7 @@ from vitrep.errors import ConfigError
 from vitrep.generate import make_generate_config
 from vitrep.models.registry import ModelRef, make_ref
 from vitrep.models.weights import build_model
-from vitrep.running.runs import prepare, run_batch
+from vitrep.running.runs import prepare_job, run_batch
 
 from .conftest import ROOT
 
@@ -157,11 +157,11 @@ def test_an_impossible_row_is_refused_in_every_mode_before_any_work(monkeypatch,
         monkeypatch.setenv("VITREP_MEMORY_MB", memory)
         pool.evict_models()
         with pytest.raises(MemoryBudgetError) as e:
-            prepare(cat32, cfg)
+            prepare_job(cat32, cfg)
         msg = str(e.value)
         assert msg.startswith("vit_custom (patch 8, width 96, depth 4, heads 4, size 4096) reconstructing from "
                               "encoder-1 needs about ")
-        assert ("this server's 1.8 GB budget" if memory == "1800" else "this machine's") in msg
+        assert ("this server's 1.8 GB memory budget" if memory == "1800" else "this machine's") in msg
         assert msg.endswith("; choose a smaller architecture or an earlier layer.") and "\n" not in msg
         with pytest.raises(MemoryBudgetError):
             run_batch([cat32], [cfg])

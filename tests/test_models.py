@@ -18,7 +18,7 @@ def _equal_state(a, b) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_registry_covers_the_page():
+def test_registry_covers_the_paper():
     for name in ("vit_b_32", "vit_b_16", "vit_l_16", "vit_l_16_512", "vit_l_32", "vit_h_14", "vit_h_14_518",
                  "resnet50", "mixer_b16", "mixer", "ffvit", "vit_custom"):
         assert name in SPECS

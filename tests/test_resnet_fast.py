@@ -172,7 +172,7 @@ ULP_INIT = 0.7 * (1 + 2e-7)  # the start image moved by about one float32 ulp (0
 def test_300_steps_end_within_1_percent_with_the_same_success(cat64, monkeypatch):
     """Bar (b) as stated: 3 seeds, 300 steps, final distances within 1%, the same success.  Where the
     plain path itself reproduces its ends to well under 1% when its start image moves by one ulp (the
-    L2 loss and the page's plain step at layer1: 0.4% seen), the fast path must meet 1% (0.3% seen)."""
+    L2 loss and the paper's plain step at layer1: 0.4% seen), the fast path must meet 1% (0.3% seen)."""
     kw = dict(tap="layer1", loss="l2", loss_scale=1.0, optimizer="gd", lr_start=0.2, lr_end=0.02)
     fast, plain, ulp = _ends(cat64, monkeypatch, "1", **kw), _ends(cat64, monkeypatch, "0", **kw), \
         _ends(cat64, monkeypatch, "0", init_mean=ULP_INIT, **kw)

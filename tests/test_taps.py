@@ -91,7 +91,7 @@ def test_pos_embed_switch_changes_output(vit, x224):
         with_pos = forward_tap(vit, x224, "encoder-2", pos_embed=True)
         without = forward_tap(vit, x224, "encoder-2", pos_embed=False)
         assert (with_pos - without).norm() > 1e-3 * with_pos.norm()
-        # the page's form: class token prepended, no position, straight into the blocks
+        # the paper's form: class token prepended, no position, straight into the blocks
         m = vit.module
         x = torch.cat([m.class_token, m._process_input(x224)], 1)
         torch.testing.assert_close(without, m.encoder.layers[1](m.encoder.layers[0](x)))

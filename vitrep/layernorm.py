@@ -18,7 +18,8 @@ import torch
 
 from .errors import ConfigError
 
-PAGE_VECTORS = ((0.0, 2.0, 4.0), (-1.0, 0.0, 1.0), (2.1, 2.2, 2.3))
+PAPER_VECTORS = ((0.0, 2.0, 4.0), (-1.0, 0.0, 1.0), (2.1, 2.2, 2.3))  # the paper's three vectors
+PAGE_VECTORS = PAPER_VECTORS  # deprecated name: vitrep/cli.py and vitrep/experiments/layernorm.py until they move
 EPS = 1e-5
 
 
@@ -50,7 +51,7 @@ def parse_vector(text: str) -> list[float]:
     return v
 
 
-def explain(vectors=PAGE_VECTORS, eps: float = EPS) -> list[LNRow]:
+def explain(vectors=PAPER_VECTORS, eps: float = EPS) -> list[LNRow]:
     rows = []
     for v in vectors:
         a = np.asarray(v, dtype=np.float64)

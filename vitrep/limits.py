@@ -38,7 +38,7 @@ MB = 2 ** 20
 _TRUE = ("1", "true", "yes", "on")
 _OFF = ("0", "none", "unlimited", "off", "inf")
 
-SMALL_MACHINE_MB = 4096  # below this much memory a budget is set by default
+SMALL_MACHINE_MB = 4096  # below this much memory a memory budget is set by default
 DEFAULT_SMALL_MB = 1800  # ... of this many MB (at most two thirds of the machine); public mode: always
 
 PUBLIC_MAX_STEPS = 1000  # most steps a public server runs for one reconstruction or class image
@@ -90,7 +90,7 @@ def machine_memory_mb() -> Optional[int]:
 
 
 def default_budget_mb(total_mb: Optional[int], public: bool = False) -> Optional[int]:
-    """The budget when ``VITREP_MEMORY_MB`` is unset: 1,800 MB or 2/3 of the memory, whichever is less, in
+    """The memory budget when ``VITREP_MEMORY_MB`` is unset: 1,800 MB or 2/3 of the memory, whichever is less, in
     public mode or on a machine under 4 GB; else none."""
     if total_mb is None:
         return DEFAULT_SMALL_MB if public else None

@@ -1,7 +1,7 @@
 """The paper's own reconstruction loop, written as its snippet shows: the plain reference.
 
 ``NewVit`` is the paper's module (``_process_input``, prepend the class token,
-loop over ``encoder.layers``; no positional embedding), and ``page_loop`` its
+loop over ``encoder.layers``; no positional embedding), and ``paper_loop`` its
 gradient descent: parameters left trainable (their gradients are computed
 and accumulate), ``torchvision``'s ``gaussian_blur`` every step.  The
 benchmark times it against the engine, and the tests check that every fast
@@ -47,7 +47,7 @@ class NewResNet(nn.Module):
         return x
 
 
-def page_loop(net: nn.Module, layer: int, image: torch.Tensor, init: torch.Tensor, steps: int,
+def paper_loop(net: nn.Module, layer: int, image: torch.Tensor, init: torch.Tensor, steps: int,
               lr_start: float = 1.0, lr_end: float = 0.05, blur_start: float = 2.4, blur_end: float = 0.4,
               scale: float = 0.05) -> torch.Tensor:
     """The paper's loop; returns the final input.  ``net`` keeps its parameters trainable, as the paper did."""

@@ -118,7 +118,7 @@ def _make_room(ref: ModelRef, key: tuple) -> None:
         if sum(reserved_bytes(lm) for lm in _MODELS.values()) + sum(_PENDING.values()) + need <= limit:
             break
         if _MODELS[k].device.type == "cpu":
-            _evict(k, f"to make room for {ref.label()} (about {need / 2 ** 20:.0f} MB; budget {limit / 2 ** 20:.0f} MB)")
+            _evict(k, f"to make room for {ref.label()} (about {need / 2 ** 20:.0f} MB; memory budget {limit / 2 ** 20:.0f} MB)")
     _PENDING[key] = need
 
 

@@ -132,13 +132,13 @@ def short_name(ref: ModelRef) -> str:
 
 
 def too_big(ref: ModelRef, need: int, limit: int) -> str:
-    return f"{short_name(ref)} needs about {gb(need)}, more than this server's {gb(limit)} budget"
+    return f"{short_name(ref)} needs about {gb(need)}, more than this server's {gb(limit)} memory budget"
 
 
 def model_fits(ref: ModelRef) -> tuple[bool, str]:
     """Whether ``ref`` fits the memory budget; when not, the reason in one sentence.
 
-    ``(False, "ViT-H/14 needs about 3.4 GB, more than this server's 1.8 GB budget.")``
+    ``(False, "ViT-H/14 needs about 3.4 GB, more than this server's 1.8 GB memory budget.")``
     """
     limit = limits.memory_budget_bytes()
     if limit is None:
@@ -201,7 +201,7 @@ def row_limit(device: str = "auto") -> tuple[Optional[int], str]:
     """The most one row and its model may take on ``device``, and what that limit is, in words.
 
     A CPU row: the memory budget, else the machine's memory; a GPU row: the
-    GPU's memory (the budget counts host memory).  ``(None, "")`` when
+    GPU's memory (the memory budget counts host memory).  ``(None, "")`` when
     nothing is known.
     """
     from .registry import resolve_device
@@ -212,7 +212,7 @@ def row_limit(device: str = "auto") -> tuple[Optional[int], str]:
         return total, f"this GPU's {gb(total)} of memory"
     limit = limits.memory_budget_bytes()
     if limit is not None:
-        return limit, f"this server's {gb(limit)} budget"
+        return limit, f"this server's {gb(limit)} memory budget"
     total = limits.machine_memory_mb()
     return (None, "") if total is None else (total * MB, f"this machine's {gb(total * MB)} of memory")
 
@@ -221,7 +221,7 @@ def check_row(config) -> None:
     """Refuse, with one sentence and before any work, a row that could never run: its activations
     (:func:`row_bytes`) and its model (:func:`model_bytes`) together over :func:`row_limit`.
 
-    Every mode: under a budget the budget, without one the machine's memory.
+    Every mode: under a memory budget that budget, without one the machine's memory.
     ``config`` is a validated :class:`vitrep.config.ReconstructConfig`.
     """
     from ..fast import linear as fastops

@@ -4,7 +4,7 @@
 never interact, so a row of a batch equals its lone run); :func:`plan_chunks`
 cuts each batch's memo misses by :func:`split_rows`, which reads the row
 estimates of :mod:`vitrep.models.sizes` against what the shared models
-(:mod:`vitrep.models.pool`) leave of the budget (:mod:`vitrep.limits`).
+(:mod:`vitrep.models.pool`) leave of the memory budget (:mod:`vitrep.limits`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def plan_chunks(configs: Sequence[ReconstructConfig], todo: Sequence[int]) -> li
 
 
 def split_rows(rows: list[int], per_row_bytes: int | Sequence[int], model: Optional[ModelRef] = None) -> list[list[int]]:
-    """``rows`` in order, cut into chunks whose activations fit what the cached models leave of the budget.
+    """``rows`` in order, cut into chunks whose activations fit what the cached models leave of the memory budget.
 
     ``per_row_bytes`` is one number for every row or one per row (e.g.
     :func:`row_bytes` of each row's tap).  ``model``: the batch's model, if
@@ -67,7 +67,7 @@ def split_rows(rows: list[int], per_row_bytes: int | Sequence[int], model: Optio
     if worst + own > limit:
         who = f"{short_name(model)} needs about {gb(worst + own)} for one image of this batch" if model is not None \
             else f"One image of this batch needs about {gb(worst)}"
-        raise MemoryBudgetError(f"{who}, more than this server's {gb(limit)} budget; choose a smaller architecture "
+        raise MemoryBudgetError(f"{who}, more than this server's {gb(limit)} memory budget; choose a smaller architecture "
                                 f"or an earlier layer.")
     release()  # the previous batch's leftovers go before this one starts
     room = limit - cache_bytes() - (own if model is not None and not is_cached(model) else 0)

@@ -3,7 +3,7 @@
 "Read it from the memo, else compute it (queued for the device) and
 remember it" is written once, here, for the dashboard and the command line:
 
-- :func:`prepare` validates a config and computes its memo key, once; the
+- :func:`prepare_job` validates a config and computes its memo key, once; the
   :class:`Job` it returns answers :meth:`Job.cached` (a hit or ``None``) and
   :meth:`Job.run` (the hit, or the computation, single-flight per key).
 - :func:`run_batch` runs many configs: hits are read, the misses run as
@@ -58,7 +58,7 @@ def _keep(r: Result) -> bool:
 
 @dataclass(frozen=True)
 class Job:
-    """One reconstruction with its validated config and memo key (computed once, by :func:`prepare`)."""
+    """One reconstruction with its validated config and memo key (computed once, by :func:`prepare_job`)."""
 
     image: torch.Tensor
     config: ReconstructConfig
@@ -88,12 +88,17 @@ class Job:
         return memo.get_or_compute(self.key, compute, Result.to_bytes, Result.from_bytes, keep=_keep)
 
 
-def prepare(image: torch.Tensor, config: ReconstructConfig) -> Job:
+def prepare_job(image: torch.Tensor, config: ReconstructConfig) -> Job:
     """Validate ``config`` (once: a validated config is not checked again), refuse a row that could never
     fit in memory (:func:`vitrep.models.sizes.check_row`, one sentence, before any work) and compute its memo key."""
     config = validate(config)
     sizes.check_row(config)
     return Job(image, config, cache_key(image, config))
+
+
+# Deprecated: the old name (images.prepare is the other one), until vitrep/cli.py, vitrep/api.py and
+# vitrep/experiments/reconstruct.py import prepare_job.
+prepare = prepare_job
 
 
 def check_rows(configs: Sequence[ReconstructConfig]) -> None:
@@ -110,7 +115,7 @@ def run(image: torch.Tensor, config: ReconstructConfig, memo: Optional[Memo] = N
         progress: Optional[ProgressFn] = None, on_wait: Optional[OnWait] = None,
         queue_limit: Optional[int] = None) -> Result:
     """:func:`vitrep.reconstruction.reconstruct` through the disk memo: a repeat is a hit (``result.from_cache``)."""
-    return prepare(image, config).run(memo, progress, on_wait, queue_limit)
+    return prepare_job(image, config).run(memo, progress, on_wait, queue_limit)
 
 
 def run_batch(images: Sequence[torch.Tensor], configs: Sequence[ReconstructConfig], memo: Optional[Memo] = None,
@@ -156,4 +161,4 @@ def run_batch(images: Sequence[torch.Tensor], configs: Sequence[ReconstructConfi
     return out
 
 
-__all__ = ["Job", "Progress", "cache_key", "device_lock", "plan_batches", "plan_chunks", "prepare", "run", "run_batch", "check_rows"]
+__all__ = ["Job", "Progress", "cache_key", "device_lock", "plan_batches", "plan_chunks", "prepare_job", "run", "run_batch", "check_rows"]

@@ -38,7 +38,7 @@ class Mixer(TokenFamily):
         ModelSpec("mixer_b16", "mixer", 224, "MLP-Mixer B/16 (timm mixer_b16_224, Tolstikhin et al.)", _mixer_b16,
                   mean=HALF, std=HALF, trained=TrainedSource("timm", "timm/mixer_b16_224.goog_in21k_ft_in1k"), label="MLP-Mixer B/16"),
         ModelSpec("mixer", "mixer", 224,
-                  "MLP-Mixer of any patch, width and depth (untrained; page: patch 16 or 8, width 1024)",
+                  "MLP-Mixer of any patch, width and depth (untrained; the paper's: patch 16 or 8, width 1024)",
                   _custom_mixer, mean=HALF, std=HALF,
                   arch_defaults=(("patch", 16), ("width", 1024), ("depth", 8), ("size", 224)), label="MLP-Mixer"),
     )

@@ -47,7 +47,7 @@ def empty_cache():
 
 # --- the budget itself (the number: vitrep.limits; tests/test_limits.py has public mode's) -----------
 
-def test_budget_from_the_environment(monkeypatch):
+def test_memory_budget_from_the_environment(monkeypatch):
     monkeypatch.delenv("VITREP_PUBLIC", raising=False)
     monkeypatch.setenv("VITREP_MEMORY_MB", "1800")
     assert limits.memory_budget_mb() == 1800 and limits.memory_budget_bytes() == 1800 * 2 ** 20
@@ -135,7 +135,7 @@ def test_model_fits_says_why_not(monkeypatch):
     monkeypatch.setenv("VITREP_MEMORY_MB", "1800")
     ok, why = sizes.model_fits(make_ref("vit_h_14"))
     assert not ok
-    assert why.startswith("ViT-H/14 needs about ") and why.endswith(" GB, more than this server's 1.8 GB budget.")
+    assert why.startswith("ViT-H/14 needs about ") and why.endswith(" GB, more than this server's 1.8 GB memory budget.")
     assert float(why.split("about ")[1].split(" GB")[0]) >= 2.5  # 632 M float32 parameters, packs on top
     assert sizes.model_fits(make_ref("vit_b_32")) == (True, "")
     assert sizes.model_fits(make_ref("resnet50")) == (True, "")
@@ -190,7 +190,7 @@ def test_a_model_alone_over_the_budget_is_refused_before_it_is_built(monkeypatch
     assert isinstance(e.value, VitrepError)
     msg = str(e.value)
     assert msg.startswith("vit_custom (patch 8, width 256, depth 4, heads 4, size 64) needs about ")
-    assert msg.endswith("more than this server's 20 MB budget; set VITREP_MEMORY_MB higher (or to 'unlimited') to run it.")
+    assert msg.endswith("more than this server's 20 MB memory budget; set VITREP_MEMORY_MB higher (or to 'unlimited') to run it.")
     assert msg.count(".") == 1 and not pool.is_cached(ref, "cpu")
     assert not any(r.getMessage().startswith("built") for r in caplog.records)
 
@@ -212,7 +212,7 @@ def test_split_rows_fits_what_the_models_leave(monkeypatch, empty_cache):
     assert chunks.split_rows(rows, 60 * mb) == [[r] for r in rows]  # two do not fit together: one row at a time
     assert chunks.split_rows([3, 4, 5], [60 * mb, 30 * mb, 30 * mb]) == [[3, 4], [5]]
     with pytest.raises(MemoryBudgetError, match=r"^One image of this batch needs about 200 MB, more than this "
-                                                r"server's 100 MB budget; .*\.$"):
+                                                r"server's 100 MB memory budget; .*\.$"):
         chunks.split_rows(rows, 200 * mb)  # no chunk can hold it: refused before anything runs, not run alone
     monkeypatch.setenv("VITREP_FAST_BUDGET_MB", "100")
     ref = _mid(0)
