@@ -1,6 +1,6 @@
 """Seconds per reconstruction step: the paper's own loop against vitrep's engine, in one process.
 
-    python benchmarks/bench.py [--steps 20] [--device cpu|cuda] [--json benchmarks/results.json]
+    python benchmarks/bench.py [--steps 20] [--device cpu|cuda] [--json benchmarks/results/bench.json]
 
 For ViT-B/32 (untrained, 224) at layers 1, 4 and 12 and ResNet-50 at layer4 it
 times (a) the paper's loop as its snippet shows (``vitrep.reference``:
@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -45,6 +44,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import record  # noqa: E402  (benchmarks/record.py: where results go, the machine they name)
 from vitrep.fast import linear as fastops  # noqa: E402
 from vitrep.images import prepare, sample_path  # noqa: E402
 from vitrep.models.weights import build_model
@@ -195,7 +195,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--json", default=str(Path(__file__).with_name("results.json")))
+    ap.add_argument("--json", default=str(record.result_path("bench.json")))
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per case; the median is reported")
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--long", type=int, default=0, metavar="STEPS",
@@ -293,11 +293,9 @@ def main(argv=None) -> int:
         engine_total = time.perf_counter() - t
         sweep = {"case": f"ViT-B/32 sweep encoders 1-12, {a.steps} steps each", "paper_total_s": paper_total,
                  "engine_total_s": engine_total, "ratio": paper_total / engine_total}
-    machine = {"device": torch.cuda.get_device_name(0) if dev.type == "cuda" else platform.processor() or platform.machine(),
-               "threads": torch.get_num_threads(), "torch": torch.__version__,
-               "matmul_gflops_limit": limit / 1e9, "python": platform.python_version()}
-    print(f"machine: {machine['device']}, {machine['threads']} threads, torch {machine['torch']}; "
-          f"limit (4096^2 fp32 matmul) {limit / 1e9:.1f} GFLOP/s; {a.steps} steps per measurement\n")
+    machine = {**record.machine(str(dev)), "matmul_gflops_limit": limit / 1e9}
+    print(f"{record.describe(machine)}; limit (4096^2 fp32 matmul) {limit / 1e9:.1f} GFLOP/s; "
+          f"{a.steps} steps per measurement\n")
     print(f"{'case':<24}{'paper s/step':>13}{'engine s/step':>15}{'ratio':>8}{'GFLOP/step':>12}{'GFLOP/s':>9}"
           f"{'of limit':>10}{'unpacked s/step' if dev.type == 'cpu' else 'no graph s/step':>17}")
     for r in rows:

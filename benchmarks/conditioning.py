@@ -12,7 +12,7 @@ bar, the Ritz upper bound on sigma_min, the condition-number lower bound, the
 effective rank, the gain along a - a_0, how many of the k values at each end
 converged to 1%, and the seconds per matrix-vector pair (one J v and one J^T u
 for every row of the batch) measured over the whole batch.  Writes
-benchmarks/conditioning.json.
+benchmarks/results/conditioning.json.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import record  # noqa: E402  (benchmarks/record.py)
 from vitrep.conditioning import condition_many, make_condition_config, reading  # noqa: E402
 from vitrep.config import make_config  # noqa: E402
 from vitrep.images import prepare, sample_path  # noqa: E402
@@ -78,10 +79,11 @@ def main(argv=None) -> int:
     ap.add_argument("--k", type=int, default=16)
     ap.add_argument("--probes", type=int, default=8)
     ap.add_argument("--cases", default="vit,resnet,mixer")
-    ap.add_argument("--json", default=str(Path(__file__).with_name("conditioning.json")))
+    ap.add_argument("--json", default=str(record.result_path("conditioning.json")))
     a = ap.parse_args(argv)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, untrained models, the bundled cat")
-    out = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+    machine = record.machine()
+    print(f"{record.describe(machine)}; untrained models, the bundled cat")
+    out = {"machine": machine, "torch": torch.__version__, "threads": torch.get_num_threads(),
            "cases": [run_case(c, a) for c in a.cases.split(",")]}
     Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
     return 0

@@ -13,14 +13,13 @@ Then the chosen budget runs once more under Adam, for the README table.
     .venv/bin/python benchmarks/figure_budgets.py                 # figures 2, 3, 10, 13, 16 (about 2 hours on 2 cores)
     .venv/bin/python benchmarks/figure_budgets.py --figure 13 --ladder 150,600
 
-Writes benchmarks/figure_budgets.json (every rung) and prints the table.
+Writes benchmarks/results/figure_budgets.json (every rung) and prints the table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import record  # noqa: E402  (benchmarks/record.py)
 from vitrep.running.memo import Memo  # noqa: E402
 from vitrep.figures import get_figure, run_figure  # noqa: E402
 
@@ -69,15 +69,13 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--figure", type=int, action="append", help="default: 2, 3, 10, 13, 16")
     p.add_argument("--ladder", default=None, help="step counts, e.g. 150,300,600 (default: per figure)")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "figure_budgets.json"))
+    p.add_argument("--out", default=str(record.result_path("figure_budgets.json")))
     p.add_argument("--no-adam", action="store_true", help="skip the Adam run at the chosen budget")
     a = p.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
     out = Path(a.out)
     doc = json.loads(out.read_text()) if out.exists() else {}
-    doc["machine"] = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-                      "torch": torch.__version__,
-                      "flags": sorted({f for f in Path("/proc/cpuinfo").read_text().split() if f.startswith("amx")})}
+    doc["machine"] = record.machine()
     doc.setdefault("figures", {})
     work = Path(tempfile.mkdtemp(prefix="vitrep-budgets-"))
     for figure in a.figure or sorted(LADDERS):

@@ -18,14 +18,15 @@ A process's peak resident set comes from ``os.wait4`` (the kernel's ``ru_maxrss`
 The engine actions also sample ``/proc/self/status`` in the child and print, per phase, the
 resident set at the phase's end and its peak, with the models' and packs' bytes, so the
 growth can be placed.  The last line is ``peak_rss_mb N``, the largest peak of the actions
-(the ``import`` floor excluded).  ``--json FILE`` writes everything.
+(the ``import`` floor excluded).  ``--json FILE`` writes everything (benchmarks/results/memory.json, with the
+machine it ran on).
 The peak comes from the kernel's count for the child, which starts from this (small, torch-free)
 parent's own resident set.
 
 Measured on the project's CPU machine (2 cores, torch 2.14.1+cu130, a CUDA build whose
 ``import torch`` alone holds 0.65 GB; the CPU build 2.13.0+cpu holds 0.21 GB), VITREP_MEMORY_MB=2000:
 
-| action | peak RSS before run_paths lost its reference cycle | after (benchmarks/memory_results.json) |
+| action | peak RSS before run_paths lost its reference cycle | after (benchmarks/results/memory.json) |
 |---|---|---|
 | import (floor) | 832 MB | 832 MB |
 | cli-sweep (ViT-B/32 1-12, 20 steps) | 2,216 MB | 1,909 MB |
@@ -206,7 +207,10 @@ def main() -> None:
     if a.json:
         import torch
 
-        Path(a.json).write_text(json.dumps({"memory_mb": a.memory_mb, "torch": torch.__version__, "steps": a.steps,
+        from record import machine  # benchmarks/record.py
+
+        Path(a.json).write_text(json.dumps({"machine": machine(), "memory_mb": a.memory_mb, "torch": torch.__version__,
+                                            "steps": a.steps,
                                             "recon_steps": a.recon_steps, "results": results}, indent=1) + "\n")
     peaks = [r["peak_rss_mb"] for k, r in results.items() if k != "import"]
     print(f"peak_rss_mb {max(peaks) if peaks else results.get('import', {}).get('peak_rss_mb', 0)}")

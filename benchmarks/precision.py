@@ -1,8 +1,8 @@
-"""bf16 against fp32 on this CPU: steps per second, where batch 8 loses, fidelity, and time to quality.
+"""bf16 against fp32 on this CPU: seconds per step, where batch 8 loses, fidelity, and time to quality.
 
     python benchmarks/precision.py [--rounds 3] [--speed-steps 5] [--fid-steps 300] [--ttq-seed-steps 1500]
                                    [--ttq-steps 300] [--ttq-cases vit1,vit4,vit8,vit12,resnet1,...,mixer]
-                                   [--sections speed,profile,fidelity,ttq] [--json benchmarks/precision_results.json]
+                                   [--sections speed,profile,fidelity,ttq] [--json benchmarks/results/precision.json]
 
 Everything is measured in one process, as ratios of medians of interleaved
 rounds (a shared 2-core machine drifts by +-20% between identical runs); no
@@ -14,7 +14,7 @@ timing is asserted anywhere.  Untrained models (nothing can be downloaded).
 - profile: one batch-8 step at encoder 12 under torch.profiler, for a plain
   bf16 copy of the model (every op bf16, what the issue measured at 0.47x),
   vitrep's bf16 (products only) and fp32: the ops by self CPU time
-  (benchmarks/precision_profile.txt).
+  (benchmarks/results/precision_profile.txt).
 - fidelity: 3 seeds x 3 images (cat, coffee, astronaut) at ViT-B/32 encoders
   1, 4, 12, ResNet-50 layer2 and Mixer block 4, under GD and Adam (each
   calibrated): bf16's final PSNR within 0.3 dB of fp32's and the same success
@@ -26,8 +26,8 @@ timing is asserted anywhere.  Untrained models (nothing can be downloaded).
   The seed's loop measures m_g against its own m_r (its objective has no
   positional embedding); measuring is outside its timer.
 
-On a CUDA GPU this script has no part yet (benchmarks/precision_h100.json is
-an earlier TF32/autocast check there); a GPU was not lent to this task.
+On a CUDA GPU this script has no part yet (benchmarks/results/precision_h100.json
+is an earlier TF32/autocast check there, recorded by hand).
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import statistics
 import sys
 import time
@@ -45,6 +44,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import record  # noqa: E402  (benchmarks/record.py)
 from vitrep import precision as P  # noqa: E402
 from vitrep.config import make_config  # noqa: E402
 from vitrep.descent.param import pixel_starts  # noqa: E402
@@ -56,7 +56,6 @@ from vitrep.models.weights import LoadedModel, build_model  # noqa: E402
 from vitrep.reconstruction import reconstruct_many  # noqa: E402
 from vitrep.reference import NewResNet, NewVit, paper_loop  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
 IMAGES = ("cat", "coffee", "astronaut")
 DEV = torch.device("cpu")
 TTQ = {"vit1": ("vit_b_32", 1), "vit4": ("vit_b_32", 4), "vit8": ("vit_b_32", 8), "vit12": ("vit_b_32", 12),
@@ -162,7 +161,8 @@ def profile_batch8(tap: int = 12, batch: int = 8) -> dict:
         out[label] = rows
         texts.append(text)
         print(f"  {label}: top op {rows[0]['op']} {rows[0]['self_ms_per_step']:.0f} ms/step", flush=True)
-    (HERE / "precision_profile.txt").write_text("\n\n".join(texts) + "\n")
+    head = record.describe(record.machine())
+    record.result_path("precision_profile.txt").write_text(head + "\n\n" + "\n\n".join(texts) + "\n")
     return out
 
 
@@ -308,15 +308,12 @@ def main(argv=None) -> int:
     ap.add_argument("--ttq-steps", type=int, default=300)
     ap.add_argument("--ttq-cases", default=",".join(TTQ), help="keys of TTQ, each optionally :N (its seed-loop steps)")
     ap.add_argument("--sections", default="speed,profile,fidelity,ttq")
-    ap.add_argument("--json", default=str(HERE / "precision_results.json"))
+    ap.add_argument("--json", default=str(record.result_path("precision.json")))
     a = ap.parse_args(argv)
     torch.manual_seed(0)
-    res = {"machine": {"cpu": platform.processor() or platform.machine(), "flags": P.machine(),
-                       "cpu_bf16": P.cpu_bf16(), "amx": P.cpu_amx(), "threads": torch.get_num_threads(),
-                       "torch": torch.__version__},
-           "gpu": "GPU: not lent to this task", "settings": vars(a)}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU flags: {P.machine()}; "
-          f"GPU: not lent to this task", flush=True)
+    res = {"machine": {**record.machine(), "flags": P.machine(), "cpu_bf16": P.cpu_bf16(), "amx": P.cpu_amx()},
+           "gpu": "none (this script measures the CPU)", "settings": vars(a)}
+    print(f"{record.describe(res['machine'])}; no GPU (this script measures the CPU)", flush=True)
     sections = a.sections.split(",")
     for name in sections:
         _section(name, a, res)
@@ -327,10 +324,10 @@ def main(argv=None) -> int:
 
 def _section(name: str, a, res: dict) -> None:
     if name == "speed":
-        print("steps per second (median of interleaved rounds):", flush=True)
+        print("seconds per step (median of interleaved rounds):", flush=True)
         res["speed"] = speed(a.rounds, a.speed_steps)
     if name == "profile":
-        print("profile, batch 8 (benchmarks/precision_profile.txt):", flush=True)
+        print("profile, batch 8 (benchmarks/results/precision_profile.txt):", flush=True)
         res["profile"] = profile_batch8()
     if name == "fidelity":
         print(f"fidelity, {a.fid_steps} steps, 3 seeds x 3 images:", flush=True)

@@ -3,7 +3,7 @@
 One step cannot move a panel, so every check must say NOT CHECKED (issue 22).  Figures that need trained
 weights run twice: as a user offline would (no weights: one sentence naming the file) and with a stand-in
 checkpoint of the figure's architecture (untrained weights saved through `torch.save`), which the preset
-takes as its trained weights.  Writes benchmarks/steps1_sweep.json.
+takes as its trained weights.  Writes benchmarks/results/steps1_sweep.json.
 
     .venv/bin/python benchmarks/steps1_sweep.py [--figures 1-16]
 """
@@ -69,9 +69,11 @@ def main() -> int:
                 rows.append(r)
                 print(json.dumps(r), flush=True)
     bad = [r for r in rows if r["held_lines"]]
-    doc = {"command": "preset N --steps 1 --optimizer both", "rows": rows,
+    from record import machine, result_path  # benchmarks/record.py
+
+    doc = {"machine": machine(), "command": "preset N --steps 1 --optimizer both", "rows": rows,
            "figures_printing_HELD": [r["figure"] for r in bad]}
-    (ROOT / "benchmarks" / "steps1_sweep.json").write_text(json.dumps(doc, indent=1) + "\n")
+    result_path("steps1_sweep.json").write_text(json.dumps(doc, indent=1) + "\n")
     print("figures printing a line starting HELD:", doc["figures_printing_HELD"] or "none")
     return 1 if bad else 0
 

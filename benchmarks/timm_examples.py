@@ -5,7 +5,7 @@
 Each model is built untrained from its timm name (no download), and the
 bundled image is reconstructed from a shallow and a deep tap with vitrep's
 defaults (the calibrated schedule of the family its adapter names, Adam).
-Prints the README's table and writes benchmarks/timm_examples.json.
+Prints the README's table and writes benchmarks/results/timm_examples.json.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import record  # noqa: E402  (benchmarks/record.py)
 from vitrep.config import make_config  # noqa: E402
 from vitrep.images import prepare, sample_path  # noqa: E402
 from vitrep.models.registry import make_ref  # noqa: E402
@@ -42,10 +43,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--image", default="cat")
-    ap.add_argument("--json", default=str(Path(__file__).with_name("timm_examples.json")))
+    ap.add_argument("--json", default=str(record.result_path("timm_examples.json")))
     a = ap.parse_args(argv)
-    rows = []
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {a.steps} steps, the bundled {a.image}")
+    rows, machine = [], record.machine()
+    print(f"{record.describe(machine)}; {a.steps} steps, the bundled {a.image}")
     print("| timm class | example | input | tap | m_g/m_r | PSNR dB | s |")
     print("|---|---|---|---|---|---|---|")
     for cls, name, *taps in EXAMPLES:
@@ -62,8 +63,8 @@ def main(argv=None) -> int:
             rows.append(row)
             print(f"| {cls} | `{name}` | {ref.input_size} | {row['tap']} | {row['ratio']:.3f} | {row['psnr']:.1f} "
                   f"| {secs:.0f} |", flush=True)
-    Path(a.json).write_text(json.dumps(dict(torch=torch.__version__, steps=a.steps, image=a.image, rows=rows),
-                                       indent=1))
+    Path(a.json).write_text(json.dumps(dict(machine=machine, torch=torch.__version__, steps=a.steps, image=a.image,
+                                            rows=rows), indent=1) + "\n")
     return 0
 
 

@@ -58,15 +58,15 @@ def test_auto_takes_bf16_only_for_measured_families_on_amx(monkeypatch):
 
 
 def test_auto_bf16_is_what_the_fidelity_grid_measured():
-    """A family's ``auto_bf16`` is True exactly where benchmarks/precision_fidelity.json has it holding the bar
-    (every row: |dPSNR| <= 0.3 dB, the same success) and running faster, under GD and Adam; a family with a failed
-    row, or none in the record, stays fp32 under auto."""
+    """A family's ``auto_bf16`` is True exactly where benchmarks/results/precision_fidelity.json has it holding
+    the bar (every row: |dPSNR| <= 0.3 dB, the same success) and running faster, under GD and Adam; a family with
+    a failed row, or none in the record, stays fp32 under auto."""
     import json
     from pathlib import Path
 
     from vitrep.models.families import FAMILIES
 
-    record = json.loads((Path(__file__).parents[1] / "benchmarks" / "precision_fidelity.json").read_text())
+    record = json.loads((Path(__file__).parents[1] / "benchmarks" / "results" / "precision_fidelity.json").read_text())
     rows: dict[str, list] = {}
     for row in record["fidelity"]:
         rows.setdefault(make_ref(row["model"]).adapter.name, []).append(row)

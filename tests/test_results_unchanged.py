@@ -1,6 +1,6 @@
 """Results recorded before the engine was given its floors (issue 18) still come out, within float rounding.
 
-``tests/data/results_before_floors.json`` was written by this file's ``record()`` on the code before
+``tests/data/recorded_results.json`` was written by this file's ``record()`` on the code before
 the restructuring; the same seeds must give the same final distances (relative 1e-4: rounding only,
 over runs short enough that the L1 loss's sign flips do not grow it, see README Performance).  Its keys
 were made again when CACHE_VERSION became 4 (curves carry SSIM); its numbers are the original record's.
@@ -12,7 +12,7 @@ import pytest
 
 from .conftest import ROOT
 
-DATA = ROOT / "tests" / "data" / "results_before_floors.json"
+DATA = ROOT / "tests" / "data" / "recorded_results.json"
 RECORDED_ON = "2.14"  # the torch release (major.minor) the record was written on: memo keys carry it
 
 

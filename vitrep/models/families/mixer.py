@@ -28,7 +28,7 @@ class Mixer(TokenFamily):
     name = "mixer"
     unit = "block"
     has_embed = False
-    auto_bf16 = True  # Mixer block 4 held the fidelity bar under GD and Adam, 2.2x faster (benchmarks/precision_fidelity.json)
+    auto_bf16 = True  # Mixer block 4 held the fidelity bar under GD and Adam, 2.2x faster (benchmarks/results/precision_fidelity.json)
     components = ("norm_1", "token_mixing", "residual_1", "norm_2", "channel_mixing", "residual_2")
     component_aliases = {"ln_1": "norm_1", "ln_2": "norm_2", "attention": "token_mixing", "mlp": "channel_mixing"}
     swap_aliases = {"stem": "stem", "ln_1": "blocks.0.norm1", "final_norm": "norm", "head": "head"}

@@ -53,7 +53,7 @@ class ViT(TokenFamily):
     name = "vit"
     unit = "encoder"
     components = VIT_COMPONENTS
-    auto_bf16 = True  # ViT-B/32 encoders 1, 4, 12 held the fidelity bar, 1.7-2.3x faster (benchmarks/precision_fidelity.json)
+    auto_bf16 = True  # ViT-B/32 encoders 1, 4, 12 held the fidelity bar, 1.7-2.3x faster (benchmarks/results/precision_fidelity.json)
     swap_aliases = {"stem": "conv_proj", "pos_embedding": "encoder.pos_embedding", "class_token": "class_token",
                     "ln_1": "encoder.layers.encoder_layer_0.ln_1", "final_norm": "encoder.ln", "head": "heads"}
     first_conv = "conv_proj"
