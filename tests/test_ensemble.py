@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from vitrep.config import make_config
-from vitrep.ensemble import UNDETERMINED, member_configs, run_ensemble, spread_of
+from vitrep.ensembles import UNDETERMINED, member_configs, run_ensemble, spread_of
 from vitrep.errors import ConfigError
 from vitrep.models.pool import load_model
 from vitrep.models.registry import make_ref

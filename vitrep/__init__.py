@@ -10,7 +10,7 @@ imports streamlit.
 
 from .version import __version__  # noqa: F401  (a leaf: modules below import it from there)
 
-__all__ = ["reconstruct", "figure"]
+__all__ = ["reconstruct", "figure", "ensemble"]
 
 
 def __getattr__(name: str):

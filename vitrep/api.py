@@ -49,3 +49,17 @@ def figure(number, budget: str = "demo", optimizer: str = "gd", *, steps: Option
 
     cfg = FigureConfig(str(number), budget, optimizer, steps, tuple(images), out=out)
     return run(cfg, _memo(cache_dir), progress=progress)
+
+
+def ensemble(image="cat", model="vit_b_32", layer=1, *, seeds: int = 8, weights: str = "untrained", remove=None,
+             blocks=None, swaps=None, out: str = "", cache_dir=None, progress: Optional[Callable] = None,
+             **options) -> Report:
+    """Reconstruct ``image`` from ``layer`` from ``seeds`` starts at once (:mod:`vitrep.ensembles`); the
+    :class:`~vitrep.experiments.Report`'s ``data`` is the :class:`~vitrep.ensembles.Ensemble` (members, mean,
+    spread, the share of pixels left undetermined)."""
+    from .config import make_config
+    from .experiments.ensemble import EnsembleRun, run
+
+    cfg = make_config(model, layer, weights=weights, remove=remove or (), blocks=blocks,
+                      **({"swaps": swaps} if swaps else {}), **options)
+    return run(EnsembleRun(cfg, seeds, image, out), _memo(cache_dir), progress=progress)
