@@ -16,7 +16,8 @@ PAGES = {
         st.Page("app_pages/reconstruct.py", title="Reconstruct", icon=":material/image:"),
         st.Page("app_pages/sweep.py", title="Layer sweep", icon=":material/view_module:"),
         st.Page("app_pages/ablation.py", title="Ablation survey", icon=":material/content_cut:"),
-        st.Page("app_pages/figures.py", title="The paper's figures", icon=":material/collections:"),
+        st.Page("app_pages/figures.py", title="The write-up's figures", icon=":material/collections:"),
+        st.Page("app_pages/ensemble.py", title="Many inputs, one output", icon=":material/stacks:"),
     ],
     "Look inside": [
         st.Page("app_pages/classes.py", title="Class images", icon=":material/pets:"),

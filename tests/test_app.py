@@ -15,7 +15,7 @@ from vitrep.models.registry import make_ref
 from .conftest import ROOT
 
 APP = str(ROOT / "app.py")
-PAGES = ["app_pages/home.py", "app_pages/reconstruct.py", "app_pages/sweep.py", "app_pages/ablation.py", "app_pages/figures.py",
+PAGES = ["app_pages/home.py", "app_pages/ensemble.py", "app_pages/reconstruct.py", "app_pages/sweep.py", "app_pages/ablation.py", "app_pages/figures.py",
          "app_pages/classes.py", "app_pages/conditioning.py", "app_pages/filters.py", "app_pages/layernorm.py"]
 
 
@@ -452,3 +452,31 @@ def test_a_session_output_folder_is_reused_and_removed_with_the_session():
     del at
     gc.collect()
     assert not root.exists()
+
+
+
+def test_the_ensemble_page_shows_what_a_layer_leaves_open():
+    """Many inputs, one output: three starts on the tiny ViT; its sentences, strip, spread map and curves."""
+    at = page("app_pages/ensemble.py")
+    at.selectbox(key="en_model").set_value("vit_custom")
+    at.run()
+    at.slider(key="en_seeds").set_value(3)
+    at.number_input(key="en_steps").set_value(20)
+    submit(at, "en_form", "Run the ensemble")
+    assert not at.exception and not at.error
+    said = " ".join(m.value for m in at.markdown)
+    assert "3 reconstructions from 3 starts end" in said and "undetermined" in said
+    t = types(at.main)
+    assert t.count("image") >= 4 and "plotly_chart" in t
+
+
+def test_a_public_ensemble_is_capped_at_the_servers_steps(monkeypatch):
+    monkeypatch.setenv("VITREP_PUBLIC", "1")
+    at = page("app_pages/ensemble.py")
+    at.selectbox(key="en_model").set_value("vit_custom")
+    at.run()
+    at.slider(key="en_seeds").set_value(16)
+    at.number_input(key="en_steps").set_value(200)
+    submit(at, "en_form", "Run the ensemble")
+    assert any("at most 1,000 steps in all (seeds x steps)" in e.value for e in at.error), [e.value for e in at.error]
+    assert not [b for b in at.button if b.key == "en_stop"]  # no run widgets left behind

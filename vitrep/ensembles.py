@@ -37,8 +37,13 @@ MAX_SEEDS = 64
 def member_configs(config: ReconstructConfig, seeds: int) -> list[ReconstructConfig]:
     """The ensemble's configs: ``config`` with seeds ``seed .. seed + seeds - 1``, reporting every
     ``steps / SNAPSHOTS`` steps (each report a snapshot)."""
+    from . import limits
+
     if not 1 <= int(seeds) <= MAX_SEEDS:
         raise ConfigError(f"An ensemble takes 1 to {MAX_SEEDS} seeds, not {seeds}.")
+    if limits.public_mode() and int(seeds) * config.steps > limits.max_steps():
+        raise ConfigError(f"On this public server an ensemble runs at most {limits.max_steps():,} steps in all "
+                          f"(seeds x steps); {seeds} seeds of {config.steps:,} steps are {int(seeds) * config.steps:,}.")
     every = max(1, config.steps // SNAPSHOTS)
     return [validate(replace(config, seed=config.seed + i, report_every=every)) for i in range(int(seeds))]
 
