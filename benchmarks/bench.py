@@ -191,7 +191,11 @@ def time_engine(image, cfg, fast: bool = True) -> float:
     return r.seconds / r.steps
 
 
-def main(argv=None) -> int:
+CASES = {"vit1": ("ViT-B/32", "vit_b_32", 1), "vit4": ("ViT-B/32", "vit_b_32", 4),
+         "vit12": ("ViT-B/32", "vit_b_32", 12), "resnet": ("ResNet-50", "resnet50", 4)}
+
+
+def parse(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--device", default="auto")
@@ -204,98 +208,104 @@ def main(argv=None) -> int:
     ap.add_argument("--bar-steps", type=int, default=0, metavar="N",
                     help="also run each case N steps fast and plain on --bar-seeds seeds and compare the ends")
     ap.add_argument("--bar-seeds", type=int, default=3)
-    a = ap.parse_args(argv)
-    dev = torch.device("cuda" if (a.device == "auto" and torch.cuda.is_available()) else
-                       (a.device if a.device != "auto" else "cpu"))
-    torch.manual_seed(0)
-    limits = [matmul_flops(dev)]  # measured again after each case; the best is the limit
-    image = prepare(sample_path("cat"), 224).to(dev)
-    init = (torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1)) * 0.05 + 0.7).to(dev)
-    long = None
-    if a.long:
-        ref = make_ref("vit_b_32")
-        cfg = make_config(ref, "encoder-12", steps=a.long, pos_embed=False, device=str(dev), report_every=1000)
-        sync(dev)
-        t = time.perf_counter()
-        r = reconstruct(image, cfg)
-        sync(dev)
-        long = {"case": f"ViT-B/32 encoder-12, {a.long} steps", "total_s": time.perf_counter() - t,
-                "loop_s": r.seconds, "final": r.final, "status": r.status}
-        print(f"{long['case']}: {long['total_s']:.1f} s in all ({long['loop_s'] / a.long * 1e3:.3f} ms per step), "
-              f"m_g {long['final']['embedding_distance']:.4g}, status {long['status']}", flush=True)
-    rows = []
-    cases = {"vit1": ("ViT-B/32", "vit_b_32", 1), "vit4": ("ViT-B/32", "vit_b_32", 4),
-             "vit12": ("ViT-B/32", "vit_b_32", 12), "resnet": ("ResNet-50", "resnet50", 4)}
-    cases = [cases[c.strip()] for c in a.cases.split(",") if c.strip()]
-    for label, name, layer in cases:
-        ref = make_ref(name)
-        plain, _ = build_model(ref)  # the paper's copy: trainable parameters, as its code left them
-        plain.eval().to(dev)
-        net = (NewVit if name.startswith("vit") else NewResNet)(plain)
-        lm = load_model(ref, str(dev))
-        tap = f"encoder-{layer}" if name.startswith("vit") else f"layer{layer}"
-        cfg = make_config(ref, tap, steps=a.steps, pos_embed=False, device=str(dev))
-        paper_times, engines, plains = [], [], []
-        packed = dev.type == "cuda" or fastops.enabled()  # ViT: packed linear layers; ResNet: vitrep.fast.resnet
-        for _ in range(a.rounds):  # interleaved, so drifts in machine speed hit both alike
-            paper_times.append(time_paper(net, layer, image, init, a.steps, dev))
-            engines.append(time_engine(image, cfg))
-            if packed:
-                plains.append(time_engine(image, cfg, fast=False))
-        limits.append(matmul_flops(dev))
-        paper_s, engine_s = statistics.median(paper_times), statistics.median(engines)
-        flops = step_flops(lm, tap, image)
-        bar = grad_check(lm, tap, image, init, same_branch=name == "resnet50") \
-            if dev.type == "cpu" and fastops.enabled() else None
-        if bar is not None and a.bar_steps:
-            bar["runs"] = bar_runs(ref, tap, image, a.bar_steps, a.bar_seeds, dev)
-        rows.append({"case": f"{label} {tap}", "paper_s_per_step": paper_s, "engine_s_per_step": engine_s,
-                     "engine_unpacked_s_per_step": statistics.median(plains) if plains else None,
-                     "ratio": paper_s / engine_s, "step_gflop": flops / 1e9, "engine_gflops": flops / engine_s / 1e9,
-                     "bar": bar})
-        print(f"{rows[-1]['case']}: paper {paper_s:.5f} s/step, engine {engine_s:.5f} s/step ({paper_s / engine_s:.2f}x)"
-              + (f", without the fast path {rows[-1]['engine_unpacked_s_per_step']:.5f}" if plains else ""), flush=True)
-        if bar is not None:
-            print(f"  bar: one step's input gradient, fast vs plain {bar['grad_rel_err']:.2e} relative "
-                  f"(the plain path against itself, input moved one ulp: {bar['plain_ulp_rel']:.2e})"
-                  + (f"; against the plain formula taking the same ReLU/max-pool branches "
-                     f"{bar['same_branch_grad_rel_err']:.2e}" if "same_branch_grad_rel_err" in bar else ""), flush=True)
-            if "runs" in bar:
-                r = bar["runs"]
-                print(f"  bar: {r['steps']} steps, {r['seeds']} seeds: final distances fast vs plain differ by at most "
-                      f"{r['worst_rel_diff']:.2%} (the plain path from a start moved one ulp: "
-                      f"{r['worst_ulp_rel_diff']:.2%}); success {'the same' if r['same_success'] else 'DIFFERS'} "
-                      f"({', '.join(str(x['success']['fast']) for x in r['rows'])})", flush=True)
-        del plain, net
-    limit = max(limits)
-    for r in rows:
-        r["share_of_limit"] = r["engine_gflops"] * 1e9 / limit
-    sweep = None
-    if not a.no_sweep:
-        ref = make_ref("vit_b_32")
-        plain, _ = build_model(ref)
-        plain.eval().to(dev)
-        net = NewVit(plain)
-        paper_loop(net, 1, image, init, 2)
-        sync(dev)
-        t = time.perf_counter()
-        for layer in range(1, 13):
-            paper_loop(net, layer, image, init, a.steps)
-        sync(dev)
-        paper_total = time.perf_counter() - t
-        # A batch shares its schedule; the calibrated defaults differ by layer, so the sweep takes the paper's.
-        paper_schedule = dict(optimizer="gd", lr_start=1.0, lr_end=0.05, pos_embed=False, device=str(dev))
-        cfgs = [make_config(ref, f"encoder-{k}", steps=a.steps, **paper_schedule) for k in range(1, 13)]
-        reconstruct_many([image] * 12, [make_config(ref, c.tap, steps=2, **paper_schedule) for c in cfgs])  # warm-up
-        t = time.perf_counter()
-        reconstruct_many([image] * 12, cfgs)
-        sync(dev)
-        engine_total = time.perf_counter() - t
-        sweep = {"case": f"ViT-B/32 sweep encoders 1-12, {a.steps} steps each", "paper_total_s": paper_total,
-                 "engine_total_s": engine_total, "ratio": paper_total / engine_total}
-    machine = {**record.machine(str(dev)), "matmul_gflops_limit": limit / 1e9}
-    print(f"{record.describe(machine)}; limit (4096^2 fp32 matmul) {limit / 1e9:.1f} GFLOP/s; "
-          f"{a.steps} steps per measurement\n")
+    return ap.parse_args(argv)
+
+
+def time_long(image, steps: int, dev) -> dict:
+    """One ViT-B/32 encoder-12 run of ``steps`` steps, timed whole."""
+    cfg = make_config(make_ref("vit_b_32"), "encoder-12", steps=steps, pos_embed=False, device=str(dev),
+                      report_every=1000)
+    sync(dev)
+    t = time.perf_counter()
+    r = reconstruct(image, cfg)
+    sync(dev)
+    long = {"case": f"ViT-B/32 encoder-12, {steps} steps", "total_s": time.perf_counter() - t,
+            "loop_s": r.seconds, "final": r.final, "status": r.status}
+    print(f"{long['case']}: {long['total_s']:.1f} s in all ({long['loop_s'] / steps * 1e3:.3f} ms per step), "
+          f"m_g {long['final']['embedding_distance']:.4g}, status {long['status']}", flush=True)
+    return long
+
+
+def time_case(label: str, name: str, layer: int, a, image, init, dev, limits: list) -> dict:
+    """One case's row: the paper's loop and the engine (with and without its fast path) in interleaved rounds,
+    the step's FLOPs, and the fast-path bar; the matmul limit measured again after the rounds."""
+    ref = make_ref(name)
+    plain, _ = build_model(ref)  # the paper's copy: trainable parameters, as its code left them
+    plain.eval().to(dev)
+    net = (NewVit if name.startswith("vit") else NewResNet)(plain)
+    lm = load_model(ref, str(dev))
+    tap = f"encoder-{layer}" if name.startswith("vit") else f"layer{layer}"
+    cfg = make_config(ref, tap, steps=a.steps, pos_embed=False, device=str(dev))
+    paper_times, engines, plains = [], [], []
+    packed = dev.type == "cuda" or fastops.enabled()  # ViT: packed linear layers; ResNet: vitrep.fast.resnet
+    for _ in range(a.rounds):  # interleaved, so drifts in machine speed hit both alike
+        paper_times.append(time_paper(net, layer, image, init, a.steps, dev))
+        engines.append(time_engine(image, cfg))
+        if packed:
+            plains.append(time_engine(image, cfg, fast=False))
+    limits.append(matmul_flops(dev))
+    paper_s, engine_s = statistics.median(paper_times), statistics.median(engines)
+    flops = step_flops(lm, tap, image)
+    bar = grad_check(lm, tap, image, init, same_branch=name == "resnet50") \
+        if dev.type == "cpu" and fastops.enabled() else None
+    if bar is not None and a.bar_steps:
+        bar["runs"] = bar_runs(ref, tap, image, a.bar_steps, a.bar_seeds, dev)
+    row = {"case": f"{label} {tap}", "paper_s_per_step": paper_s, "engine_s_per_step": engine_s,
+           "engine_unpacked_s_per_step": statistics.median(plains) if plains else None,
+           "ratio": paper_s / engine_s, "step_gflop": flops / 1e9, "engine_gflops": flops / engine_s / 1e9,
+           "bar": bar}
+    print_case(row)
+    return row
+
+
+def print_case(row: dict) -> None:
+    unpacked = row["engine_unpacked_s_per_step"]
+    print(f"{row['case']}: paper {row['paper_s_per_step']:.5f} s/step, engine {row['engine_s_per_step']:.5f} s/step "
+          f"({row['ratio']:.2f}x)" + (f", without the fast path {unpacked:.5f}" if unpacked is not None else ""),
+          flush=True)
+    bar = row["bar"]
+    if bar is None:
+        return
+    print(f"  bar: one step's input gradient, fast vs plain {bar['grad_rel_err']:.2e} relative "
+          f"(the plain path against itself, input moved one ulp: {bar['plain_ulp_rel']:.2e})"
+          + (f"; against the plain formula taking the same ReLU/max-pool branches "
+             f"{bar['same_branch_grad_rel_err']:.2e}" if "same_branch_grad_rel_err" in bar else ""), flush=True)
+    if "runs" in bar:
+        r = bar["runs"]
+        print(f"  bar: {r['steps']} steps, {r['seeds']} seeds: final distances fast vs plain differ by at most "
+              f"{r['worst_rel_diff']:.2%} (the plain path from a start moved one ulp: "
+              f"{r['worst_ulp_rel_diff']:.2%}); success {'the same' if r['same_success'] else 'DIFFERS'} "
+              f"({', '.join(str(x['success']['fast']) for x in r['rows'])})", flush=True)
+
+
+def time_sweep(image, init, steps: int, dev) -> dict:
+    """ViT-B/32 encoders 1-12: twelve runs of the paper's loop against the engine's one batch."""
+    ref = make_ref("vit_b_32")
+    plain, _ = build_model(ref)
+    plain.eval().to(dev)
+    net = NewVit(plain)
+    paper_loop(net, 1, image, init, 2)
+    sync(dev)
+    t = time.perf_counter()
+    for layer in range(1, 13):
+        paper_loop(net, layer, image, init, steps)
+    sync(dev)
+    paper_total = time.perf_counter() - t
+    # A batch shares its schedule; the calibrated defaults differ by layer, so the sweep takes the paper's.
+    paper_schedule = dict(optimizer="gd", lr_start=1.0, lr_end=0.05, pos_embed=False, device=str(dev))
+    cfgs = [make_config(ref, f"encoder-{k}", steps=steps, **paper_schedule) for k in range(1, 13)]
+    reconstruct_many([image] * 12, [make_config(ref, c.tap, steps=2, **paper_schedule) for c in cfgs])  # warm-up
+    t = time.perf_counter()
+    reconstruct_many([image] * 12, cfgs)
+    sync(dev)
+    engine_total = time.perf_counter() - t
+    return {"case": f"ViT-B/32 sweep encoders 1-12, {steps} steps each", "paper_total_s": paper_total,
+            "engine_total_s": engine_total, "ratio": paper_total / engine_total}
+
+
+def print_table(rows: list, sweep, machine: dict, steps: int, dev) -> None:
+    print(f"{record.describe(machine)}; limit (4096^2 fp32 matmul) {machine['matmul_gflops_limit']:.1f} GFLOP/s; "
+          f"{steps} steps per measurement\n")
     print(f"{'case':<24}{'paper s/step':>13}{'engine s/step':>15}{'ratio':>8}{'GFLOP/step':>12}{'GFLOP/s':>9}"
           f"{'of limit':>10}{'unpacked s/step' if dev.type == 'cpu' else 'no graph s/step':>17}")
     for r in rows:
@@ -305,6 +315,24 @@ def main(argv=None) -> int:
     if sweep:
         print(f"\n{sweep['case']}: paper loop x12 {sweep['paper_total_s']:.1f} s, engine batch "
               f"{sweep['engine_total_s']:.1f} s, ratio {sweep['ratio']:.2f}x")
+
+
+def main(argv=None) -> int:
+    a = parse(argv)
+    dev = torch.device("cuda" if (a.device == "auto" and torch.cuda.is_available()) else
+                       (a.device if a.device != "auto" else "cpu"))
+    torch.manual_seed(0)
+    limits = [matmul_flops(dev)]  # measured again after each case; the best is the limit
+    image = prepare(sample_path("cat"), 224).to(dev)
+    init = (torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1)) * 0.05 + 0.7).to(dev)
+    long = time_long(image, a.long, dev) if a.long else None
+    rows = [time_case(*CASES[c.strip()], a, image, init, dev, limits) for c in a.cases.split(",") if c.strip()]
+    limit = max(limits)
+    for r in rows:
+        r["share_of_limit"] = r["engine_gflops"] * 1e9 / limit
+    sweep = None if a.no_sweep else time_sweep(image, init, a.steps, dev)
+    machine = {**record.machine(str(dev)), "matmul_gflops_limit": limit / 1e9}
+    print_table(rows, sweep, machine, a.steps, dev)
     Path(a.json).write_text(json.dumps({"machine": machine, "steps": a.steps, "rows": rows, "sweep": sweep,
                                         "long": long}, indent=2) + "\n")
     print(f"\nwrote {a.json}")

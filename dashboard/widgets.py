@@ -144,6 +144,31 @@ def model_picker(key: str, default: str = "vit_b_32", allow_swaps: bool = True, 
     errors offline.
     """
     pre = pre or {}
+    name = _model_name(key, default, models, pre)
+    if name is None:
+        return None
+    try:
+        spec = get_spec(name)
+    except VitrepError as e:
+        error(e)
+        return None
+    weights = _weights_input(key, name, spec, pre, trained_wanted)
+    if weights is None:
+        return None
+    arch = _arch_inputs(key, spec, pre)
+    seed = st.number_input("Model seed (untrained init)", min_value=0, value=0, step=1, key=f"{key}_mseed")
+    swapped = _swap_inputs(key, spec, pre) if allow_swaps else ("", "trained")
+    if swapped is None:
+        return None
+    try:
+        return make_ref(name, weights, seed=int(seed), swaps=swapped[0], swap_from=swapped[1], **arch)
+    except VitrepError as e:
+        error(e)
+        return None
+
+
+def _model_name(key: str, default: str, models, pre: dict) -> str | None:
+    """The model menu (the registry's, a timm name by search; a public server's over-budget ones left out)."""
     names = list(models or SPECS)
     local_only = over_budget() if public_mode() else {}
     names = [n for n in names if n not in local_only]
@@ -157,16 +182,12 @@ def model_picker(key: str, default: str = "vit_b_32", allow_swaps: bool = True, 
     if local_only:
         st.caption("Local only (run vitrep on your own machine for these): "
                    + "; ".join(f"{n}: {why}" for n, why in local_only.items()))
-    if name == TIMM:
-        name = timm_picker(key, pre.get("model", ""))
-        if name is None:
-            return None
-    try:
-        spec = get_spec(name)
-    except VitrepError as e:
-        error(e)
-        return None
-    options = ["untrained", "trained", "checkpoint file"] if spec.trained else ["untrained", "checkpoint file"]
+    return timm_picker(key, pre.get("model", "")) if name == TIMM else name
+
+
+def _weights_input(key: str, name: str, spec, pre: dict, trained_wanted: str) -> str | None:
+    """untrained, trained or a checkpoint's path; None while a checkpoint is asked for and not given."""
+    choices = ["untrained", "trained", "checkpoint file"] if spec.trained else ["untrained", "checkpoint file"]
     w0 = pre.get("weights", "untrained")
     local = spec.trained is not None and trained_file_local(spec) is not None
     if w0 == "trained" and not local:
@@ -175,48 +196,45 @@ def model_picker(key: str, default: str = "vit_b_32", allow_swaps: bool = True, 
             st.info(f"{trained_wanted} Trained weights for {name} are not on this machine yet: choose 'trained' "
                     f"to download {spec.trained.filename} (it goes into {weights_home(spec)}), or 'checkpoint "
                     f"file' to use your own. Untrained weights are shown meanwhile.")
-    weights = st.radio("Weights", options, index=options.index(w0) if w0 in options else 0, horizontal=True,
+    weights = st.radio("Weights", choices, index=choices.index(w0) if w0 in choices else 0, horizontal=True,
                        key=f"{key}_weights")
     if weights == "checkpoint file":
         weights = checkpoint_input("Checkpoint (.safetensors or a torch state_dict)", f"{key}_ckpt")
         if weights is None:
             st.info("Give a checkpoint for this architecture.")
-            return None
     elif weights == "trained" and not local:
         st.caption(f"{spec.trained.filename} is not on this machine yet; it downloads on first use "
                    f"(into {weights_home(spec)}).")
+    return weights
+
+
+def _arch_inputs(key: str, spec, pre: dict) -> dict:
+    """A configurable architecture's numbers, within the engine's bounds (:func:`vitrep.limits.arch_bounds`)."""
     arch = {}
     if spec.configurable:
         cols = st.columns(len(spec.arch_defaults))
-        public_mode()  # settles the mode: the bounds below are the engine's (vitrep.limits.arch_bounds)
+        public_mode()  # settles the mode: the bounds below are the engine's
         bounds = limits.arch_bounds(dict(spec.arch_defaults))
         for col, (k, v) in zip(cols, spec.arch_defaults):
             lo, hi = bounds[k]
             v = min(max(int(dict(pre.get("arch", ())).get(k, v)), lo), hi)
             arch[k] = col.number_input(k, min_value=lo, max_value=hi, value=v, step=1, key=f"{key}_{k}",
                                        help=f"{lo:,} to {hi:,} on this public server." if public_mode() else None)
-    seed = st.number_input("Model seed (untrained init)", min_value=0, value=0, step=1, key=f"{key}_mseed")
-    swaps, swap_from = "", "trained"
-    if allow_swaps:
-        choices = list(spec.adapter.swap_aliases)
-        swaps_list = st.multiselect("Swap in trained parts", choices,
-                                    default=[x for x in pre.get("swaps", "").split(",") if x in choices],
-                                    key=f"{key}_swaps",
-                                    help="Copied from the trained weights (or a checkpoint) into this model.")
-        swaps = ",".join(swaps_list)
-        if swaps_list:
-            src = st.radio("Swap from", ["trained", "untrained", "checkpoint file"], horizontal=True,
-                           key=f"{key}_swapfrom")
-            if src == "checkpoint file":
-                src = checkpoint_input("Swap source checkpoint", f"{key}_swapckpt")
-                if src is None:
-                    return None
-            swap_from = src
-    try:
-        return make_ref(name, weights, seed=int(seed), swaps=swaps, swap_from=swap_from, **arch)
-    except VitrepError as e:
-        error(e)
-        return None
+    return arch
+
+
+def _swap_inputs(key: str, spec, pre: dict) -> tuple[str, str] | None:
+    """(swaps, swap source); None while a swap source checkpoint is asked for and not given."""
+    choices = list(spec.adapter.swap_aliases)
+    swaps = st.multiselect("Swap in trained parts", choices,
+                           default=[x for x in pre.get("swaps", "").split(",") if x in choices],
+                           key=f"{key}_swaps", help="Copied from the trained weights (or a checkpoint) into this model.")
+    if not swaps:
+        return "", "trained"
+    src = st.radio("Swap from", ["trained", "untrained", "checkpoint file"], horizontal=True, key=f"{key}_swapfrom")
+    if src == "checkpoint file":
+        src = checkpoint_input("Swap source checkpoint", f"{key}_swapckpt")
+    return None if src is None else (",".join(swaps), src)
 
 
 TIMM = "timm model by name…"
@@ -294,32 +312,39 @@ def schedule_inputs(key: str, steps: int = DEFAULT_STEPS, pre: dict | None = Non
     if own:
         kw.update(lr_start=lr, lr_end=lr_end)
     with st.expander("Loss, blur, seed and switches"):
-        c1, c2, c3 = st.columns(3)
-        loss = OPTIONS["loss"]
-        kw["loss"] = c1.selectbox("Loss", list(loss.metadata["choices"]),
-                                  index=list(loss.metadata["choices"]).index(default_of("loss")), key=f"{key}_loss",
-                                  help=HELP["loss"])
-        kw["loss_scale"] = c2.number_input("Loss scale s", 0.0, 1e6, default_of("loss_scale"), format="%.4g",
-                                           key=f"{key}_scale", help=HELP["loss_scale"])
-        kw["seed"] = int(c3.number_input("Seed", 0, 2**31 - 1, default_of("seed"), key=f"{key}_seed", help=HELP["seed"]))
-        c1, c2, c3 = st.columns(3)
-        kw["blur_start"] = c1.number_input("Blur σ (start; 0 = off)", 0.0, 10.0, default_of("blur_start"),
-                                           key=f"{key}_blur", help=HELP["blur_start"])
-        kw["blur_end"] = c2.number_input("Blur σ (end)", 0.0, 10.0, default_of("blur_end"), key=f"{key}_blurend",
-                                         help=HELP["blur_end"])
-        kw["report_every"] = int(c3.number_input("Report every (steps)", 1, 10_000, default_of("report_every"),
-                                                 key=f"{key}_every", help=HELP["report_every"]))
-        kw["pos_embed"] = st.toggle("Add the positional embedding (off = the paper's figures)",
-                                    pre.get("pos_embed", default_of("pos_embed")), key=f"{key}_pos",
-                                    help=HELP["pos_embed"])
-        kw["normalize"] = st.toggle("ImageNet-normalise the input (the paper fed raw pixels)", default_of("normalize"),
-                                    key=f"{key}_norm", help=HELP["normalize"])
-        kw["clamp"] = st.toggle("Clamp to [0, 1] after every step", default_of("clamp"), key=f"{key}_clamp",
-                                help=HELP["clamp"])
-        kw["backoff"] = st.toggle("Step back at a blow-up (return to the best image at a quarter of the step)",
-                                  default_of("backoff"), key=f"{key}_backoff", help=HELP["backoff"])
-        kinds = list(OPTIONS["precision"].metadata["choices"])
-        kw["precision"] = st.selectbox("Precision of the model's products", kinds,
-                                       index=kinds.index(default_of("precision")), key=f"{key}_precision",
-                                       help=HELP["precision"])
+        kw.update(_more_inputs(key, pre))
+    return kw
+
+
+def _more_inputs(key: str, pre: dict) -> dict:
+    """Loss, blur, seed, reporting, the switches and the precision, as ReconstructConfig keywords."""
+    kw = {}
+    c1, c2, c3 = st.columns(3)
+    loss = OPTIONS["loss"]
+    kw["loss"] = c1.selectbox("Loss", list(loss.metadata["choices"]),
+                              index=list(loss.metadata["choices"]).index(default_of("loss")), key=f"{key}_loss",
+                              help=HELP["loss"])
+    kw["loss_scale"] = c2.number_input("Loss scale s", 0.0, 1e6, default_of("loss_scale"), format="%.4g",
+                                       key=f"{key}_scale", help=HELP["loss_scale"])
+    kw["seed"] = int(c3.number_input("Seed", 0, 2**31 - 1, default_of("seed"), key=f"{key}_seed", help=HELP["seed"]))
+    c1, c2, c3 = st.columns(3)
+    kw["blur_start"] = c1.number_input("Blur σ (start; 0 = off)", 0.0, 10.0, default_of("blur_start"),
+                                       key=f"{key}_blur", help=HELP["blur_start"])
+    kw["blur_end"] = c2.number_input("Blur σ (end)", 0.0, 10.0, default_of("blur_end"), key=f"{key}_blurend",
+                                     help=HELP["blur_end"])
+    kw["report_every"] = int(c3.number_input("Report every (steps)", 1, 10_000, default_of("report_every"),
+                                             key=f"{key}_every", help=HELP["report_every"]))
+    kw["pos_embed"] = st.toggle("Add the positional embedding (off = the paper's figures)",
+                                pre.get("pos_embed", default_of("pos_embed")), key=f"{key}_pos",
+                                help=HELP["pos_embed"])
+    kw["normalize"] = st.toggle("ImageNet-normalise the input (the paper fed raw pixels)", default_of("normalize"),
+                                key=f"{key}_norm", help=HELP["normalize"])
+    kw["clamp"] = st.toggle("Clamp to [0, 1] after every step", default_of("clamp"), key=f"{key}_clamp",
+                            help=HELP["clamp"])
+    kw["backoff"] = st.toggle("Step back at a blow-up (return to the best image at a quarter of the step)",
+                              default_of("backoff"), key=f"{key}_backoff", help=HELP["backoff"])
+    kinds = list(OPTIONS["precision"].metadata["choices"])
+    kw["precision"] = st.selectbox("Precision of the model's products", kinds,
+                                   index=kinds.index(default_of("precision")), key=f"{key}_precision",
+                                   help=HELP["precision"])
     return kw

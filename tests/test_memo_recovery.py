@@ -16,7 +16,8 @@ import threading
 
 import pytest
 
-from vitrep.running.memo import Memo, seal, unseal
+from vitrep.running.memo import Memo
+from vitrep.running.memo_disk import seal, unseal
 from vitrep.config import make_config
 from vitrep.running.runs import cache_key, run
 

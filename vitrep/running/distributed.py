@@ -16,7 +16,8 @@ computed twice.  A worker that dies is restarted by Ray and its chunk retried
 there (``max_restarts``, ``max_task_retries``).
 
 Ray is imported lazily: ``import vitrep`` never needs it, and a missing Ray
-is one sentence (a :class:`~vitrep.errors.ConfigError`).
+is one sentence (a :class:`~vitrep.errors.ConfigError`).  The chunks, their
+costs and the worker actor are :mod:`.ray_work`'s.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from ..errors import ConfigError, VitrepError
 from ..result import Progress
+from .ray_work import Chunk, ClusterProgress, Worker, balance, row_cost
 
 log = logging.getLogger("vitrep")
 RAY_MISSING = "Ray is not installed: pip install -r requirements-ray.txt"
@@ -46,93 +47,6 @@ def import_ray():
     except ImportError:
         raise ConfigError(RAY_MISSING) from None
     return ray
-
-
-@dataclass
-class ClusterProgress(Progress):
-    """What a Ray run's progress callback sees, once per finished chunk.
-
-    As :class:`~vitrep.result.Progress` (``step``/``total`` are steps
-    done/in all over every row of the call, so ``steps_per_second`` is the
-    cluster's rate; ``rows``/``images``/``baselines`` are the finished chunk's
-    final numbers), plus the counts of chunks and rows and an estimate of the
-    seconds left (from the finished share of the estimated work).
-    """
-
-    chunks_done: int = 0
-    chunks_total: int = 0
-    rows_done: int = 0
-    rows_total: int = 0
-    seconds_left: float = float("nan")
-    chunk_rows: tuple = ()  # the finished chunk's row indices in the call
-
-
-class _Worker:
-    """A Ray actor: one worker process running chunks with the engine, its models kept loaded."""
-
-    def __init__(self, threads: int = 1) -> None:
-        import torch
-
-        torch.set_num_threads(max(1, int(threads)))
-
-    def pid(self) -> int:
-        return os.getpid()
-
-    def keys(self, images, configs: list[dict]) -> list[str]:
-        """Memo keys as this worker will run the configs (its ``auto`` device)."""
-        from ..config import ReconstructConfig
-        from .runs import cache_key
-
-        return [cache_key(im, ReconstructConfig.from_dict(d)) for im, d in zip(images, configs)]
-
-    def run(self, images, configs: list[dict]) -> tuple[int, list[bytes]]:
-        """One chunk (shared model and schedule) without a memo: ``(pid, [Result.to_bytes()])``."""
-        from ..config import ReconstructConfig
-        from .runs import run_batch
-
-        cfgs = [ReconstructConfig.from_dict(d) for d in configs]
-        results = run_batch(images, cfgs)  # the worker's own memory budget splits it further if it must
-        return os.getpid(), [r.to_bytes() for r in results]
-
-
-@dataclass
-class _Chunk:
-    batch: int  # its batch's place in plan_batches
-    rows: list
-    cost: float
-    model: object
-
-
-def _row_cost(config) -> float:
-    """Relative work of one row: steps x the activations its backward keeps (:func:`vitrep.models.sizes.row_bytes`)."""
-    from ..models.sizes import row_bytes
-
-    try:
-        size = row_bytes(config.model, config.tap, config.pos_embed, config.normalize)
-    except Exception:  # an estimate only
-        size = 1
-    return float(config.steps) * max(1, size)
-
-
-def balance(chunks: list[_Chunk], costs: Sequence[float], target: int) -> list[_Chunk]:
-    """Cut the costliest chunks in two (contiguous rows, about equal work) until there are ``target``."""
-    chunks = list(chunks)
-    while len(chunks) < target:
-        splittable = [c for c in chunks if len(c.rows) > 1]
-        if not splittable:
-            break
-        c = max(splittable, key=lambda c: c.cost)
-        acc, cut = 0.0, 1
-        for k, i in enumerate(c.rows[:-1], 1):
-            acc += costs[i]
-            cut = k
-            if acc >= c.cost / 2:
-                break
-        a, b = c.rows[:cut], c.rows[cut:]
-        at = chunks.index(c)
-        chunks[at:at + 1] = [_Chunk(c.batch, a, sum(costs[i] for i in a), c.model),
-                             _Chunk(c.batch, b, sum(costs[i] for i in b), c.model)]
-    return chunks
 
 
 class RayExecutor:
@@ -215,9 +129,9 @@ class RayExecutor:
         else:
             n = self.workers or max(1, int(cpus // self.cpus_per_worker))
         self.worker_device = "cuda" if gpw > 0 else "cpu"
-        Worker = ray.remote(_Worker).options(num_cpus=self.cpus_per_worker, num_gpus=gpw,
-                                             max_restarts=self.max_restarts, max_task_retries=self.max_task_retries)
-        self.actors = [Worker.remote(self.cpus_per_worker) for _ in range(n)]
+        actor = ray.remote(Worker).options(num_cpus=self.cpus_per_worker, num_gpus=gpw,
+                                            max_restarts=self.max_restarts, max_task_retries=self.max_task_retries)
+        self.actors = [actor.remote(self.cpus_per_worker) for _ in range(n)]
         self.pids = ray.get([a.pid.remote() for a in self.actors])
         self.models = [set() for _ in self.actors]
         log.info("ray: %d worker(s) on %s (%s GPU each)", n, self.worker_device, gpw)
@@ -286,18 +200,18 @@ class RayExecutor:
         self.start()
         keys = self._keys(images, configs)
         out: list = [memo.get(k, Result.from_bytes) if memo is not None else None for k in keys]
-        costs = [_row_cost(c) if out[i] is None else 0.0 for i, c in enumerate(configs)]
-        chunks: list[_Chunk] = []
+        costs = [row_cost(c) if out[i] is None else 0.0 for i, c in enumerate(configs)]
+        chunks: list[Chunk] = []
         for g, part in plan_chunks(configs, [i for i, r in enumerate(out) if r is None]):
             step = self.max_rows or len(part)
-            chunks += [_Chunk(g, part[k:k + step], sum(costs[i] for i in part[k:k + step]), configs[part[0]].model)
+            chunks += [Chunk(g, part[k:k + step], sum(costs[i] for i in part[k:k + step]), configs[part[0]].model)
                        for k in range(0, len(part), step)]
         chunks = balance(chunks, costs, self.min_chunks or 2 * len(self.actors))
         if not chunks:
             return out
         return self._dispatch(images, configs, keys, chunks, costs, out, memo, progress)
 
-    def _pick(self, pending: list[_Chunk], k: int) -> _Chunk:
+    def _pick(self, pending: list[Chunk], k: int) -> Chunk:
         """The next chunk for worker ``k``: the costliest whose model it holds, else the costliest."""
         mine = [c for c in pending if c.model in self.models[k]]
         c = max(mine or pending, key=lambda c: c.cost)

@@ -4,7 +4,7 @@ A key is the SHA-256 of a JSON document holding the cache version, the kind
 of result, the image's content hash, the full config (device resolved) and
 the weights identity (seed, trained file name or checkpoint content hash).
 Values are bytes (npz + JSON, see ``Result.to_bytes``), never pickles, stored
-with a SHA-256 checksum (:func:`seal`): a damaged or altered entry, even one
+with a SHA-256 checksum (:func:`.memo_disk.seal`): a damaged or altered entry, even one
 that still decodes, is detected on read, dropped and recomputed, and the
 memo's other entries stay.
 
@@ -23,7 +23,8 @@ actually computed, so this can be seen and tested.
 The memo is bounded on disk (``Memo.size_limit``, bytes): ``size_limit_mb``,
 else ``$VITREP_MEMO_MB``, else 4 GiB (1 GiB with ``VITREP_PUBLIC=1``).
 Beyond it diskcache drops the least recently used entries (a read counts as a
-use), so ``volume()`` stays at or under the limit.
+use), so ``volume()`` stays at or under the limit.  What happens on disk (the
+folder, the bound, the seal, moving damage aside) is :mod:`.memo_disk`'s.
 """
 
 from __future__ import annotations
@@ -31,93 +32,23 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 import threading
-import time
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
-import logging
-
 import diskcache
+
+from .memo_disk import (CULL_LIMIT, EVICTION_POLICY, cache_dir, damaged, memo_limit_bytes, move_aside, quick_check,
+                        seal, trim, unseal)
 
 CACHE_VERSION = 4  # 2: optimiser, back-off; 3: values sealed with a checksum; 4: curves carry SSIM (older
 # entries are never read)
-DEFAULT_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vitrep"
-SIZE_LIMIT = 4 * 2**30  # the default bound on disk
-PUBLIC_SIZE_LIMIT = 2**30  # ... in public mode (VITREP_PUBLIC=1): a shared demo server's disk is small
-EVICTION_POLICY = "least-recently-used"  # a result read often (a preset, the home page's example) stays
-CULL_LIMIT = 1  # entries diskcache drops per write once over the limit (its default, 10, can empty a small memo)
-# No memory-mapped reads of the database: a cache.db truncated under a running server then raises an error
-# the memo recovers from, instead of a SIGBUS that ends the process (the database holds only the index).
 
 T = TypeVar("T")
 log = logging.getLogger("vitrep")
-
-
-def cache_dir(explicit: Optional[str | os.PathLike] = None) -> Path:
-    """``explicit``, else ``$VITREP_CACHE_DIR``, else ``~/.cache/vitrep``."""
-    return Path(explicit or os.environ.get("VITREP_CACHE_DIR") or DEFAULT_DIR).expanduser()
-
-
-def memo_limit_bytes(size_limit_mb: Optional[float] = None) -> int:
-    """The memo's bound on disk: ``size_limit_mb``, else ``$VITREP_MEMO_MB``, else 4 GiB (1 GiB in public mode)."""
-    from ..errors import ConfigError
-
-    raw = size_limit_mb if size_limit_mb is not None else os.environ.get("VITREP_MEMO_MB", "").strip()
-    if raw in ("", None):
-        from ..limits import public_mode
-
-        return PUBLIC_SIZE_LIMIT if public_mode() else SIZE_LIMIT
-    try:
-        mb = float(raw)
-    except (TypeError, ValueError):
-        mb = -1.0
-    if not mb > 0:
-        raise ConfigError(f"The memo's size limit (VITREP_MEMO_MB) must be a positive number of megabytes, not {raw!r}.")
-    return int(mb * 2**20)
-
-
-SEAL = b"vitrep-memo-v1:"  # a sealed value: SEAL, 16 bytes of SHA-256 of the payload, the payload
-DIGEST = 16
-
-
-def seal(data: bytes) -> bytes:
-    """``data`` with its checksum in front, as the memo stores it."""
-    return SEAL + hashlib.sha256(data).digest()[:DIGEST] + data
-
-
-def unseal(stored) -> Optional[bytes]:
-    """The payload of a sealed value, or None when the seal or the checksum does not match."""
-    if not isinstance(stored, (bytes, bytearray)) or not stored.startswith(SEAL):
-        return None
-    digest, data = stored[len(SEAL):len(SEAL) + DIGEST], bytes(stored[len(SEAL) + DIGEST:])
-    return data if hashlib.sha256(data).digest()[:DIGEST] == digest else None
-
-
-def damaged(exc: BaseException) -> bool:
-    """Whether ``exc`` says the memo's database is damaged (not merely busy or locked by another process)."""
-    if not isinstance(exc, sqlite3.DatabaseError):
-        return False
-    if isinstance(exc, sqlite3.OperationalError):
-        text = str(exc).lower()
-        return any(w in text for w in ("malformed", "not a database", "corrupt"))
-    return True
-
-
-def _quick_check(directory: Path) -> None:
-    """Raise :class:`sqlite3.DatabaseError` if the memo's database in ``directory`` is damaged."""
-    db = directory / "cache.db"
-    if not db.exists():
-        return
-    con = sqlite3.connect(str(db), timeout=60)
-    try:
-        rows = con.execute("PRAGMA quick_check").fetchall()
-    finally:
-        con.close()
-    if rows != [("ok",)]:
-        raise sqlite3.DatabaseError(f"quick_check: {str(rows[0][0] if rows else 'no answer').splitlines()[0]}")
 
 
 def torch_release() -> str:
@@ -160,38 +91,25 @@ class Memo:
                 if d.exists() and not d.is_dir():
                     raise NotADirectoryError(f"{d} is a file, not a folder")
                 d.mkdir(parents=True, exist_ok=True)
-                _quick_check(d)
+                quick_check(d)
                 return diskcache.Cache(str(d), size_limit=self.size_limit, cull_limit=CULL_LIMIT,
                                        eviction_policy=EVICTION_POLICY, sqlite_mmap_size=0)
             except (sqlite3.DatabaseError, NotADirectoryError) as exc:
                 if attempt or (isinstance(exc, sqlite3.DatabaseError) and not damaged(exc)):
                     log.warning("The memo at %s cannot be opened (%s); running without it.", d, exc)
                     return None
-                if not self._move_aside(exc):
+                if not self._moved_aside(exc):
                     return None
             except OSError as exc:
                 log.warning("The memo at %s cannot be opened (%s); running without it.", d, exc)
                 return None
         return None
 
-    def _move_aside(self, exc: BaseException) -> bool:
-        """Rename the damaged memo to ``<folder>.damaged-<time>`` and say so in one warning."""
-        d = self.directory
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        aside = d.with_name(f"{d.name}.damaged-{stamp}")
-        n = 1
-        while aside.exists():
-            n += 1
-            aside = d.with_name(f"{d.name}.damaged-{stamp}-{n}")
-        try:
-            os.replace(d, aside)
-        except OSError as err:
-            log.warning("The memo at %s is damaged (%s) and cannot be moved aside (%s); running without it.",
-                        d, _short(exc), err)
+    def _moved_aside(self, exc: BaseException) -> bool:
+        """Move the damaged memo aside (:func:`.memo_disk.move_aside`), counted in :attr:`recoveries`."""
+        if not move_aside(self.directory, exc):
             return False
         self.recoveries += 1
-        log.warning("The memo at %s was damaged (%s); it was moved to %s and a fresh memo started.",
-                    d, _short(exc), aside)
         return True
 
     def _recover(self, failed, exc: BaseException) -> None:
@@ -203,7 +121,7 @@ class Memo:
                 failed.close()
             except Exception:
                 pass
-            self._cache = self._open() if self._move_aside(exc) else None
+            self._cache = self._open() if self._moved_aside(exc) else None
 
     def _db(self, op: Callable, default=None):
         """``op(cache)``, recovering from a damaged database (then trying once more); ``default`` without a memo."""
@@ -252,34 +170,9 @@ class Memo:
         sealed = seal(bytes(data))
         try:
             self._db(lambda c: c.set(key, sealed))  # diskcache culls the least recently used entry when over the limit
-            self._trim()
+            trim(self._cache, self.size_limit)
         except Exception:  # a full or read-only disk loses the memo, not the result
             pass
-
-    def _trim(self) -> None:
-        """Cull one least recently used entry at a time until the volume is under the limit.
-
-        diskcache culls ``cull_limit`` entries per write, which is not enough
-        after a large entry, and its ``cull()`` drops ten at a time, which can
-        empty a small memo, the newest entry included.  This runs diskcache's
-        own policy step (``_cull``, one entry) until the memo fits; the entry
-        just written is the most recently used, so it goes last, and only
-        when it alone is over the limit.
-        """
-        c = self._cache
-        if c is None:
-            return
-        n = len(c)
-        while n and c.volume() > self.size_limit:
-            try:
-                with c._transact(retry=True) as (sql, cleanup):
-                    c._cull(time.time(), sql, cleanup, limit=1)
-            except AttributeError:  # a diskcache without these internals: its public, coarser cull
-                c.cull(retry=True)
-                return
-            n, before = len(c), n
-            if n >= before:  # nothing was culled (another writer, or no policy): leave it to diskcache
-                return
 
     def _discard(self, key: str) -> None:
         try:
@@ -399,9 +292,6 @@ class Memo:
         if self._cache is not None:
             self._cache.close()
 
-
-def _short(exc: BaseException) -> str:
-    return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
 
 
 _MEMOS: dict[Path, Memo] = {}
