@@ -7,7 +7,8 @@
 """
 
 from .catalogue import BUDGETS, FIGURES, Figure, Panel, check_budget, get_figure, quick_steps
-from .run import OPTIMIZER_CHOICES, figure_cells, local_only, optimizers_of, panel_config, run_figure, verdict_counts
+from .gallery import local_only
+from .run import OPTIMIZER_CHOICES, figure_cells, optimizers_of, panel_config, run_figure, verdict_counts
 from .verdicts import HELD, NOT_CHECKED, NOT_HELD, Claim, Verdict
 
 __all__ = ["BUDGETS", "FIGURES", "HELD", "NOT_CHECKED", "NOT_HELD", "OPTIMIZER_CHOICES", "Claim", "Figure", "Panel",

@@ -10,7 +10,9 @@ compares an entry's stored panel configs with what today's catalogue would
 run (a changed catalogue or default makes an entry stale, and says which),
 and :func:`build` computes entries through the memo, so a stopped build
 loses at most the batch under way.  Nothing here computes unless ``build``
-is called.
+is called.  :func:`local_only` says why a server cannot run a figure live
+(a row over its memory budget), before the click: there the gallery is all
+a visitor sees.
 """
 
 from __future__ import annotations
@@ -226,3 +228,24 @@ def differences(live: dict, stored: dict) -> list[str]:
             out.append(f"{head}{a} steps a panel give {said}; the write-up's budget ({b} steps a panel) gives "
                        f"{theirs_said}: at {a} steps the panels have not yet gone as far as the write-up's did.")
     return out
+
+
+def local_only(fig: Figure, budget: str, optimizer: str = "gd", weights_file: Optional[str] = None) -> str:
+    """Why this server cannot run the figure at ``budget`` (one sentence), or '' where it can.
+
+    Every reconstruction panel's row is held to the memory budget before the
+    click (:func:`vitrep.models.sizes.check_row`), as the run would be."""
+    from ..models.sizes import MemoryBudgetError, check_row
+
+    from .run import figure_panels, optimizers_of, panel_config
+
+    panels, _ = figure_panels(fig, budget, weights_file)
+    for p in panels:
+        if p.kind != "reconstruct":
+            continue
+        for opt in optimizers_of(optimizer):
+            try:
+                check_row(panel_config(p, fig.steps_for(p, budget), weights_file, optimizer=opt))
+            except MemoryBudgetError as e:
+                return f"panel {p.label!r}: {e}"
+    return ""

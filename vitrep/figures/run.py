@@ -98,25 +98,6 @@ def figure_panels(fig: Figure, budget: str, weights_file: Optional[str] = None) 
     return panels, note
 
 
-def local_only(fig: Figure, budget: str, optimizer: str = "gd", weights_file: Optional[str] = None) -> str:
-    """Why this server cannot run the figure at ``budget`` (one sentence), or '' where it can.
-
-    Every reconstruction panel's row is held to the memory budget before the
-    click (:func:`vitrep.models.sizes.check_row`), as the run would be."""
-    from ..models.sizes import MemoryBudgetError, check_row
-
-    panels, _ = figure_panels(fig, budget, weights_file)
-    for p in panels:
-        if p.kind != "reconstruct":
-            continue
-        for opt in optimizers_of(optimizer):
-            try:
-                check_row(panel_config(p, fig.steps_for(p, budget), weights_file, optimizer=opt))
-            except MemoryBudgetError as e:
-                return f"panel {p.label!r}: {e}"
-    return ""
-
-
 def image_map(fig: Figure, images: Optional[Sequence[str]]) -> dict[str, str]:
     """The figure's bundled image names, in order of first use, mapped to the user's images (or themselves)."""
     names = list(dict.fromkeys(p.image for p in fig.panels + tuple(fig.demo_panels) if p.kind == "reconstruct"))
