@@ -100,7 +100,7 @@ def test_a_tiny_model_against_its_explicit_jacobian(cat32):
 
 
 def test_a_batch_of_removals_equals_each_alone_and_the_memo_remembers(tiny_ref, cat32, tmp_path, monkeypatch):
-    import vitrep.conditioning as cond
+    import vitrep.conditioning.runner as cond  # run_condition looks condition_many up there
 
     calls = []
     real = cond.condition_many
