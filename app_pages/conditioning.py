@@ -3,9 +3,10 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 import dashboard as ui
-from vitrep.conditioning import compare_table, make_condition_config, reading, run_condition
+from vitrep.conditioning import compared_components
 from vitrep.config import make_config
 from vitrep.errors import VitrepError
+from vitrep.experiments import condition as experiment
 from vitrep.models.pool import load_model
 
 st.title("Conditioning")
@@ -19,9 +20,8 @@ picked = ui.image_picker("co", ref.input_size) if ref else None
 with st.form("co_form"):
     layer = ui.layer_picker("co", ref, ref.adapter.default_layer(ref.num_blocks)) if ref else None
     comps = ref.adapter.components if ref else ()
-    first = [c for c in ("attention", "token_mixing", "ln_1", "norm_1", "mlp", "channel_mixing") if c in comps][:3]
     chosen = st.multiselect("Compare the intact layer with each of these removed (in every block)", comps,
-                            default=first, key="co_comps")
+                            default=compared_components(ref.adapter) if ref else [], key="co_comps")
     c1, c2, c3 = st.columns(3)
     k = int(c1.number_input("Singular values at each end (k)", 1, 64, 8, key="co_k"))
     iterations = int(c2.number_input("Lanczos iterations (0 = max(5k, 80))", 0, 2000, 0, key="co_iter",
@@ -35,45 +35,46 @@ if submitted and ref is not None and picked is not None:
     st.session_state.pop(ui.keys.CO_RESULT, None)
     try:
         load_model(ref)  # weights or memory problems: one sentence before any progress
-        labels = ["none"] + list(chosen)
-        cfgs = [make_condition_config(make_config(ref, layer, remove=[] if lab == "none" else [lab], pos_embed=pos,
-                                                  steps=1), k=k, iterations=iterations) for lab in labels]
-        steps = cfgs[0].lanczos_steps(10 ** 9)
+        config = experiment.ConditionRun(make_config(ref, layer, pos_embed=pos, steps=1), image,
+                                         ("none",) + tuple(chosen), k=k, iterations=iterations)
+        steps = experiment.spectrum_configs(config)[1][0].lanczos_steps(10 ** 9)
+
         def text(p):
             sig = p.rows[0]["sigma_max"] if p.rows else float("nan")
             return f"Lanczos step {p.step}/{steps} · largest singular value so far {sig:.4g} · {p.seconds:.0f} s"
 
         with ui.running("co_stop", lambda: ui.Bar(text, total=steps)) as run:
-            spectra = run_condition(image, cfgs, ui.memo(), **run)
-        st.session_state[ui.keys.CO_RESULT] = (labels, spectra, f"{ref.label()}, {layer}")
+            report = experiment.run(config, ui.memo(), **run)
+        st.session_state[ui.keys.CO_RESULT] = (report, f"{ref.label()}, {layer}")
     except VitrepError as e:
         ui.error(e)
 elif ui.stopped("co_stop"):
     st.warning("Stopped; spectra that had not finished were not remembered.")
 
 res = st.session_state.get(ui.keys.CO_RESULT)
-if res:
-    labels, spectra, what = res
+if res and res[0].data:
+    report, what = res
+    spectra = report.data
     s0 = spectra[0]
-    st.markdown(f"**{reading(spectra, labels)}**")
+    for verdict in report.verdicts:
+        st.markdown(f"**{verdict}**")
     st.caption(f"{what}: J is {s0.output_dim:,} × {s0.input_dim:,} (outputs × inputs)"
                + (f"; its null space has at least {s0.null_dim_min:,} dimensions: inputs this layer cannot tell "
                   f"apart, to first order" if s0.null_dim_min else "") + f". {s0.iterations} Lanczos steps"
                + (" (from the memo)." if all(s.from_cache for s in spectra) else "."))
     fig = make_subplots(rows=1, cols=2, subplot_titles=("largest singular values (lower bounds)",
                                                         "smallest singular values (upper bounds)"))
-    for i, (lab, s) in enumerate(zip(labels, spectra)):
-        color = f"hsl({(i * 67) % 360},65%,45%)"
-        fig.add_trace(go.Scatter(x=list(range(1, len(s.sigma_top) + 1)), y=s.sigma_top, name=lab, legendgroup=lab,
-                                 error_y=dict(type="data", array=s.top_error), line=dict(color=color)), 1, 1)
-        fig.add_trace(go.Scatter(x=list(range(1, len(s.sigma_bottom) + 1)), y=s.sigma_bottom, name=lab,
-                                 legendgroup=lab, showlegend=False, error_y=dict(type="data", array=s.bottom_error),
-                                 line=dict(color=color)), 1, 2)
+    for i, s in enumerate(report.plots["spectra"]):
+        color, lab = f"hsl({(i * 67) % 360},65%,45%)", s["label"]
+        fig.add_trace(go.Scatter(x=s["top_x"], y=s["top"], name=lab, legendgroup=lab,
+                                 error_y=dict(type="data", array=s["top_error"]), line=dict(color=color)), 1, 1)
+        fig.add_trace(go.Scatter(x=s["bottom_x"], y=s["bottom"], name=lab, legendgroup=lab, showlegend=False,
+                                 error_y=dict(type="data", array=s["bottom_error"]), line=dict(color=color)), 1, 2)
     fig.update_yaxes(type="log", tickformat=".3~g", exponentformat="none", title_text="singular value of J")
     fig.update_xaxes(title_text="i")
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
     st.plotly_chart(fig, key="co_spectra")
-    table = compare_table(spectra, labels)
+    table = report.rows
     bars = go.Figure(go.Bar(x=[f"without {t['removed']}" if t["removed"] != "none" else "intact" for t in table],
                             y=[t["condition_lower_bound"] for t in table],
                             text=[f"≥ {t['condition_lower_bound']:.3g}" for t in table], textposition="outside"))

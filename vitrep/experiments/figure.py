@@ -1,10 +1,15 @@
-"""A figure of the write-up as an experiment: :class:`FigureConfig`, :func:`run`, a :class:`~.Report`."""
+"""A figure of the write-up as an experiment: :class:`FigureConfig`, :func:`run`, a :class:`~.Report`.
+
+:func:`plan_lines` says what a run will do before it runs (step counts,
+left-out panels, optimizer, expected time) and :func:`result_lines` how it
+went; the command line prints both, and a page can show the same text.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence, Union
 
 from . import Report
 
@@ -38,4 +43,55 @@ def run(config: FigureConfig, memo=None, executor=None, progress: Optional[Calla
     lines += [v["line"] for v in summary["verdicts"]] + list(summary["disagreements"])
     files = [out / "contact_sheet.png", out / "distances.json"] + [out / r["file"] for r in summary["panels"]]
     return Report("figure", f"Figure {fig.figure}: {fig.title}", lines, summary["panels"],
-                  {"verdicts": summary["verdicts"]}, files, summary)
+                  {"verdicts": summary["verdicts"]}, files, summary, [v["line"] for v in summary["verdicts"]])
+
+
+def plan_lines(fig, budget: str = "demo", optimizers: Union[str, Sequence[str]] = "gd", steps: Optional[int] = None,
+               *, weights: Optional[str] = None, on_ray: bool = False) -> list[str]:
+    """What a run of ``fig`` (a :class:`vitrep.figures.Figure`, its number or preset name) will do, before it
+    runs: the budget's step counts, the panels it leaves out, the optimizer(s) (``gd``, ``adam``, ``both`` or a
+    list), the expected time on a 2-core CPU (not said ``on_ray``), and a note where trained weights are needed
+    and no ``weights`` file is given."""
+    from ..figures import get_figure, optimizers_of
+    from ..figures.verdicts import METHODS
+
+    fig = get_figure(fig) if isinstance(fig, (str, int)) else fig
+    opts = optimizers_of(optimizers) if isinstance(optimizers, str) else list(optimizers)
+    lines = []
+    counts = sorted({(p.steps, fig.steps_for(p, budget, steps)) for p in fig.panels_for(budget) if p.kind != "filters"})
+    if counts and (budget != "full" or steps):
+        lines.append(f"{budget} budget{f' with --steps {steps}' if steps else ''}: step counts "
+                     f"{', '.join(f'{s:,} -> {b:,}' for s, b in counts)}"
+                     + ("; a pipeline check, not the paper's figure" if budget == "quick" else ""))
+    left = fig.left_out(budget)
+    if left:
+        lines.append(f"left out of the {budget} budget (too costly on a CPU; run --budget full): "
+                     + ", ".join(p.label for p in left))
+    if budget != "full" and fig.demo_note:
+        lines.append(fig.demo_note)
+    lines.append(f"optimizer: {' and '.join(METHODS[o] for o in opts)}"
+                 + (" (the paper's method)" if opts == ["gd"] else ""))
+    expected = fig.expected_seconds(budget, len(opts), steps)
+    if expected and not on_ray:
+        lines.append(f"expected: about {expected:.0f} s on a 2-core CPU")
+    if fig.needs_trained and not weights:
+        lines.append(f"note: {fig.name} needs trained weights ({', '.join(fig.models)}); offline, pass --weights FILE")
+    return lines
+
+
+def result_lines(report: Report, seconds: float) -> list[str]:
+    """How a figure run went, before its verdicts: reconstructions and m_g < m_r per optimizer, the panels and
+    the time, the variant run (a user's image, a weights file)."""
+    from ..figures.verdicts import METHODS
+
+    summary = report.data
+    lines = []
+    for opt in summary["optimizers"]:
+        mine = [r for r in summary["panels"] if r.get("optimizer") == opt and "success" in r]
+        ok = sum(1 for r in mine if r["success"])
+        lines.append(f"figure {summary['figure']} ({summary['preset']}), {summary['budget']} budget, {METHODS[opt]}: "
+                     f"{len(mine)} reconstructions" + (f", {ok}/{len(mine)} reach m_g < m_r" if mine else ""))
+    lines.append(f"{len(summary['panels'])} panels in {seconds:.1f} s")
+    if summary["variant"]:
+        lines.append(summary["variant"])
+    return lines
