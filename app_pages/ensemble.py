@@ -21,7 +21,7 @@ with right:
         remove, blocks = ui.surgery_picker("en", ref, {}) if ref else ("", "")
         seeds = st.slider("Starts (seeds)", 2, 16, 8, key="en_seeds",
                           help="How many reconstructions, each from its own N(0.7, 1/20) start; one batch.")
-        kw = ui.schedule_inputs("en", pre={"steps": 150})
+        kw = ui.schedule_inputs("en", pre={"steps": 150}, ref=ref, layer=layer)
         go_ = st.form_submit_button("Run the ensemble", type="primary", disabled=ref is None or picked is None)
 
 if go_ and ref is not None and picked is not None:

@@ -6,7 +6,11 @@ from vitrep.config import make_config
 from vitrep.running.runs import prepare_job
 
 st.title("Reconstruct")
-st.caption("Gradient descent from noise towards an input whose layer output matches the image's.")
+st.caption("Gradient descent from noise towards an input whose layer output matches the image's. The defaults "
+           "here are the fast ones: Adam, with the model's positional embedding added as the model adds it. The "
+           "write-up's own method, which its figures use, is plain gradient descent without the positional "
+           "embedding: choose *plain GD* below and switch the positional embedding off under *Loss, blur, seed and "
+           "switches*.")
 pre = st.session_state.pop(ui.keys.RC_PREFILL, None) or {}
 
 left, right = st.columns([1, 1], gap="large")
@@ -17,7 +21,7 @@ with right:
     with st.form("rc_form"):
         layer = ui.layer_picker("rc", ref, pre.get("layer")) if ref else None
         remove, blocks = ui.surgery_picker("rc", ref, pre) if ref else ("", "")
-        kw = ui.schedule_inputs("rc", pre=pre)
+        kw = ui.schedule_inputs("rc", pre=pre, ref=ref, layer=layer)
         submitted = st.form_submit_button("Reconstruct", type="primary", disabled=ref is None or picked is None)
 
 # the live view and the result sit right under the button, so they are in view after the click

@@ -112,6 +112,8 @@ def weights_home(spec) -> str:
     """Where a spec's trained weights file goes (torch hub's checkpoints folder, or the Hugging Face cache)."""
     if spec.trained is None:
         return ""
+    if public_mode():
+        return "this server's model cache"  # no server path in public mode
     return str(hub_checkpoint_dir()) if spec.trained.kind == "torchvision" else "the Hugging Face cache"
 
 

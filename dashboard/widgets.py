@@ -49,10 +49,29 @@ def image_picker(key: str, size: int, resize: str = "crop", default: str = "cat"
             st.error(f"{up.name} is {up.size / 2**20:.0f} MB, more than this public server's {PUBLIC_IMAGE_MB} MB "
                      f"limit for images.")
             return None
-        return to_tensor(fit_image(load_image(up.getvalue()), size, resize)), up.name
+        img = load_image(up.getvalue())
+        return to_tensor(fit_image(img, size, _fit_choice(key, img, size, resize))), up.name
     except VitrepError as e:
         error(e)
         return None
+
+
+FITS = {"crop": "crop the centre", "pad": "pad it (its mean colour)", "stretch": "stretch it"}
+
+
+def _fit_choice(key: str, img, size: int, default: str) -> str:
+    """For a picture that is not square: how to fit it (crop, pad or stretch), said in words."""
+    w, h = img.size
+    if w == h:
+        return default
+    how = st.radio(f"This image is {w}×{h}, the model takes {size}×{size}: fit it by", list(FITS), horizontal=True,
+                   index=list(FITS).index(default) if default in FITS else 0, format_func=FITS.get, key=f"{key}_fit")
+    side = min(w, h) if how == "crop" else max(w, h)
+    st.caption({"crop": f"The centre {side}×{side} is kept and scaled to {size}×{size}; the rest is cut off.",
+                "pad": f"The whole image is scaled into {size}×{size}; the {'sides' if h > w else 'top and bottom'} "
+                       f"are filled with its mean colour.",
+                "stretch": f"The whole image is squeezed to {size}×{size} (the write-up's plain resize)."}[how])
+    return how
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -181,7 +200,7 @@ def _model_name(key: str, default: str, models, pre: dict) -> str | None:
                         format_func=lambda n: MODEL_LABELS.get(n, n), key=f"{key}_model")
     if local_only:
         st.caption("Local only (run vitrep on your own machine for these): "
-                   + "; ".join(f"{n}: {why}" for n, why in local_only.items()))
+                   + "; ".join(f"{n}: {why.rstrip('.')}" for n, why in local_only.items()) + ".")
     return timm_picker(key, pre.get("model", "")) if name == TIMM else name
 
 
@@ -280,11 +299,13 @@ STEP_CHOICES = {"adam": "Adam: fast, step sizes in pixel units (the default)",
                 "gd": "plain GD a − lr·g: the paper's method"}
 
 
-def schedule_inputs(key: str, steps: int = DEFAULT_STEPS, pre: dict | None = None) -> dict:
+def schedule_inputs(key: str, steps: int = DEFAULT_STEPS, pre: dict | None = None, ref=None,
+                    layer=None) -> dict:
     """Steps, optimiser and step sizes, loss, blur, seed and the switches, as ReconstructConfig keywords.
 
     By default the step sizes are the calibrated ones for the optimiser, the model and the layer (no
-    lr given): no tuning needed.  "My own step sizes" uses the two lr boxes.
+    lr given): no tuning needed, and the greyed boxes show them (for ``ref`` at ``layer``).  "My own step
+    sizes" uses the two lr boxes.
     """
     from vitrep.calibration import default_optimizer
 
@@ -300,20 +321,40 @@ def schedule_inputs(key: str, steps: int = DEFAULT_STEPS, pre: dict | None = Non
                        help="Plain GD is the paper's method, and what its argument about conditioning is about; Adam "
                             "rescales each pixel's step by its gradient history, which is faster and can hide a "
                             "poorly conditioned layer. Both take step sizes calibrated per model family and depth "
-                            "(README, Step sizes) unless you give your own.")
+                            "(docs/method.md, Step sizes) unless you give your own.")
     own = st.toggle("My own step sizes", "lr_start" in pre, key=f"{key}_own",
                     help="Off: the calibrated step sizes for this optimizer, model and layer.")
     c3, c4 = st.columns(2)
-    lr = c3.number_input("lr at the start", 0.0, 1e6, float(pre.get("lr_start", 0.1)), format="%.4g",
-                         key=f"{key}_lr", disabled=not own)
-    lr_end = c4.number_input("lr at the end", 0.0, 1e6, float(pre.get("lr_end", 0.01)), format="%.4g",
-                             key=f"{key}_lrend", disabled=not own)
+    if own or ref is None:
+        lr = c3.number_input("lr at the start", 0.0, 1e6, float(pre.get("lr_start", 0.1)), format="%.4g",
+                             key=f"{key}_lr", disabled=not own)
+        lr_end = c4.number_input("lr at the end", 0.0, 1e6, float(pre.get("lr_end", 0.01)), format="%.4g",
+                                 key=f"{key}_lrend", disabled=not own)
+    else:  # the numbers the run will use: calibrated for this optimizer, model and layer
+        lr, lr_end, where = _calibrated(ref, layer, opt)
+        c3.number_input(f"lr at the start (calibrated: {opt}, {where})", value=lr, format="%.4g", disabled=True,
+                        key=f"{key}_lrcal_{opt}_{lr}")
+        c4.number_input("lr at the end (calibrated)", value=lr_end, format="%.4g", disabled=True,
+                        key=f"{key}_lrendcal_{opt}_{lr_end}")
     kw = {"steps": steps, "optimizer": opt}
     if own:
         kw.update(lr_start=lr, lr_end=lr_end)
     with st.expander("Loss, blur, seed and switches"):
         kw.update(_more_inputs(key, pre))
     return kw
+
+
+def _calibrated(ref, layer, optimizer: str) -> tuple[float, float, str]:
+    """The calibrated step sizes a run of ``ref`` at ``layer`` under ``optimizer`` takes, and the tap."""
+    from vitrep.calibration import default_schedule
+    from vitrep.models.taps import describe_tap
+
+    try:
+        tap = ref.adapter.parse_tap(layer if layer is not None else 1, ref.num_blocks)
+    except VitrepError:
+        tap = ref.adapter.parse_tap(1, ref.num_blocks)
+    _, lr, lr_end = default_schedule(ref, tap, optimizer)
+    return lr, lr_end, describe_tap(tap)
 
 
 def _more_inputs(key: str, pre: dict) -> dict:

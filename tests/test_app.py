@@ -480,3 +480,39 @@ def test_a_public_ensemble_is_capped_at_the_servers_steps(monkeypatch):
     submit(at, "en_form", "Run the ensemble")
     assert any("at most 1,000 steps in all (seeds x steps)" in e.value for e in at.error), [e.value for e in at.error]
     assert not [b for b in at.button if b.key == "en_stop"]  # no run widgets left behind
+
+
+def test_an_upload_that_is_not_square_says_how_it_is_fitted():
+    buf = io.BytesIO()
+    Image.fromarray((np.random.default_rng(3).random((200, 300, 3)) * 255).astype(np.uint8)).save(buf, "PNG")
+    at = page("app_pages/reconstruct.py")
+    at.selectbox(key="rc_model").set_value("vit_custom")
+    at.run()
+    _upload(at, "rc", "wide.png", buf.getvalue())
+    fit = at.radio(key="rc_fit")
+    assert fit.label == "This image is 300×200, the model takes 64×64: fit it by" and fit.value == "crop"
+    assert any("The centre 200×200 is kept" in c.value for c in at.caption)
+    fit.set_value("pad").run()
+    assert any("top and bottom are filled with its mean colour" in c.value for c in at.caption)
+    reconstruct_tiny(at, 2)
+
+
+def test_the_greyed_step_sizes_are_the_ones_the_run_uses():
+    """The calibrated step sizes shown are those of the optimizer and layer the run takes (after a submit, the
+    form's choices)."""
+    from vitrep.calibration import default_schedule
+    from vitrep.models.registry import make_ref
+
+    ref = make_ref("vit_custom")
+    at = page("app_pages/reconstruct.py")
+    at.selectbox(key="rc_model").set_value("vit_custom")
+    at.run()
+    for opt in ("adam", "gd"):
+        at.selectbox(key="rc_opt").set_value(opt)
+        reconstruct_tiny(at, 2)
+        shown = [n for n in at.number_input if n.label.startswith("lr at the")]
+        _, lr0, lr1 = default_schedule(ref, at.selectbox(key="rc_layer").value, opt)
+        assert [n.value for n in shown] == [lr0, lr1] and all(n.disabled for n in shown), (opt, shown)
+        assert shown[0].label.startswith(f"lr at the start (calibrated: {opt}, ")
+        said = next(m.value for m in at.markdown if "after 2 steps" in m.value)
+        assert f"{opt}, lr {lr0:.3g} → {lr1:.3g}" in said

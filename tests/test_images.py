@@ -247,3 +247,14 @@ def test_public_mode_refuses_large_images_in_the_engine(monkeypatch):
     with pytest.raises(ImageError, match="more than the 8 MB limit"):
         monkeypatch.setenv("VITREP_PUBLIC", "1")
         load_image(io.BytesIO(big))
+
+
+def test_pad_keeps_the_whole_image_and_fills_with_its_mean():
+    from PIL import Image as PILImage
+
+    from vitrep.images import fit_image
+
+    img = PILImage.new("RGB", (40, 20), (200, 10, 10))
+    out = np.asarray(fit_image(img, 20, "pad"))
+    assert out.shape == (20, 20, 3)
+    assert tuple(out[0, 10]) == (200, 10, 10) and tuple(out[10, 10]) == (200, 10, 10)  # mean colour = the colour

@@ -74,7 +74,7 @@ class ReconstructConfig:
     lr_start: Optional[float] = _opt(None, "step size at the first step (default: calibrated for the model "
                                            "family and layer depth)", flag="lr", type=float)
     lr_end: Optional[float] = _opt(None, "step size at the last step (default: calibrated)", type=float)
-    loss: str = _opt("l1", "l1: scale*sum|t-O| (the paper's); l2: scale*sum (t-O)^2", choices=LOSSES)
+    loss: str = _opt("l1", "l1: s × Σ|t − O| (the paper's); l2: s × Σ(t − O)²", choices=LOSSES)
     loss_scale: float = _opt(0.05, "the loss's scale s")
     blur_start: float = _opt(2.4, "3x3 Gaussian sigma at the first step (0 = off)", flag="blur")
     blur_end: float = _opt(0.4, "sigma at the last step")
@@ -85,8 +85,8 @@ class ReconstructConfig:
     seed: int = _opt(0, "seed of the starting noise and the a' baseline")
     report_every: int = _opt(10, "record curves every N steps")
     device: str = _opt("auto", "auto (CUDA if present), cpu or cuda")
-    resize: str = _opt("crop", "crop: keep proportions, centre crop; stretch: the paper's plain resize",
-                       choices=("crop", "stretch"))
+    resize: str = _opt("crop", "crop: keep proportions, centre crop; pad: keep the whole image, pad with its mean "
+                               "colour; stretch: the paper's plain resize", choices=("crop", "pad", "stretch"))
     backoff: bool = _opt(True, "at a blow-up, return to the best image and go on at a quarter of the step; "
                                "off: do not step back", flag="backoff")
     precision: str = _opt("fp32", "the model's products: fp32; bf16 (bfloat16 products, fp32 image, loss and "

@@ -35,7 +35,7 @@ SAMPLES = {
     "rocket": "rocket.jpg",
 }
 
-RESIZE_MODES = ("crop", "stretch")
+RESIZE_MODES = ("crop", "pad", "stretch")
 
 
 def sample_path(name: str) -> Path:
@@ -207,12 +207,17 @@ def fit_image(img: Image.Image, size: int, mode: str = "crop") -> Image.Image:
     """Fit an RGB image to ``size x size``.
 
     ``crop`` (default) scales the short side to ``size`` and takes the centre,
-    keeping proportions; ``stretch`` is the paper's plain resize to the square.
+    keeping proportions; ``pad`` scales the long side to ``size`` and fills
+    the rest with the image's mean colour, keeping everything; ``stretch`` is
+    the paper's plain resize to the square.
     """
     if mode not in RESIZE_MODES:
         raise ImageError(f"Resize mode {mode!r} is not known; use one of {', '.join(RESIZE_MODES)}.")
     if mode == "stretch":
         return img.resize((size, size), Image.Resampling.BICUBIC)
+    if mode == "pad":
+        mean = tuple(int(round(v)) for v in np.asarray(img.convert("RGB"), dtype=np.float64).mean(axis=(0, 1)))
+        return ImageOps.pad(img.convert("RGB"), (size, size), Image.Resampling.BICUBIC, color=mean)
     return ImageOps.fit(img, (size, size), Image.Resampling.BICUBIC, centering=(0.5, 0.5))
 
 

@@ -62,7 +62,12 @@ def _missing(spec: ModelSpec) -> WeightsUnavailable:
 
 
 def _missing_sentence(spec: ModelSpec) -> str:
+    from ..limits import public_mode
+
     src = spec.trained
+    if public_mode():  # a stranger is told what is missing, never where this server keeps its files
+        return (f"Trained weights for {spec.name} need the file {src.filename}, which this public server does not "
+                f"have and could not download.")
     if src.kind == "torchvision":
         where = f"put it in {hub_checkpoint_dir()}/"
         what = src.filename
