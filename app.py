@@ -28,5 +28,6 @@ PAGES = {
 }
 
 page = st.navigation(PAGES)
-ui.sidebar()
+counts = ui.sidebar()
 page.run()
+ui.memo_counts(counts)  # the memo's counts as they are after this page's run

@@ -68,15 +68,29 @@ def memo():
     return get_memo()
 
 
-def sidebar() -> None:
-    """Device, memo size with a clear button, and which trained weights are on this machine."""
+def plural(n: int, word: str) -> str:
+    """``1 run``, ``2 runs``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def memo_counts(slot) -> None:
+    """The memo's size and this server's counts, drawn into ``slot`` (again after a page's run ends)."""
+    m = memo()
+    with slot.container():
+        st.markdown(f"**Memo**: {plural(len(m), 'run')}, {m.volume() / 2**20:.1f} MB of "
+                    f"{m.size_limit / 2**20:.0f} MB (oldest dropped beyond)")
+        st.caption(f"Computed by this server: {plural(m.computations, 'run')} · memo hits: {m.hits:,}")
+
+
+def sidebar():
+    """Device, memo size with a clear button, and which trained weights are on this machine; returns the memo
+    counts' slot, for :func:`memo_counts` to redraw after the page has run."""
     m = memo()
     with st.sidebar:
         st.markdown("**Device**: " + (f"GPU · {torch.cuda.get_device_name(0)}" if ON_GPU
                                        else f"CPU · {torch.get_num_threads()} threads"))
-        st.markdown(f"**Memo**: {len(m)} runs, {m.volume() / 2**20:.1f} MB of {m.size_limit / 2**20:.0f} MB "
-                    f"(oldest dropped beyond)")
-        st.caption(f"Computed by this server: {m.computations} · memo hits: {m.hits}")
+        slot = st.empty()
+        memo_counts(slot)
         try:
             limit_mb = limits.memory_budget_mb()
         except VitrepError as e:  # a server set up wrongly (VITREP_MEMORY_MB): its sentence, not a traceback
@@ -93,6 +107,7 @@ def sidebar() -> None:
         local = [n for n, s in SPECS.items() if s.trained and trained_file_local(s)]
         st.markdown("**Trained weights here**: " + (", ".join(local) if local else "none (untrained models and "
                                                                                     "checkpoint files work offline)"))
+    return slot
 
 
 @st.cache_data(show_spinner=False)

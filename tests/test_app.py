@@ -516,3 +516,14 @@ def test_the_greyed_step_sizes_are_the_ones_the_run_uses():
         assert shown[0].label.startswith(f"lr at the start (calibrated: {opt}, ")
         said = next(m.value for m in at.markdown if "after 2 steps" in m.value)
         assert f"{opt}, lr {lr0:.3g} → {lr1:.3g}" in said
+
+
+def test_the_memo_count_is_updated_when_a_run_ends_and_said_in_good_english():
+    at = page("app_pages/reconstruct.py")
+    assert any("**Memo**: 0 runs," in m.value for m in at.sidebar.markdown)
+    at.selectbox(key="rc_model").set_value("vit_custom")
+    at.run()
+    reconstruct_tiny(at, 2)
+    side = [m.value for m in at.sidebar.markdown]
+    assert any("**Memo**: 1 run," in m for m in side), side  # in the run that computed it, not the next
+    assert any("Computed by this server: 1 run ·" in c.value for c in at.sidebar.caption)
