@@ -79,3 +79,21 @@ def test_a_bad_seed_count_is_one_sentence(tiny_ref):
 
 def test_undetermined_is_the_baselines_sigma():
     assert UNDETERMINED == pytest.approx(1 / 18)
+
+
+def test_the_cli_writes_the_ensemble_and_says_it_in_words(tmp_path):
+    import json
+
+    from .conftest import run_cli
+
+    p = run_cli("ensemble", "--image", "cat", "--model", "vit_custom", "--patch", "8", "--width", "32", "--depth",
+                "4", "--heads", "2", "--size", "32", "--layer", "2", "--seeds", "3", "--steps", "20", "--out",
+                tmp_path / "e", "--quiet", "--cache-dir", tmp_path / "memo")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("3 reconstructions from 3 starts end ") and "undetermined" in p.stdout
+    doc = json.loads((tmp_path / "e" / "ensemble.json").read_text())
+    assert doc["seeds"] == 3 and 0 <= doc["undetermined_share"] <= 1
+    for f in ("target.png", "mean.png", "spread.png", "members.png", "curves.csv"):
+        assert (tmp_path / "e" / f).stat().st_size > 0
+    bad = run_cli("ensemble", "--image", "cat", "--model", "vit_custom", "--seeds", "0", "--out", tmp_path / "x")
+    assert bad.returncode == 2 and "1 to 64 seeds" in bad.stderr and "Traceback" not in bad.stderr

@@ -85,3 +85,21 @@ def test_every_shipped_entry_matches_todays_catalogue(entry):
             assert {"input_distance", "ssim"} <= set(r["final"]), r["label"]
     p = entry.provenance
     assert {"vitrep_commit", "torch", "device", "cpu", "date", "seconds"} <= set(p)
+
+
+def test_the_cli_lists_and_shows_entries_without_computing(tmp_path, monkeypatch):
+    from vitrep.running import runs
+
+    from .conftest import run_cli
+
+    e = _fake_entry(tmp_path / "g")
+    monkeypatch.setattr(G, "GALLERY", tmp_path / "g")
+    monkeypatch.setattr(runs, "run_batch", lambda *a, **k: pytest.fail("the gallery computed something"))
+    p = run_cli("gallery")
+    assert p.returncode == 0 and p.stdout.splitlines()[0] == e.line() and "1 entries in" in p.stdout
+    q = run_cli("gallery", "show", "13", "--out", tmp_path / "shown")
+    assert q.returncode == 0, q.stderr
+    assert "HELD by distance (L2) (plain GD), figure 13" in q.stdout and (tmp_path / "shown" / "distances.json").is_file()
+    r = run_cli("gallery", "show", "2")
+    assert r.returncode == 2 and r.stderr.strip() == ("vitrep: The gallery has no entry for figure 2; `python -m vitrep "
+                                                      "gallery` lists what it has.")

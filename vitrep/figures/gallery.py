@@ -95,14 +95,15 @@ def _load(path: Path) -> Optional[Entry]:
                  tuple(summary.get("optimizers", ())), tuple(summary.get("images", {}).values()), summary, prov)
 
 
-def entries(root: Path = GALLERY) -> list[Entry]:
-    """Every entry under ``root``, by figure then optimizer."""
-    found = [e for p in sorted(Path(root).glob("*/")) if (e := _load(p)) is not None] if Path(root).is_dir() else []
+def entries(root: Optional[Path] = None) -> list[Entry]:
+    """Every entry under ``root`` (default :data:`GALLERY`), by figure then optimizer."""
+    root = Path(GALLERY if root is None else root)
+    found = [e for p in sorted(root.glob("*/")) if (e := _load(p)) is not None] if root.is_dir() else []
     return sorted(found, key=lambda e: (e.figure, e.optimizers, e.images))
 
 
 def find(figure, image: Optional[str] = None, optimizer: Optional[str] = None,
-         root: Path = GALLERY) -> list[Entry]:
+         root: Optional[Path] = None) -> list[Entry]:
     """The entries of ``figure`` (a number or preset name), on ``image`` and under ``optimizer`` where given."""
     fig = get_figure(figure)
     return [e for e in entries(root) if e.figure == fig.figure and (image is None or image in e.images)
@@ -180,7 +181,7 @@ def entry_name(fig: Figure, optimizer: str) -> str:
     return f"figure{fig.figure:02d}-{fig.name}-{optimizer}"
 
 
-def build(figures: Sequence[int] = tuple(PLAN), optimizer: str = "gd", root: Path = GALLERY, memo=None,
+def build(figures: Sequence[int] = tuple(PLAN), optimizer: str = "gd", root: Optional[Path] = None, memo=None,
           device: str = "auto", images=None, executor=None, say: Callable[[str], None] = print,
           progress=None) -> list[Entry]:
     """Compute each figure at the write-up's budget (:data:`PLAN`; others at ``full``) and write its entry."""
@@ -190,7 +191,7 @@ def build(figures: Sequence[int] = tuple(PLAN), optimizer: str = "gd", root: Pat
     for n in figures:
         fig = get_figure(n)
         budget, steps = PLAN.get(fig.figure, ("full", None))
-        path = Path(root) / entry_name(fig, optimizer)
+        path = Path(GALLERY if root is None else root) / entry_name(fig, optimizer)
         say(f"figure {fig.figure} ({fig.name}), {budget}{f' at {steps:,} steps' if steps else ''}, {optimizer}")
         t0 = time.perf_counter()
         summary = run_figure(fig, path, budget, memo=memo, device=device, optimizer=optimizer, steps=steps,
