@@ -1,7 +1,7 @@
 """The one-call API, in the manner of lucent's ``render_vis`` and torchvision's builders.
 
     import vitrep
-    r = vitrep.reconstruction("cat", model="vit_b_32", layer=8, remove="attention", steps=300)
+    r = vitrep.reconstruct("cat", model="vit_b_32", layer=8, remove="attention", steps=300)
     print(r.final, r.success)
     report = vitrep.figure(2, budget="demo")
     print(report.text())
@@ -31,7 +31,7 @@ def reconstruct(image="cat", model="vit_b_32", layer=1, *, weights: str = "untra
     (``steps``, ``optimizer``, ``lr_start``, ``pos_embed`` ...).  Returns the :class:`~vitrep.result.Result`."""
     from .config import make_config
     from .images import image_source, prepare
-    from .running.runs import prepare as prepare_job
+    from .running.runs import prepare_job
 
     cfg = make_config(model, layer, weights=weights, remove=remove or (), blocks=blocks,
                       **({"swaps": swaps} if swaps else {}), **options)

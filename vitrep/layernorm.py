@@ -19,7 +19,6 @@ import torch
 from .errors import ConfigError
 
 PAPER_VECTORS = ((0.0, 2.0, 4.0), (-1.0, 0.0, 1.0), (2.1, 2.2, 2.3))  # the paper's three vectors
-PAGE_VECTORS = PAPER_VECTORS  # deprecated name: vitrep/cli.py and vitrep/experiments/layernorm.py until they move
 EPS = 1e-5
 
 

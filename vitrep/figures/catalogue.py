@@ -64,7 +64,7 @@ class Figure:
     panels: tuple
     cols: int = 6
     # steps per reconstruction panel in the demo budget: the smallest rung of benchmarks/figure_budgets.py whose
-    # verdicts under plain GD equal those of its largest rung (benchmarks/figure_budgets.json; README, Figures)
+    # verdicts under plain GD equal those of its largest rung (benchmarks/results/figure_budgets.json; docs/findings.md)
     demo_steps: int = 150
     demo_panels: tuple = ()  # a reduced setup for the demo and quick budgets, where the paper's is out of reach
     demo_note: str = ""  # what the reduced setup changes

@@ -96,10 +96,6 @@ def prepare_job(image: torch.Tensor, config: ReconstructConfig) -> Job:
     return Job(image, config, cache_key(image, config))
 
 
-# Deprecated: the old name (images.prepare is the other one), until vitrep/cli.py, vitrep/api.py and
-# vitrep/experiments/reconstruct.py import prepare_job.
-prepare = prepare_job
-
 
 def check_rows(configs: Sequence[ReconstructConfig]) -> None:
     """:func:`vitrep.models.sizes.check_row` of each distinct row (model, tap, device) of ``configs``."""
