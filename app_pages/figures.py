@@ -8,6 +8,7 @@ import dashboard as ui
 from dashboard.figures import gallery_entries, verdicts
 from vitrep.errors import VitrepError
 from vitrep.figures import BUDGETS, FIGURES, local_only, optimizers_of, panel_config, run_figure
+from vitrep.experiments.figure import plan_lines
 from vitrep.figures.costs import measured as measured_costs
 from vitrep.figures.gallery import differences, find
 from vitrep.running.chunks import plan_batches
@@ -55,23 +56,11 @@ if ui.public_mode():
 budget = c2.radio("Budget", offered, index=offered.index("full" if ui.ON_GPU and "full" in offered else "demo"),
                   horizontal=True, key="pr_budget", format_func=lambda b: f"{b}: {BUDGET_HELP[b]}")
 opts = optimizers_of(method)
-steps = sorted({fig.steps_for(x, budget) for x in fig.panels_for(budget) if x.kind != "filters"})
 costs = measured_costs(ui.memo().directory)
 expected = fig.expected_seconds(budget, len(opts), costs=costs)
-where = ("on this machine, from its own recent runs" if any(p.model in costs for p in fig.panels_for(budget))
-         else "on a 2-core CPU")
-facts = []
-if steps:
-    facts.append("steps per panel: " + ", ".join(f"{s:,}" for s in steps))
-if expected and not ui.ON_GPU:
-    facts.append(f"expected time: about {expected / 60:.1f} min {where}" if expected > 90
-                 else f"expected time: about {expected:.0f} s {where}")
-st.caption(" · ".join(facts))
-if budget != "full" and fig.demo_note:
-    st.caption(fig.demo_note[0].upper() + fig.demo_note[1:] + ".")
-if fig.left_out(budget) and not (budget != "full" and fig.demo_panels):
-    st.caption(f"Left out of the {budget} budget (too costly on a CPU; choose full): "
-               + ", ".join(x.label for x in fig.left_out(budget)))
+for line in plan_lines(fig, budget, opts, costs=costs, on_ray=ui.ON_GPU, interface="dashboard"):  # no CPU time on a GPU
+    if not line.startswith("note:"):  # trained weights: said with the checkpoint box below
+        st.caption(line[0].upper() + line[1:] + ("" if line.endswith(".") else "."))
 ckpt = None
 if fig.needs_trained:
     st.info(f"This figure needs trained weights ({', '.join(fig.models)}). If they are not on this machine they "

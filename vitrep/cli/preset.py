@@ -80,7 +80,11 @@ def _one(a, fig, budget: str, out: Path, memo, workers, brief: bool = False) -> 
     from ..experiments.figure import FigureConfig, plan_lines, result_lines, run
 
     if not brief:
-        print("\n".join(plan_lines(fig, budget, a.optimizer, a.steps, weights=a.weights, on_ray=workers is not None)))
+        from ..figures.costs import measured
+
+        costs = measured(memo.directory) if memo is not None else None
+        print("\n".join(plan_lines(fig, budget, a.optimizer, a.steps, weights=a.weights, on_ray=workers is not None,
+                                    costs=costs)))
     t0 = time.perf_counter()
     bar = Bar(1, a.quiet, f"figure {fig.figure}")
 

@@ -46,36 +46,47 @@ def run(config: FigureConfig, memo=None, executor=None, progress: Optional[Calla
                   {"verdicts": summary["verdicts"]}, files, summary, [v["line"] for v in summary["verdicts"]])
 
 
+WORDS = {  # what plan_lines says of the budget's choices, in the words of the interface the reader is in
+    "cli": {"steps": "with --steps {}", "full": "run --budget full", "weights": "offline, pass --weights FILE"},
+    "dashboard": {"steps": "at {} steps a panel", "full": "choose the full budget",
+                  "weights": "offline, give a checkpoint file below"}}
+
+
 def plan_lines(fig, budget: str = "demo", optimizers: Union[str, Sequence[str]] = "gd", steps: Optional[int] = None,
-               *, weights: Optional[str] = None, on_ray: bool = False) -> list[str]:
+               *, weights: Optional[str] = None, on_ray: bool = False, costs: Optional[dict] = None,
+               interface: str = "cli") -> list[str]:
     """What a run of ``fig`` (a :class:`vitrep.figures.Figure`, its number or preset name) will do, before it
     runs: the budget's step counts, the panels it leaves out, the optimizer(s) (``gd``, ``adam``, ``both`` or a
-    list), the expected time on a 2-core CPU (not said ``on_ray``), and a note where trained weights are needed
-    and no ``weights`` file is given."""
+    list), the expected time (from this machine's own recent runs where ``costs`` has them, else the 2-core
+    reference CPU's; not said ``on_ray``), and a note where trained weights are needed and no ``weights`` file
+    is given; ``interface`` (``cli`` or ``dashboard``) words the choices as that reader makes them."""
     from ..figures import get_figure, optimizers_of
     from ..figures.verdicts import METHODS
 
+    say = WORDS[interface]
     fig = get_figure(fig) if isinstance(fig, (str, int)) else fig
     opts = optimizers_of(optimizers) if isinstance(optimizers, str) else list(optimizers)
     lines = []
     counts = sorted({(p.steps, fig.steps_for(p, budget, steps)) for p in fig.panels_for(budget) if p.kind != "filters"})
     if counts and (budget != "full" or steps):
-        lines.append(f"{budget} budget{f' with --steps {steps}' if steps else ''}: step counts "
+        lines.append(f"{budget} budget{' ' + say['steps'].format(steps) if steps else ''}: step counts "
                      f"{', '.join(f'{s:,} -> {b:,}' for s, b in counts)}"
-                     + ("; a pipeline check, not the paper's figure" if budget == "quick" else ""))
+                     + ("; a pipeline check, not the write-up's figure" if budget == "quick" else ""))
     left = fig.left_out(budget)
     if left:
-        lines.append(f"left out of the {budget} budget (too costly on a CPU; run --budget full): "
+        lines.append(f"left out of the {budget} budget (too costly on a CPU; {say['full']}): "
                      + ", ".join(p.label for p in left))
     if budget != "full" and fig.demo_note:
         lines.append(fig.demo_note)
     lines.append(f"optimizer: {' and '.join(METHODS[o] for o in opts)}"
-                 + (" (the paper's method)" if opts == ["gd"] else ""))
-    expected = fig.expected_seconds(budget, len(opts), steps)
+                 + (" (the write-up's method)" if opts == ["gd"] else ""))
+    expected = fig.expected_seconds(budget, len(opts), steps, costs)
     if expected and not on_ray:
-        lines.append(f"expected: about {expected:.0f} s on a 2-core CPU")
+        here = any(p.model in (costs or {}) for p in fig.panels_for(budget))
+        when = f"{expected / 60:.1f} min" if expected > 90 else f"{expected:.0f} s"
+        lines.append(f"expected: about {when} {'on this machine, from its own recent runs' if here else 'on a 2-core CPU'}")
     if fig.needs_trained and not weights:
-        lines.append(f"note: {fig.name} needs trained weights ({', '.join(fig.models)}); offline, pass --weights FILE")
+        lines.append(f"note: {fig.name} needs trained weights ({', '.join(fig.models)}); {say['weights']}")
     return lines
 
 
