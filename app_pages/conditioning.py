@@ -65,7 +65,7 @@ if res and res[0].data:
     fig = make_subplots(rows=1, cols=2, subplot_titles=("largest singular values (lower bounds)",
                                                         "smallest singular values (upper bounds)"))
     for i, s in enumerate(report.plots["spectra"]):
-        color, lab = f"hsl({(i * 67) % 360},65%,45%)", s["label"]
+        color, lab = f"hsl({(i * 67) % 360},65%,45%)", "intact" if s["label"] == "none" else f"without {s['label']}"
         fig.add_trace(go.Scatter(x=s["top_x"], y=s["top"], name=lab, legendgroup=lab,
                                  error_y=dict(type="data", array=s["top_error"]), line=dict(color=color)), 1, 1)
         fig.add_trace(go.Scatter(x=s["bottom_x"], y=s["bottom"], name=lab, legendgroup=lab, showlegend=False,
@@ -82,7 +82,7 @@ if res and res[0].data:
                       exponentformat="none")
     bars.update_layout(height=340, margin=dict(l=10, r=10, t=20, b=10))
     st.plotly_chart(bars, key="co_bars")
-    st.dataframe([{"removed": t["removed"], "σ_max": round(t["sigma_max"], 4), "σ_min ≤": round(t["sigma_min_bound"], 4),
+    st.dataframe([{"removed": "nothing (intact)" if t["removed"] == "none" else t["removed"], "σ_max": round(t["sigma_max"], 4), "σ_min ≤": round(t["sigma_min_bound"], 4),
                    "κ ≥": round(t["condition_lower_bound"], 3), "effective rank": round(t["effective_rank"], 1),
                    "gain ‖Jv‖/‖v‖": None if t["gain"] is None else round(t["gain"], 4),
                    "converged (top, bottom)": f"{t['converged_top']}, {t['converged_bottom']}"} for t in table],
@@ -90,3 +90,13 @@ if res and res[0].data:
     st.caption("σ_max and the largest values only grow with more iterations (they are lower bounds); the smallest only "
                "shrink (upper bounds), so κ is a lower bound. 'converged' counts the leading values known to 1%. The "
                "gain is along the image minus the descent's starting noise.")
+    st.caption("The same layer as a seed ensemble shows the directions the spectrum's small values leave free: "
+               "the inputs it cannot tell apart, as pictures.")
+    if st.button("Open this layer as an ensemble (Many inputs, one output)", key="co_to_ensemble"):
+        c = spectra[0].config.recon
+        arch = tuple((k, getattr(c.model, k)) for k in ("patch", "width", "depth", "heads", "size")
+                     if getattr(c.model, k) is not None)
+        st.session_state[ui.keys.EN_PREFILL] = {"model": c.model.name, "weights": c.model.weights,
+                                                "arch": arch, "layer": c.tap,
+                                                "remove": ",".join(c.surgery.remove), "pos_embed": c.pos_embed}
+        st.switch_page("app_pages/ensemble.py")

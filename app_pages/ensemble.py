@@ -11,17 +11,22 @@ st.title("Many inputs, one output")
 st.caption("The same image reconstructed from the same layer from several starts at once. Where the "
            "reconstructions agree, the layer determines the picture; where they spread apart while their outputs "
            "all match the image's, it does not: the write-up's non-invertibility, seen rather than inferred.")
+pre = st.session_state.pop(ui.keys.EN_PREFILL, None) or {}  # a layer opened from the conditioning page
+if pre:
+    st.info(f"The layer the conditioning page measured: {pre['model']}, {pre['layer']}"
+            + (f", without {pre['remove']}" if pre.get("remove") else "") + ".")
 left, right = st.columns([1, 1], gap="large")
 with left:
-    ref = ui.model_picker("en")
+    ref = ui.model_picker("en", pre=pre)
     picked = ui.image_picker("en", ref.input_size, default="cat") if ref else None
 with right:
     with st.form("en_form"):
-        layer = ui.layer_picker("en", ref) if ref else None
-        remove, blocks = ui.surgery_picker("en", ref, {}) if ref else ("", "")
+        layer = ui.layer_picker("en", ref, pre.get("layer")) if ref else None
+        remove, blocks = ui.surgery_picker("en", ref, pre) if ref else ("", "")
         seeds = st.slider("Starts (seeds)", 2, 16, 8, key="en_seeds",
                           help="How many reconstructions, each from its own N(0.7, 1/20) start; one batch.")
-        kw = ui.schedule_inputs("en", pre={"steps": 150}, ref=ref, layer=layer)
+        kw = ui.schedule_inputs("en", pre={"steps": 150, **({"pos_embed": pre["pos_embed"]} if pre else {})},
+                                ref=ref, layer=layer)
         go_ = st.form_submit_button("Run the ensemble", type="primary", disabled=ref is None or picked is None)
 
 if go_ and ref is not None and picked is not None:

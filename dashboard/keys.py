@@ -10,6 +10,7 @@ RC_IMAGE_NAME = "rc_image_name"  # Reconstruct: the name of its image
 RC_PREFILL = "rc_prefill"  # a figure's panel opened in Reconstruct: the widget values to fill in
 SW_RESULT = "sw_result"  # Layer sweep: [(model, tap, result)]
 AB_RESULT = "ab_result"  # Ablation survey: [(label, result)]
+EN_PREFILL = "en_prefill"  # Ensemble: a layer to open with, from the conditioning page (model, layer, remove)
 PR_RESULT = "pr_result"  # Figures: (preset name, output folder, summary)
 CL_RESULT = "cl_result"  # Class images: the generated result
 CO_RESULT = "co_result"  # Conditioning: (labels, spectra, what was measured)

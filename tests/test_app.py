@@ -311,7 +311,9 @@ def test_conditioning_page_measures_and_reads_the_spectra():
     assert not at.error, [e.value for e in at.error]
     assert any("self-attention layers are extremely poorly conditioned" in m.value for m in at.markdown)
     assert types(at.main).count("plotly_chart") == 2 and len(at.dataframe) == 1
-    assert list(at.dataframe[0].value["removed"]) == ["none", "attention"]
+    assert list(at.dataframe[0].value["removed"]) == ["nothing (intact)", "attention"]  # "intact", as the bars say
+    at.button(key="co_to_ensemble").click().run()  # the same layer, opened as an ensemble
+    assert not at.exception and at.selectbox(key="en_model").value == "vit_custom"
 
 
 # --- public mode (VITREP_PUBLIC=1): safe for strangers ---------------------------------------------
@@ -527,3 +529,18 @@ def test_the_memo_count_is_updated_when_a_run_ends_and_said_in_good_english():
     side = [m.value for m in at.sidebar.markdown]
     assert any("**Memo**: 1 run," in m for m in side), side  # in the run that computed it, not the next
     assert any("Computed by this server: 1 run ·" in c.value for c in at.sidebar.caption)
+
+
+def test_the_conditioning_page_opens_its_layer_as_an_ensemble():
+    from dashboard import keys
+
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state[keys.EN_PREFILL] = {"model": "vit_custom", "weights": "untrained", "arch": (),
+                                         "layer": "encoder-2", "remove": "attention", "pos_embed": False}
+    at.switch_page("app_pages/ensemble.py")
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="en_model").value == "vit_custom" and at.selectbox(key="en_layer").value == "encoder-2"
+    assert at.multiselect(key="en_remove").value == ["attention"]
+    assert any("The layer the conditioning page measured: vit_custom, encoder-2, without attention" in i.value
+               for i in at.info)

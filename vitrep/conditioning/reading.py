@@ -39,7 +39,7 @@ def reading(spectra: Sequence[Spectrum], labels: Sequence[str] = ()) -> str:
     ``labels`` are not needed (the spectra's own surgeries say which is which); kept for callers that pass them."""
     intact, attn = _intact_and_attention(spectra)
     if intact is None or attn is None:
-        return (f"Compare 'none' with 'attention' to read the paper's claim that {CLAIM[1:-1]}.")
+        return (f"Compare the intact layer with attention removed to read the paper's claim that {CLAIM[1:-1]}.")
     a, b = intact.condition_estimate, attn.condition_estimate
     if intact.converged()[1] and attn.converged()[1]:
         verb = "higher" if a > b else "lower"
