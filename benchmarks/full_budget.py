@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import subprocess
 import time
 from datetime import datetime, timezone
@@ -42,10 +43,17 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def head() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+
+STARTED_ON = head()  # the code that computes is the code this process started with
+
+
 def provenance(seconds: float, budget: str, steps) -> dict:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    commit = STARTED_ON
     flags = sorted(set(w for w in Path("/proc/cpuinfo").read_text().split() if w.startswith(("amx", "avx512_bf16"))))
-    return {"vitrep_commit": commit.strip(), "torch": torch.__version__, "device": "cpu", "cpu": cpu_model(),
+    return {"vitrep_commit": commit, "torch": torch.__version__, "device": "cpu", "cpu": cpu_model(),
             "cpu_flags": flags, "threads": torch.get_num_threads(), "date": datetime.now(timezone.utc).isoformat(
                 timespec="seconds"), "seconds": round(seconds, 1), "budget": budget, "steps": steps}
 
@@ -81,6 +89,32 @@ def ladder(n: int, out: Path, memo) -> dict:
             "rungs": rungs, "demo_steps": chosen, **provenance(0.0, "demo", None)}
 
 
+def publish(out: Path, gallery: Path) -> None:
+    """Each finished figureN_OPT folder into the gallery: judged again by today's checks from the memo (nothing is
+    computed: every panel is a memo hit), its provenance kept, the judging commit added."""
+    from vitrep.figures.gallery import entry_name
+
+    memo = get_memo(None)
+    for prov_path in sorted(out.glob("figure*_*/provenance.json")):
+        src = prov_path.parent
+        if "_ladder_" in src.name:
+            continue
+        n, opt = int(src.name[6:].split("_")[0]), src.name.split("_")[1]
+        budget, steps = PLAN[n]
+        fig = get_figure(n)
+        dest = gallery / entry_name(fig, opt)
+        if dest.exists():
+            shutil.rmtree(dest)
+        def computing(p):  # every panel must be a memo hit: a computation reports progress, so stop it at once
+            raise SystemExit(f"{src.name}: the memo lacks its panels (something would be computed); not published")
+
+        run_figure(fig, dest, budget, memo=memo, optimizer=opt, steps=steps, progress=computing)
+        prov = json.loads(prov_path.read_text())
+        prov["judged_with"] = head()
+        (dest / "provenance.json").write_text(json.dumps(prov, indent=1) + "\n")
+        print(f"{src.name} -> {dest}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--optimizer", default="gd", choices=("gd", "adam"))
@@ -89,7 +123,12 @@ def main() -> None:
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--ladder", action="store_true", help="re-derive the demo budgets (after the gd full runs)")
     ap.add_argument("--table", action="store_true", help="print the docs/findings.md table of what is there")
+    ap.add_argument("--publish", default=None, metavar="GALLERY", help="judge the finished figures again from the "
+                                                                      "memo and write them into GALLERY (gallery/)")
     a = ap.parse_args()
+    if a.publish:
+        publish(Path(a.out), Path(a.publish))
+        return
     if a.table:
         print(table(Path(a.out)))
         return
