@@ -146,9 +146,12 @@ class Verdict:
         return f"{head}: {words + ' ' if words else ''}{quote} Test: {self.test}." + (f" [{nums}]" if nums else "")
 
     def short(self) -> str:
-        """The line for a contact sheet: the verdict and the test (or why it was not checked), no quote."""
+        """The line for a contact sheet: the verdict and what the numbers say in words (else the test; or why it
+        was not checked), no quote."""
         head = f"{self.words()} ({self.method}), claim {self.number}"
-        return f"{head}: {self.reason}" if self.verdict == NOT_CHECKED and not self.by_metric else f"{head}: {self.test}"
+        if self.verdict == NOT_CHECKED and not self.by_metric:
+            return f"{head}: {self.reason}"
+        return f"{head}: {' '.join(x for x in (self.plain, self.note) if x) or self.test}"
 
     def to_dict(self) -> dict:
         return {"figure": self.figure, "claim": self.number, "optimizer": self.optimizer, "method": self.method,
