@@ -19,7 +19,7 @@ BUDGET_HELP = {"quick": "a handful of steps: checks that the pipeline runs; noth
 METHOD_HELP = {"gd": "plain GD: the paper's method", "adam": "Adam: fast, but it can hide poor conditioning",
                "both": "both, side by side: one verdict each"}
 st.title("The write-up's figures")
-st.caption("Each figure of the paper as a preset. Its claims are quoted and tested on the run's numbers: HELD, "
+st.caption("Each figure of the write-up as a preset. Its claims are quoted and tested on the run's numbers: HELD, "
            "NOT HELD, or NOT CHECKED where the run cannot tell (panels that did not move, a budget too small, "
            "weights missing). Run it as a grid, or open one panel in the Reconstruct form.")
 

@@ -9,7 +9,7 @@ import streamlit as st
 from vitrep.figures.gallery import Entry, stale_sentence
 from vitrep.figures.verdicts import METHODS
 
-SHOW = {"HELD": st.success, "NOT HELD": st.error, "NOT CHECKED": st.info}
+SHOW = {"HELD": st.success, "NOT HELD": st.warning, "NOT CHECKED": st.info}  # red is for errors only
 
 
 def verdicts(summary: dict) -> None:
