@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import subprocess
 import time
@@ -29,18 +28,12 @@ from pathlib import Path
 import torch
 
 from vitrep.figures import get_figure, run_figure
+from vitrep.limits import cpu_model
 from vitrep.running.memo import get_memo
 
 ROOT = Path(__file__).resolve().parents[1]
 # figure -> (budget, steps override): the write-up's step counts; figure 10 as its untrained variant at n = 1,000
 PLAN = {2: ("full", None), 3: ("full", None), 13: ("full", None), 16: ("full", None), 10: ("demo", 1000)}
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def head() -> str:

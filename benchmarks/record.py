@@ -13,18 +13,9 @@ import platform
 from pathlib import Path
 from typing import Optional
 
+from vitrep.limits import cpu_model  # noqa: F401 (named here for the scripts)
+
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows, else ``unrecorded``."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unrecorded"
 
 
 def machine(device: Optional[str] = None) -> dict:

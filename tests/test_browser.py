@@ -261,6 +261,13 @@ def test_figures_page_demo_budget_shows_the_verdict(server, browser):
     page.close()
 
 
+def _sees_figure_2_from_the_gallery(page) -> None:
+    """The figures page shows figure 2's gallery entry: its heading, a verdict line and the contact sheet."""
+    page.get_by_text("At the write-up's budget, from the gallery").wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"figure 2 claim 1: ")).first.wait_for(timeout=30_000)
+    page.locator('[data-testid="stImage"] img').first.wait_for(timeout=30_000)
+
+
 def test_figures_page_opens_on_figure_2_from_the_gallery(server, browser):
     """Fresh and offline: figure 2 at the write-up's budget, its verdicts and contact sheet, within seconds."""
     from vitrep.figures.gallery import find
@@ -271,9 +278,7 @@ def test_figures_page_opens_on_figure_2_from_the_gallery(server, browser):
     page = browser.new_page(viewport={"width": 1500, "height": 1100})
     t0 = time.perf_counter()
     page.goto(f"{url}/figures", wait_until="networkidle")
-    page.get_by_text("At the write-up's budget, from the gallery").wait_for(timeout=60_000)
-    page.get_by_text(re.compile(r"figure 2 claim 1: ")).first.wait_for(timeout=30_000)
-    page.locator('[data-testid="stImage"] img').first.wait_for(timeout=30_000)
+    _sees_figure_2_from_the_gallery(page)
     took = time.perf_counter() - t0
     body = page.inner_text("body")
     print(f"\nfigure 2 from the gallery shown {took:.1f} s after the page was asked for")
@@ -322,8 +327,7 @@ def test_public_mode_tour_runs_the_first_suggestion_and_shows_no_path(public_ser
     page.goto(f"{url}/", wait_until="networkidle")  # Home's first suggestion: the figures page, figure 2
     page.get_by_text("Start here").wait_for(timeout=60_000)
     page.get_by_role("link", name=re.compile("sixteen figures")).click()
-    page.get_by_text("At the write-up's budget, from the gallery").wait_for(timeout=60_000)
-    page.get_by_text(re.compile(r"figure 2 claim 1: ")).first.wait_for(timeout=30_000)
+    _sees_figure_2_from_the_gallery(page)
     assert _errors_on(page) == [] and not SERVER_PATH.search(page.inner_text("body"))
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "figures_public.png"), full_page=False)

@@ -193,3 +193,17 @@ def pack_limit_bytes() -> int:
             raise ConfigError(f"VITREP_FAST_BUDGET_MB must be a number of megabytes, not {raw!r}.") from None
     mb = memory_budget_mb()
     return int((DEFAULT_PACK_MB if mb is None else mb * PACK_SHARE) * MB)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows, else ``unrecorded``: named with
+    every timing and every gallery entry."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unrecorded"

@@ -18,7 +18,6 @@ a visitor sees.
 from __future__ import annotations
 
 import json
-import platform
 import shutil
 import subprocess
 import time
@@ -157,18 +156,10 @@ def show(entry: Entry, out: Path) -> list[Path]:
     return written
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def provenance(seconds: float, device: str) -> dict:
     import torch
+
+    from ..limits import cpu_model
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     dev = torch.cuda.get_device_name(0) if device.startswith("cuda") and torch.cuda.is_available() else "cpu"
