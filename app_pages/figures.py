@@ -83,7 +83,8 @@ if c1.button("Run this figure", type="primary", key="pr_run", disabled=bool(cann
         recon = [x for x in fig.panels_for(budget) if x.kind == "reconstruct"]
         plan = plan_batches([panel_config(x, fig.steps_for(x, budget), ckpt, optimizer=o) for o in opts for x in recon])
         with area.container():
-            with ui.running("pr_stop", lambda: ui.Live([x.label for x in recon],
+            names = [x.label + (f" ({METHOD_HELP[o].split(':')[0]})" if len(opts) > 1 else "") for o in opts for x in recon]
+            with ui.running("pr_stop", lambda: ui.Live(names,
                                                        max([fig.steps_for(x, budget) for x in recon] or [1]),
                                                        show_image=False, batches=max(1, len(plan)))) as run:
                 with st.status(f"Running figure {fig.figure} ({budget} budget, {METHOD_HELP[method]})…",

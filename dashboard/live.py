@@ -47,9 +47,10 @@ def stopped(key: str) -> bool:
 class Live:
     """Progress bar, live image and live curves, fed by the engine's callback.
 
-    ``labels[i]`` names row i of a batch; ``batches`` (for a sweep or a figure) is the number of
-    batches the run goes through, ``names[g]`` what batch g is (a model), so the bar names the model
-    and moves forward over the whole run instead of restarting per batch.
+    ``labels[i]`` names config i of the run (a grid's cells in order; a progress row is named by the
+    config it runs, :attr:`vitrep.result.Progress.index`); ``batches`` (for a sweep or a figure) is the
+    number of batches the run goes through, ``names[g]`` what batch g is (a model), so the bar names the
+    model and moves forward over the whole run, with the time left for all of it.
     """
 
     DRAW_EVERY = 0.5  # seconds between redraws: do not flood the browser
@@ -65,20 +66,25 @@ class Live:
         self.max_curves = max_curves
         self.last_draw = 0.0
         self.draws = 0
+        self.t0 = time.perf_counter()
 
     def __call__(self, p: Progress) -> None:
         batch = p.batch
-        frac = (batch + p.step / max(1, p.total)) / self.batches
-        left = (p.total - p.step) / p.steps_per_second if p.steps_per_second > 0 else float("nan")
+        frac = min(1.0, (batch + p.step / max(1, p.total)) / self.batches)
+        spent = time.perf_counter() - self.t0
+        left = spent * (1 - frac) / frac if frac > 0.02 else float("nan")  # for the whole run, all batches
         what = f"{self.names[batch]} · " if batch < len(self.names) else ""
         where = f"batch {batch + 1}/{self.batches} · " if self.batches > 1 else ""
-        self.bar.progress(min(1.0, frac), text=f"{where}{what}step {p.step}/{p.total} · {p.steps_per_second:.1f} "
-                                               f"steps/s · {'~%.0f s left in this batch' % left if left == left else 'warming up'}")
+        self.bar.progress(frac, text=f"{frac:.0%} of the run · {where}{what}step {p.step}/{p.total} · "
+                                     f"{p.steps_per_second:.1f} steps/s · "
+                                     + (f"~{left / 60:.1f} min left" if left > 90 else f"~{left:.0f} s left"
+                                        if left == left else "warming up"))
+        which = [p.index[i] if i < len(p.index) else (batch, i) for i in range(len(p.rows))]  # each row's config
         for i, b in enumerate(p.baselines):
-            self.baselines[(batch, i)] = b
+            self.baselines[which[i]] = b
         for i, row in enumerate(p.rows):
             if row:
-                h = self.history.setdefault((batch, i), {k: [] for k in ("step", "embedding_distance",
+                h = self.history.setdefault(which[i], {k: [] for k in ("step", "embedding_distance",
                                                                          "input_distance", "psnr", "ssim")})
                 if not h["step"] or h["step"][-1] != row["step"]:
                     for k in h:
@@ -95,9 +101,13 @@ class Live:
 
     def figure(self) -> go.Figure:
         series = []
-        for (g, i), h in list(self.history.items())[-self.max_curves:]:
-            label = self.labels[i] if self.batches == 1 and i < len(self.labels) else f"batch {g + 1} row {i + 1}"
-            series.append((label, h, self.baselines.get((g, i))))
+        for key, h in list(self.history.items())[-self.max_curves:]:
+            if isinstance(key, int) and key < len(self.labels):  # a grid's config: its panel's name
+                label = self.labels[key]
+            else:  # a lone run or batch: its row
+                g, i = key
+                label = self.labels[i] if self.batches == 1 and i < len(self.labels) else f"batch {g + 1} row {i + 1}"
+            series.append((label, h, self.baselines.get(key)))
         return curves_figure_from(series, live=True)
 
     def done(self) -> None:

@@ -544,3 +544,23 @@ def test_the_conditioning_page_opens_its_layer_as_an_ensemble():
     assert at.multiselect(key="en_remove").value == ["attention"]
     assert any("The layer the conditioning page measured: vit_custom, encoder-2, without attention" in i.value
                for i in at.info)
+
+
+def test_live_curves_name_the_panel_and_the_bar_the_whole_run():
+    """A grid's progress rows are named by their cell (Progress.index), not 'batch 2 row 1'; the bar counts the
+    whole run (half of batch 2 of 2: 75%)."""
+    at = AppTest.from_string("""
+import numpy as np
+import streamlit as st
+from dashboard.live import Live
+from vitrep.result import Progress
+live = Live(["ViT encoder 1", "ViT encoder 7", "ResNet layer1"], 10, show_image=False, batches=2)
+row = {"step": 5, "loss": 1.0, "embedding_distance": 2.0, "input_distance": 3.0, "psnr": 10.0, "ssim": 0.5}
+live(Progress(5, 10, 1.0, [row], [np.zeros((8, 8, 3), np.uint8)], [1.0], batch=1, index=(2,)))
+st.session_state["names"] = [s.name for s in live.figure().data if s.name and not s.name.endswith("m_r")]
+""", default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["names"] == ["ResNet layer1"]
+    (bar,) = at.get("progress")
+    assert bar.value == 75 and bar.proto.text.startswith("75% of the run · batch 2/2 · step 5/10")

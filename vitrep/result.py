@@ -29,6 +29,7 @@ class Progress:
     images: list[np.ndarray]  # current reconstruction per config, uint8 (H, W, 3)
     baselines: list[float] = field(default_factory=list)  # per config: the bar m_r
     batch: int = 0  # the batch's place among the batches of a grid (vitrep.running.runs.plan_batches)
+    index: tuple = ()  # in a grid: the place of each row among the grid's configs (rows[i] is configs[index[i]])
 
     @property
     def steps_per_second(self) -> float:

@@ -138,10 +138,9 @@ def run_batch(images: Sequence[torch.Tensor], configs: Sequence[ReconstructConfi
     out: list = [memo.get(k, Result.from_bytes) if memo is not None else None for k in keys]
     check_rows([c for c, r in zip(configs, out) if r is None])  # before any work: one sentence for an impossible row
     for g, rows in plan_chunks(configs, [i for i, r in enumerate(out) if r is None]):
-        cb = None if progress is None else (lambda p, g=g: progress(replace(p, batch=g)))
-
-        def compute(todo: list[int], rows=rows, cb=cb) -> list[Result]:
-            picked = [rows[j] for j in todo]
+        def compute(todo: list[int], rows=rows, g=g) -> list[Result]:
+            picked = [rows[j] for j in todo]  # the configs this chunk runs: a progress row i is configs[picked[i]]
+            cb = None if progress is None else (lambda p: progress(replace(p, batch=g, index=tuple(picked))))
             with device_lock(configs[picked[0]].device, on_wait, queue_limit):
                 return reconstruct_many([images[i] for i in picked], [configs[i] for i in picked], cb)
 
