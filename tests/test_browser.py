@@ -266,6 +266,7 @@ def _sees_figure_2_from_the_gallery(page) -> None:
     page.get_by_text("At the write-up's budget, from the gallery").wait_for(timeout=60_000)
     page.get_by_text(re.compile(r"figure 2 claim 1: ")).first.wait_for(timeout=30_000)
     page.locator('[data-testid="stImage"] img').first.wait_for(timeout=30_000)
+    assert "made by an older vitrep" not in page.inner_text("body")  # the shipped entry is today's figure
 
 
 def test_figures_page_opens_on_figure_2_from_the_gallery(server, browser):

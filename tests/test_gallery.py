@@ -103,3 +103,13 @@ def test_the_cli_lists_and_shows_entries_without_computing(tmp_path, monkeypatch
     r = run_cli("gallery", "show", "2")
     assert r.returncode == 2 and r.stderr.strip() == ("vitrep: The gallery has no entry for figure 2; `python -m vitrep "
                                                       "gallery` lists what it has.")
+
+
+def test_a_public_server_does_not_call_an_entry_stale_for_its_step_cap(tmp_path, monkeypatch):
+    """Figure 13's 10,000 steps are over a public server's cap: comparing them is not running them."""
+    e = _fake_entry(tmp_path)
+    monkeypatch.setenv("VITREP_PUBLIC", "1")
+    assert G.stale(e) == []
+    from vitrep import limits
+
+    assert limits.public_mode()  # and the cap still holds outside the comparison

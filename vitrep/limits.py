@@ -25,6 +25,8 @@ same numbers.  ``docs/security.md`` says what each limit defends against.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
 import os
@@ -52,9 +54,23 @@ MAX_SEED = 2 ** 63 - 1  # torch's generators take 64-bit seeds
 MAX_ARCH = {"patch": 1024, "width": 65_536, "depth": 1024, "heads": 1024, "size": 8192}
 
 
+_DESCRIBING = contextvars.ContextVar("vitrep_describing", default=False)
+
+
 def public_mode() -> bool:
-    """True when ``VITREP_PUBLIC`` is 1/true/yes/on: a server open to strangers."""
-    return os.environ.get("VITREP_PUBLIC", "").strip().lower() in _TRUE
+    """True when ``VITREP_PUBLIC`` is 1/true/yes/on: a server open to strangers (not inside :func:`describing`)."""
+    return not _DESCRIBING.get() and os.environ.get("VITREP_PUBLIC", "").strip().lower() in _TRUE
+
+
+@contextlib.contextmanager
+def describing():
+    """Configs built only to be compared or described, never run (a gallery entry's panels against today's
+    figure): public limits do not apply inside.  Per thread and task, so other sessions are not touched."""
+    token = _DESCRIBING.set(True)
+    try:
+        yield
+    finally:
+        _DESCRIBING.reset(token)
 
 
 # --- the memory budget ----------------------------------------------------------------------------
