@@ -25,7 +25,8 @@ with right:
         remove, blocks = ui.surgery_picker("en", ref, pre) if ref else ("", "")
         seeds = st.slider("Starts (seeds)", 2, 16, 8, key="en_seeds",
                           help="How many reconstructions, each from its own N(0.7, 1/20) start; one batch.")
-        kw = ui.schedule_inputs("en", pre={"steps": 150, **({"pos_embed": pre["pos_embed"]} if pre else {})},
+        steps0 = min(150, ui.PUBLIC_MAX_STEPS // 8) if ui.public_mode() else 150  # 8 starts fit a public server's cap
+        kw = ui.schedule_inputs("en", pre={"steps": steps0, **({"pos_embed": pre["pos_embed"]} if pre else {})},
                                 ref=ref, layer=layer)
         go_ = st.form_submit_button("Run the ensemble", type="primary", disabled=ref is None or picked is None)
 

@@ -475,6 +475,7 @@ def test_the_ensemble_page_shows_what_a_layer_leaves_open():
 def test_a_public_ensemble_is_capped_at_the_servers_steps(monkeypatch):
     monkeypatch.setenv("VITREP_PUBLIC", "1")
     at = page("app_pages/ensemble.py")
+    assert at.slider(key="en_seeds").value * at.number_input(key="en_steps").value <= 1000  # the default runs
     at.selectbox(key="en_model").set_value("vit_custom")
     at.run()
     at.slider(key="en_seeds").set_value(16)
