@@ -43,8 +43,8 @@ if gallery:
     st.subheader("At the write-up's budget, from the gallery")
     gallery_entries(gallery)
 elif fig.needs_trained:
-    st.caption("No gallery entry: this figure needs trained weights. On a machine that has them, the README's "
-               "Gallery section says how to add it.")
+    st.caption("No gallery entry: this figure needs trained weights. On a machine that has them it can be added "
+               "to the gallery (docs/gallery.md in the repository says how).")
 st.subheader("Run it live")
 c1, c2 = st.columns(2)
 method = c1.radio("Optimizer", ["gd", "adam", "both"], horizontal=True, key="pr_opt",
