@@ -402,7 +402,8 @@ def test_a_loose_bar_is_said_where_an_image_still_noise_passes_it():
         rows[k] = R(d=118.0, start_d=120.0, ratio=0.3)  # kept 0.98: still noise, yet m_g < m_r
     v = verdict(2, 2, rows)
     assert v.note == ("ResNet layer3, ResNet layer4 meet the bar m_g < m_r while their images are no closer to the "
-                      "picture than the noise they started from: m_r is large there, so the bar is loose.")
+                      "picture than the noise they started from: a loose pass, the bar met by an image that is not the "
+                      "picture (a large m_r, or many inputs with one output).")
     assert v.note in v.line()
     assert verdict(2, 2, CASES[(2, 2)][0]).note == ""
 

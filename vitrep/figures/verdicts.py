@@ -247,7 +247,8 @@ def run_note(claim: Claim, rows: dict, full_steps: Optional[dict] = None) -> str
     if loose:
         notes.append(f"{', '.join(loose)} {'meets' if len(loose) == 1 else 'meet'} the bar m_g < m_r while "
                      f"{'its image is' if len(loose) == 1 else 'their images are'} no closer to the picture than the "
-                     f"noise {'it' if len(loose) == 1 else 'they'} started from: m_r is large there, so the bar is loose.")
+                     f"noise {'it' if len(loose) == 1 else 'they'} started from: a loose pass, the bar met by an image "
+                     f"that is not the picture (a large m_r, or many inputs with one output).")
     return " ".join(notes)
 
 
