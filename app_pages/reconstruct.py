@@ -9,8 +9,7 @@ st.title("Reconstruct")
 st.caption("Gradient descent from noise towards an input whose layer output matches the image's. The defaults "
            "here are the fast ones: Adam, with the model's positional embedding added as the model adds it. The "
            "write-up's own method, which its figures use, is plain gradient descent without the positional "
-           "embedding: choose *plain GD* below and switch the positional embedding off under *Loss, blur, seed and "
-           "switches*.")
+           "embedding: choose plain GD below and switch the positional embedding off among the run's switches.")
 pre = st.session_state.pop(ui.keys.RC_PREFILL, None) or {}
 
 left, right = st.columns([1, 1], gap="large")
