@@ -165,7 +165,10 @@ def table(out: Path) -> str:
         budget = f"{steps[0]:,}" if len(steps) == 1 else f"{steps[0]:,}-{steps[-1]:,}"
         minutes = f"{prov['seconds'] / 60:.0f}" if "seconds" in prov else "?"
         if not s["verdicts"]:
-            lines.append(f"| {s['figure']} | (no claim) | {'+'.join(s['optimizers'])} | {budget} | | | {minutes} |")
+            from vitrep.figures.verdicts import METHODS
+
+            lines.append(f"| {s['figure']} | (no claim) | {' and '.join(METHODS[o] for o in s['optimizers'])} | "
+                         f"{budget} | | | {minutes} |")
         for v in s["verdicts"]:
             by = v.get("by_metric") or {}
             l2 = by.get("L2", v["verdict"] if not by else "")

@@ -113,3 +113,13 @@ def test_a_public_server_does_not_call_an_entry_stale_for_its_step_cap(tmp_path,
     from vitrep import limits
 
     assert limits.public_mode()  # and the cap still holds outside the comparison
+
+
+def test_the_gallery_holds_the_untrained_figures_computed_so_far():
+    """What the gallery ships (docs/gallery.md): figures 2, 3 and 13 under plain GD, 3 and 13 under Adam too."""
+    have = {(e.figure, o) for e in ENTRIES for o in e.optimizers}
+    for figure, optimizer in ((2, "gd"), (3, "gd"), (13, "gd"), (3, "adam"), (13, "adam")):
+        assert (figure, optimizer) in have, f"no gallery entry for figure {figure} under {optimizer}"
+    for e in ENTRIES:
+        steps = {r["steps"] for r in e.summary["panels"] if r["kind"] == "reconstruct"}
+        assert steps == {10_000 if e.figure == 13 else 1_500}, (e.path.name, steps)  # the write-up's budget
