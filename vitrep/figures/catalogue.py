@@ -63,8 +63,8 @@ class Figure:
     about: str
     panels: tuple
     cols: int = 6
-    # steps per reconstruction panel in the demo budget: the smallest rung of benchmarks/figure_budgets.py whose
-    # verdicts under plain GD equal those of its largest rung (benchmarks/results/figure_budgets.json; docs/findings.md)
+    # steps per reconstruction panel in the demo budget: the smallest rung whose verdicts under plain GD equal those
+    # at the write-up's budget (benchmarks/full_budget.py --ladder: 150 for figures 2 and 13; docs/findings.md)
     demo_steps: int = 150
     demo_panels: tuple = ()  # a reduced setup for the demo and quick budgets, where the paper's is out of reach
     demo_note: str = ""  # what the reduced setup changes
