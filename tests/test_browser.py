@@ -80,11 +80,16 @@ def browser():
         b.close()
 
 
-def _open_reconstruct(browser, url):
+def _open(browser, url, path: str, button: str):
+    """A new tab on ``path``, once its ``button`` is drawn."""
     page = browser.new_page(viewport={"width": 1500, "height": 1100})
-    page.goto(f"{url}/reconstruct", wait_until="networkidle")
-    page.get_by_role("button", name="Reconstruct", exact=True).wait_for(timeout=60_000)
+    page.goto(f"{url}/{path}", wait_until="networkidle")
+    page.get_by_role("button", name=button, exact=True).wait_for(timeout=60_000)
     return page
+
+
+def _open_reconstruct(browser, url):
+    return _open(browser, url, "reconstruct", "Reconstruct")
 
 
 def _set_steps_and_seed(page, steps: int, seed: int | None = None):
@@ -239,9 +244,7 @@ def test_curves_grow_live_during_a_run(server, browser):
 def test_figures_page_demo_budget_shows_the_verdict(server, browser):
     """Figure 13 in the demo budget under the paper's method: its claim, quoted, HELD (measured, README Figures)."""
     url, _ = server
-    page = browser.new_page(viewport={"width": 1500, "height": 1100})
-    page.goto(f"{url}/figures", wait_until="networkidle")
-    page.get_by_role("button", name="Run this figure", exact=True).wait_for(timeout=60_000)
+    page = _open(browser, url, "figures", "Run this figure")
     page.get_by_text("demo: the smallest budget").wait_for(timeout=10_000)  # demo is the CPU default
     page.get_by_text("plain GD: the paper's method").wait_for(timeout=10_000)  # and the paper's method
     page.locator('[data-testid="stSelectbox"]').first.click()
@@ -293,9 +296,7 @@ def test_figures_page_opens_on_figure_2_from_the_gallery(server, browser):
 
 def test_ensemble_page_in_a_real_browser(server, browser):
     url, _ = server
-    page = browser.new_page(viewport={"width": 1500, "height": 1100})
-    page.goto(f"{url}/ensemble", wait_until="networkidle")
-    page.get_by_role("button", name="Run the ensemble", exact=True).wait_for(timeout=60_000)
+    page = _open(browser, url, "ensemble", "Run the ensemble")
     box = page.get_by_label("Steps", exact=True)
     box.fill("30")
     box.press("Tab")

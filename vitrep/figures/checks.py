@@ -18,6 +18,7 @@ import numpy as np
 
 from .checks_removals import FIGURE_10, FIGURE_11, FIGURE_12, FIGURE_13, FIGURE_14, FIGURE_15, FIGURE_16
 from .verdicts import farther as far
+from .verdicts import says_ends
 from .verdicts import (ABOUT_THE_SAME, CLEARLY, DISTANCE_FIRST, MOST, MUCH_HARDER, NO_DIFFERENCE,
                        STRUCTURE_FIRST, SUBSTANTIALLY, Claim, NotChecked, m_over_r)
 
@@ -130,9 +131,8 @@ def _says_stem(rows, m):
             f"the loss is already at the stem).")
 
 
-def _says_sharpens(rows, m):
-    return (f"The trained stem's reconstruction ends {far(m, m.worse(rows['trained stem'], rows['untrained stem']))} "
-            f"than the untrained stem's (the write-up: greatly enhanced).")
+_says_sharpens = says_ends("trained stem", "The trained stem's reconstruction", "untrained stem",
+                           "the untrained stem's", "greatly enhanced")
 
 
 FIGURE_4 = (
@@ -231,9 +231,7 @@ def _long_run_beats_encoder_1(rows, m):
     return m.better(long, first, CLEARLY), {"steps long": long["steps"], "steps encoder 1": first["steps"]}
 
 
-def _says_decline(rows, m):
-    return (f"At equal steps encoder 12 ends {far(m, m.worse(rows['encoder 12'], rows['encoder 1']))} than encoder 1 "
-            f"(the write-up: a decrease with depth).")
+_says_decline = says_ends("encoder 12", "At equal steps encoder 12", "encoder 1", "encoder 1", "a decrease with depth")
 
 
 def _says_long(rows, m):
@@ -269,15 +267,12 @@ def _trained_ln1_helps(rows, m):
     return m.better(b, a, SUBSTANTIALLY), {}
 
 
-def _says_positions(rows, m):
-    a, b = rows["stem, untrained positions, encoder 1"], rows["stem + trained positions, encoder 1"]
-    return (f"Encoder 1 with the trained positional embedding ends {far(m, m.worse(b, a))} than with the untrained one "
-            f"(the write-up: no noticeable difference).")
+_says_positions = says_ends("stem + trained positions, encoder 1", "Encoder 1 with the trained positional embedding",
+                            "stem, untrained positions, encoder 1", "with the untrained one", "no noticeable difference")
 
 
-def _says_ln1(rows, m):
-    return (f"With the trained ln_1 encoder 1 ends {far(m, m.worse(rows['stem + ln_1 encoder 1'], rows['stem, encoder 1']))}"
-            f" than with the trained stem alone (the write-up: substantially better).")
+_says_ln1 = says_ends("stem + ln_1 encoder 1", "With the trained ln_1 encoder 1", "stem, encoder 1",
+                      "with the trained stem alone", "substantially better")
 
 
 FIGURE_8 = (

@@ -8,6 +8,7 @@ the rules are :mod:`vitrep.figures.verdicts`.
 from __future__ import annotations
 
 from .verdicts import farther as far
+from .verdicts import says_ends
 from .verdicts import (CLEARLY, DISTANCE_FIRST, MOST, STRUCTURE_FIRST, SUBSTANTIALLY, TO_THE_ORIGIN, VAST_MAJORITY,
                        Claim, dist, kept, m_fall, m_over_r)
 
@@ -90,10 +91,8 @@ def _says_little(rows, m):
             f"input).")
 
 
-def _says_informative(rows, m):
-    u, t = rows["untrained attention only"], rows["trained attention only"]
-    return (f"The trained attention-only encoder ends {far(m, m.worse(t, u))} than the untrained one (the write-up: "
-            f"somewhat more informative).")
+_says_informative = says_ends("trained attention only", "The trained attention-only encoder", "untrained attention only",
+                              "the untrained one", "somewhat more informative")
 
 
 FIGURE_11 = (
@@ -166,10 +165,9 @@ def _no_attention_keeps_more(rows, m):
     return m.better(rows["no attention encoder 12"], rows["no MLP encoder 12"], CLEARLY), {}
 
 
-def _says_highlights(rows, m):
-    a, b = rows["no attention encoder 12"], rows["no MLP encoder 12"]
-    return (f"At encoder 12 the trained model without attention ends {far(m, m.worse(a, b))} than without MLPs (the "
-            f"write-up: some highlighting without attention, none without MLPs).")
+_says_highlights = says_ends("no attention encoder 12", "At encoder 12 the trained model without attention",
+                             "no MLP encoder 12", "without MLPs",
+                             "some highlighting without attention, none without MLPs")
 
 
 HIGHLIGHTS = ("there is some small highlighting of certain areas of the Tesla coil that exist in the deeper "
@@ -204,14 +202,12 @@ def _no_norm_clearer(rows, m):
     return m.better(rows["p16 no norm block 8"], rows["p16 block 8"], SUBSTANTIALLY), {}
 
 
-def _says_mixer_declines(rows, m):
-    return (f"Patch 16: block 8 ends {far(m, m.worse(rows['p16 block 8'], rows['p16 block 1']))} than block 1 (the "
-            f"write-up: the accuracy declines with depth).")
+_says_mixer_declines = says_ends("p16 block 8", "Patch 16: block 8", "p16 block 1", "block 1",
+                                 "the accuracy declines with depth")
 
 
-def _says_patch8(rows, m):
-    return (f"Block 1 at patch 8 ends {far(m, m.worse(rows['p8 block 1'], rows['p16 block 1']))} than at patch 16 "
-            f"(the write-up: a smaller patch reduces the error).")
+_says_patch8 = says_ends("p8 block 1", "Block 1 at patch 8", "p16 block 1", "at patch 16",
+                         "a smaller patch reduces the error")
 
 
 def _says_no_norm_m(rows, m):
@@ -220,9 +216,8 @@ def _says_no_norm_m(rows, m):
             f"difficulty of minimising m).")
 
 
-def _says_no_norm_clearer(rows, m):
-    return (f"Block 8 without layer norms ends {far(m, m.worse(rows['p16 no norm block 8'], rows['p16 block 8']))} "
-            f"than intact (the write-up: a large increase in clarity).")
+_says_no_norm_clearer = says_ends("p16 no norm block 8", "Block 8 without layer norms", "p16 block 8", "intact",
+                                  "a large increase in clarity")
 
 
 FIGURE_16 = (

@@ -325,6 +325,13 @@ def _plain(claim: Claim, read: dict, metrics: list, split: bool = False) -> str:
     return " ".join(said)
 
 
+def says_ends(a: str, subject: str, b: str, than: str, write_up: str) -> Callable:
+    """A claim's plain sentence on two panels: ``<subject> ends 12% closer to the image than <than> (the write-up:
+    <write_up>).``, panel ``a`` against panel ``b`` by the claim's metric."""
+    return lambda rows, m: (f"{subject} ends {farther(m, m.worse(rows[a], rows[b]))} than {than} (the write-up: "
+                            f"{write_up}).")
+
+
 def farther(m: Metric, worse: float) -> str:
     """``63% farther from the image`` (distance) or ``7% less like the image in structure`` (SSIM)."""
     if m is None or m.lower_is_better:
