@@ -28,12 +28,11 @@ from pathlib import Path
 import torch
 
 from vitrep.figures import get_figure, run_figure
+from vitrep.figures.gallery import PLAN  # the write-up's budget per figure, as the gallery's staleness test reads it
 from vitrep.limits import cpu_model
 from vitrep.running.memo import get_memo
 
 ROOT = Path(__file__).resolve().parents[1]
-# figure -> (budget, steps override): the write-up's step counts; figure 10 as its untrained variant at n = 1,000
-PLAN = {2: ("full", None), 3: ("full", None), 13: ("full", None), 16: ("full", None), 10: ("demo", 1000)}
 
 
 def head() -> str:
