@@ -185,6 +185,12 @@ class Family:
             return {"image_size": ref.size}
         return ref.arch()
 
+    # --- units (vitrep.units) ---------------------------------------------------------------------
+    def unit_hook(self, module: nn.Module, block: int, kind: str) -> Hook:
+        """The :class:`Hook` of block ``block``'s ``kind`` units (``mlp``: hidden units; ``head``: attention heads)."""
+        raise ConfigError(f"This model has no {'MLP hidden units' if kind == 'mlp' else 'attention heads'} "
+                          f"to visualise; its units are channels at a layer (channel, neuron, direction).")
+
     def packable_bytes(self, module: nn.Module) -> int:
         """Bytes :mod:`vitrep.fast.linear` packs for this (meta-device) module: every linear weight."""
         n = 0
@@ -194,6 +200,17 @@ class Family:
             elif isinstance(mod, nn.MultiheadAttention) and mod.in_proj_weight is not None:
                 n += mod.in_proj_weight.numel() * 4
         return n
+
+
+@dataclass(frozen=True)
+class Hook:
+    """Where a unit objective (:mod:`vitrep.units`) reads inside a block: ``module``'s output (``when="output"``)
+    or its first input (``"input"``), turned by ``read`` into ``(B, T, units)`` (an MLP's hidden units) or
+    ``(B, T, heads, d)`` (attention heads' outputs before the output projection)."""
+
+    module: nn.Module
+    when: str = "output"
+    read: Callable[[torch.Tensor], torch.Tensor] = lambda t: t
 
 
 _REGISTRY: dict[str, Family] = {}
@@ -279,6 +296,22 @@ class TokenFamily(Family):
 
     def depth(self, module: nn.Module) -> int:
         return len(self.blocks(module))
+
+    def mlp_act(self, block: nn.Module) -> Optional[nn.Module]:
+        """The nonlinearity of the block's (channel) MLP: timm's ``Mlp.act`` unless the family says otherwise."""
+        mlp = getattr(block, "mlp", None)
+        return getattr(mlp, "act", None)
+
+    def heads_hook(self, block: nn.Module) -> Optional[Hook]:
+        """The heads' outputs of the block's attention (None: the block has none)."""
+        return None
+
+    def unit_hook(self, module, block, kind):
+        blk = self.blocks(module)[block - 1]
+        if kind == "mlp" and self.mlp_act(blk) is not None:
+            return Hook(self.mlp_act(blk))
+        found = self.heads_hook(blk) if kind == "head" else None
+        return found if found is not None else super().unit_hook(module, block, kind)
 
     # taps
     def _pre(self) -> list[str]:

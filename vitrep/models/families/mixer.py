@@ -52,6 +52,9 @@ class Mixer(TokenFamily):
     def norm(self, m):
         return m.norm
 
+    def mlp_act(self, block):
+        return getattr(getattr(block, "mlp_channels", None), "act", None)  # the channel-mixing MLP's
+
     def head_op(self, m, fast):
         call = caller(fast)
         return lambda x: call(m.head, x.mean(dim=1))  # timm: average tokens, then head

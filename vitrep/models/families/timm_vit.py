@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError
-from .base import VIT_COMPONENTS, TokenFamily, caller, is_patch_conv, patch_product
+from .base import VIT_COMPONENTS, Hook, TokenFamily, caller, is_patch_conv, patch_product
 from .timm_base import PerModel, alias
 
 _PRE_NORM_BLOCKS = ("Block", "EvaBlock")  # the block classes whose forward is the formula above
@@ -88,6 +88,11 @@ class TimmViT(PerModel, TokenFamily):
         if "mlp" not in removed:
             y = _scale(block, 2, call(block.mlp, y))
         return y if "residual_2" in removed else x + y
+
+    def heads_hook(self, block):
+        attn = block.attn
+        n = attn.num_heads
+        return Hook(attn.proj, "input", lambda x: x.reshape(x.shape[0], x.shape[1], n, -1))
 
     def packable_bytes(self, module):
         """The weights the packed path packs: the patch embedding, each plain ``Mlp``, a class-token head."""

@@ -26,7 +26,9 @@ import torch
 from torch import nn
 
 from ...fast import linear as fastops
-from .base import VIT_COMPONENTS, ModelSpec, TokenFamily, TrainedSource, caller, patch_product
+import torch.nn.functional as F
+
+from .base import VIT_COMPONENTS, Hook, ModelSpec, TokenFamily, TrainedSource, caller, patch_product
 
 
 def _tv(fn_name: str, **fixed):
@@ -120,6 +122,23 @@ class ViT(TokenFamily):
     def packable_bytes(self, module):
         return super().packable_bytes(module) + module.conv_proj.weight.numel() * 4  # the patch embedding as one product
 
+    def mlp_act(self, block):
+        return block.mlp[1]  # torchvision's MLPBlock: Linear, GELU, Dropout, Linear, Dropout
+
+    def heads_hook(self, block):
+        mha = block.self_attention
+        return Hook(mha, "input", lambda x: _heads(mha, x))
+
+
+def _heads(mha: nn.MultiheadAttention, x: torch.Tensor) -> torch.Tensor:
+    """Each head's output ``(B, T, heads, d)`` of a batch-first ``nn.MultiheadAttention`` on ``x``, before the
+    output projection (the module computes them inside one fused call, so they are computed again here)."""
+    b, t, dim = x.shape
+    h = mha.num_heads
+    q, k, v = (z.reshape(b, t, h, dim // h).transpose(1, 2)
+               for z in F.linear(x, mha.in_proj_weight, mha.in_proj_bias).chunk(3, dim=-1))
+    return F.scaled_dot_product_attention(q, k, v).transpose(1, 2)
+
 
 def _ffvit(patch, width, depth, size, **_):
     from ..ffvit import FeedForwardViT
@@ -141,3 +160,6 @@ class FeedForwardViT(ViT):
 
     def block_forward(self, block, x, removed, fast=False):
         return block(x, removed, fastops.call if fast else None)
+
+    def heads_hook(self, block):
+        return None  # attention-free
