@@ -63,3 +63,23 @@ def ensemble(image="cat", model="vit_b_32", layer=1, *, seeds: int = 8, weights:
     cfg = make_config(model, layer, weights=weights, remove=remove or (), blocks=blocks,
                       **({"swaps": swaps} if swaps else {}), **options)
     return run(EnsembleRun(cfg, seeds, image, out), _memo(cache_dir), progress=progress)
+
+
+def visualise(model="vit_b_32", layer=None, kind: str = "channel", units="0-7", *, objectives=None, image=None,
+              top: Optional[int] = None, weights: str = "untrained", remove=None, blocks=None, out: str = "",
+              cache_dir=None, progress: Optional[Callable] = None, **options) -> Report:
+    """What units of ``model`` respond to (:mod:`vitrep.units`): ``kind`` units (channel, neuron, mlp, head,
+    direction) at ``layer`` (a block number for mlp and head), or ``objectives`` of your own (texts or
+    :class:`~vitrep.units.Objective` s, composed with ``+`` and ``*``); with ``image`` and ``top``, its ``top``
+    most active units.  ``options`` are :class:`~vitrep.units.UnitsConfig` fields (``steps``, ``param``,
+    ``jitter`` ...).  The :class:`~vitrep.experiments.Report`'s ``data`` is the :class:`~vitrep.units.Units`."""
+    from .experiments.units import UnitsRun, objectives_for, run
+    from .units import make_units_config, unit_range
+
+    if layer is None:
+        layer = 1
+    if objectives is None:
+        objectives = objectives_for(kind, layer, unit_range(units))
+    cfg = make_units_config(model, objectives, weights=weights, remove=remove or (), blocks=blocks, **options)
+    return run(UnitsRun(cfg, image, (kind, str(layer), top) if top else None, out), _memo(cache_dir),
+               progress=progress)

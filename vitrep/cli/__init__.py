@@ -14,14 +14,14 @@ import sys
 from typing import Optional
 
 from ..errors import VitrepError
-from . import condition, ensemble, filters, gallery, generate, layernorm, models, preset, reconstruct, sweep
+from . import condition, ensemble, filters, gallery, generate, layernorm, models, preset, reconstruct, sweep, units
 from .common import check_out, config_from_args
 
 __all__ = ["COMMANDS", "build_parser", "config_from_args", "main"]
 
 # in the order ``--help`` lists them
 COMMANDS = {m.__name__.rsplit(".", 1)[1]: m for m in (models, reconstruct, sweep, preset, generate, filters,
-                                                       layernorm, condition, ensemble, gallery)}
+                                                       layernorm, condition, ensemble, units, gallery)}
 
 
 def build_parser() -> argparse.ArgumentParser:
