@@ -22,6 +22,7 @@ PAGES = {
     "Look inside": [
         st.Page("app_pages/classes.py", title="Class images", icon=":material/pets:"),
         st.Page("app_pages/conditioning.py", title="Conditioning", icon=":material/ssid_chart:"),
+        st.Page("app_pages/units.py", title="What a unit wants", icon=":material/neurology:"),
         st.Page("app_pages/filters.py", title="Stem filters", icon=":material/grid_on:"),
         st.Page("app_pages/layernorm.py", title="Layer norm", icon=":material/functions:"),
     ],

@@ -16,7 +16,8 @@ from .conftest import ROOT
 
 APP = str(ROOT / "app.py")
 PAGES = ["app_pages/home.py", "app_pages/ensemble.py", "app_pages/reconstruct.py", "app_pages/sweep.py", "app_pages/ablation.py", "app_pages/figures.py",
-         "app_pages/classes.py", "app_pages/conditioning.py", "app_pages/filters.py", "app_pages/layernorm.py"]
+         "app_pages/classes.py", "app_pages/conditioning.py", "app_pages/filters.py", "app_pages/layernorm.py",
+         "app_pages/units.py"]
 
 
 @pytest.fixture(autouse=True)
@@ -317,6 +318,29 @@ def test_conditioning_page_measures_and_reads_the_spectra():
     assert list(at.dataframe[0].value["removed"]) == ["nothing (intact)", "attention"]  # "intact", as the bars say
     at.button(key="co_to_ensemble").click().run()  # the same layer, opened as an ensemble
     assert not at.exception and at.selectbox(key="en_model").value == "vit_custom"
+
+
+def test_units_page_shows_the_top_units_and_looks_closer_at_one():
+    at = page("app_pages/units.py")
+    at.selectbox(key="un_model").set_value("vit_custom")
+    at.run()
+    at.selectbox(key="un_kind").set_value("mlp")
+    at.run()
+    at.number_input(key="un_block").set_value(2)
+    at.slider(key="un_top").set_value(3)
+    at.number_input(key="un_steps").set_value(3)
+    submit(at, "un_form", "Visualise")
+    assert at.markdown[0].value.startswith("top 3 mlp units at 2 on the image")
+    assert types(at.main).count("image") >= 3 and "plotly_chart" in types(at.main)
+    at.button(key="un_pick_1").click().run()
+    assert not at.exception and at.subheader[0].value.startswith("Closer: mlp(2, ")
+    at.text_input(key="un_zoom_text").set_value("mlp(2, 0) + 0.5 * head(2, 1)")
+    at.number_input(key="un_zoom_steps").set_value(4)
+    submit(at, "un_zoom_form", "Run this unit")
+    assert any(m.value.startswith("done: 1 unit(s), 4 steps") for m in at.markdown)
+    at.text_input(key="un_zoom_text").set_value("head(9, 0)")
+    submit(at, "un_zoom_form", "Run this unit")
+    assert "blocks 1 to 4" in at.error[0].value  # one sentence, the page goes on
 
 
 # --- public mode (VITREP_PUBLIC=1): safe for strangers ---------------------------------------------

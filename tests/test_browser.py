@@ -178,8 +178,8 @@ def test_a_session_that_leaves_mid_run_does_not_hold_up_others(server, browser):
     other.close()
 
 
-PAGE_PATHS = ["", "reconstruct", "sweep", "ablation", "figures", "ensemble", "classes", "conditioning", "filters",
-              "layernorm"]
+PAGE_PATHS = ["", "reconstruct", "sweep", "ablation", "figures", "ensemble", "classes", "conditioning", "units",
+              "filters", "layernorm"]
 SERVER_PATH = re.compile(r"(/root|/home/|/tmp/|/work/|\.cache|hub/checkpoints|site-packages)")
 
 
@@ -309,6 +309,28 @@ def test_ensemble_page_in_a_real_browser(server, browser):
     assert _errors_on(page) == []
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "ensemble_page.png"), full_page=True)
+    page.close()
+
+
+def test_units_page_in_a_real_browser(server, browser):
+    """The first view's defaults (untrained ViT-B/32, MLP units of block 6), shorter: the top units appear with
+    their images, and one opens closer."""
+    url, _ = server
+    page = _open(browser, url, "units", "Visualise")
+    box = page.get_by_label("Steps", exact=True)
+    box.fill("16")
+    box.press("Tab")
+    page.get_by_role("slider").first.focus()
+    for _ in range(4):
+        page.keyboard.press("ArrowLeft")  # 8 units -> 4
+    page.get_by_role("button", name="Visualise", exact=True).click()
+    page.get_by_text(re.compile(r"top 4 mlp units at 6 on the image")).wait_for(timeout=300_000)
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=30_000)
+    page.get_by_role("button", name=re.compile("Look closer")).first.click()
+    page.get_by_text(re.compile(r"Closer: mlp\(6, ")).wait_for(timeout=60_000)
+    assert _errors_on(page) == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "units_page.png"), full_page=True)
     page.close()
 
 
