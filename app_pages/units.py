@@ -5,7 +5,9 @@ from dashboard.units import KINDS, UnitsLive, caption, scores_figure
 from vitrep.errors import VitrepError
 from vitrep.experiments.units import UnitsRun, objectives_for, run
 from vitrep.units import make_units_config
-from vitrep.units.run import PUBLIC_MAX_ROWS
+from vitrep.units.run import PUBLIC_MAX_ROWS, PUBLIC_UNIT_STEPS
+
+MOST = PUBLIC_UNIT_STEPS if ui.public_mode() else 100_000  # a public server's cap, drawn into the widgets
 
 st.title("What a unit wants")
 st.caption("The image each unit responds to most: an MLP unit, an attention head, a channel of any layer. The "
@@ -26,7 +28,7 @@ with right:
         remove, blocks = ui.surgery_picker("un", ref) if ref else ([], "")
         param = st.radio("Image", ["fourier", "pixel"], horizontal=True, key="un_param",
                          format_func={"fourier": "Fourier, colour-decorrelated (lucent's)", "pixel": "pixels"}.get)
-        steps = st.number_input("Steps", 1, 100_000, 64, key="un_steps",
+        steps = st.number_input("Steps", 1, MOST // PUBLIC_MAX_ROWS if ui.public_mode() else MOST, 64, key="un_steps",
                                 help="Adam steps; each unit is one row of one batch.")
         go_ = st.form_submit_button("Visualise", type="primary", disabled=ref is None or picked is None)
 
@@ -75,7 +77,7 @@ if report is not None:
             text = st.text_input("Objective", u.config.objectives[z], key="un_zoom_text",
                                  help="Compose with + and *: e.g. mlp(6, 3) + 0.5 * head(6, 1), or -channel('stem', 2). "
                                       "match('encoder-4') matches the image's output there.")
-            longer = st.number_input("Steps", 1, 100_000, u.config.steps * 4, key="un_zoom_steps")
+            longer = st.number_input("Steps", 1, MOST, min(MOST, u.config.steps * 4), key="un_zoom_steps")
             again = st.form_submit_button("Run this unit", type="primary")
         if again:
             try:

@@ -356,6 +356,8 @@ def test_public_mode_has_no_server_paths_and_no_clear_button(monkeypatch):
     assert at.number_input(key="rc_steps").proto.max <= 1000
     pr = page("app_pages/figures.py")
     assert "full" not in pr.radio(key="pr_budget").options  # no hour-long runs for strangers
+    un = page("app_pages/units.py")  # 16 units at the most steps the widget allows fit the public cap
+    assert un.number_input(key="un_steps").proto.max * un.slider(key="un_top").proto.max <= 4000
 
 
 def test_local_mode_keeps_paths_and_the_clear_button():

@@ -30,6 +30,7 @@ from .sites import activations, check_sites
 
 MAX_ROWS = 64  # objectives in one run: a grid of units, not a dataset
 PUBLIC_MAX_ROWS = 16
+PUBLIC_UNIT_STEPS = limits.PUBLIC_MAX_STEPS * PUBLIC_MAX_ROWS // 4  # units x steps of one public run: 4,000
 
 
 @dataclass(frozen=True)
@@ -92,9 +93,9 @@ def validate(c: UnitsConfig) -> UnitsConfig:
         parse(t)
     if limits.public_mode():
         rows = len(c.objectives)
-        if rows > PUBLIC_MAX_ROWS or rows * c.steps > limits.PUBLIC_MAX_STEPS * PUBLIC_MAX_ROWS // 4:
+        if rows > PUBLIC_MAX_ROWS or rows * c.steps > PUBLIC_UNIT_STEPS:
             raise ConfigError(f"On this public server a units run takes at most {PUBLIC_MAX_ROWS} units and "
-                              f"{limits.PUBLIC_MAX_STEPS * PUBLIC_MAX_ROWS // 4:,} unit-steps in all "
+                              f"{PUBLIC_UNIT_STEPS:,} unit-steps in all "
                               f"({rows} x {c.steps:,} asked); run vitrep on your own machine for more.")
     resolve_device(c.device)
     return c
