@@ -191,3 +191,22 @@ def test_the_one_call_api_ranks_units_on_an_image(tiny_ref):
     report = vitrep.visualise(tiny_ref, layer=2, kind="mlp", image="cat", top=3, steps=4, cache_dir=False)
     assert report.lines[0].startswith("top 3 mlp units at 2 on the image")
     assert len(report.data.images) == 3 and report.data.config.objectives[0].startswith("mlp(2, ")
+
+
+def test_a_swapped_stem_is_visualised_as_the_model_it_came_from(tmp_path):
+    """Swaps apply unchanged: a stem channel of an untrained ViT with another model's stem swapped in is that
+    other model's stem channel (the stem is all the tap reads)."""
+    from vitrep.models.weights import build_model
+
+    donor = make_ref("vit_custom", patch=P, width=32, depth=2, heads=2, size=64, seed=206)
+    m, _ = build_model(donor)
+    f = tmp_path / "donor.pt"
+    torch.save(m.state_dict(), f)
+    host = make_ref("vit_custom", patch=P, width=32, depth=2, heads=2, size=64, seed=207, swaps="stem",
+                    swap_from=str(f))
+    kw = dict(steps=8, param="pixel")
+    swapped = visualise(make_units_config(host, ["channel('stem', 3)"], **kw))
+    own = visualise(make_units_config(donor, ["channel('stem', 3)"], **kw))
+    plain = visualise(make_units_config(make_ref("vit_custom", patch=P, width=32, depth=2, heads=2, size=64,
+                                                 seed=207), ["channel('stem', 3)"], **kw))
+    assert np.array_equal(swapped.images[0], own.images[0]) and not np.array_equal(plain.images[0], own.images[0])
