@@ -92,6 +92,8 @@ def publish(out: Path, gallery: Path) -> None:
         if "_ladder_" in src.name:
             continue
         n, opt = int(src.name[6:].split("_")[0]), src.name.split("_")[1]
+        if n not in PLAN:  # figure 12's untrained panel alone: a reconstruction, not a figure (docs/findings.md)
+            continue
         budget, steps = PLAN[n]
         fig = get_figure(n)
         dest = gallery / entry_name(fig, opt)
