@@ -33,7 +33,11 @@ st.page_link("app_pages/reconstruct.py", label="Reconstruct: one image, one laye
 st.page_link("app_pages/sweep.py", label="Layer sweep: every layer of one or more models, as a grid", icon=":material/view_module:")
 st.page_link("app_pages/ablation.py", label="Ablation survey: remove each component in turn", icon=":material/content_cut:")
 st.page_link("app_pages/figures.py", label="The write-up's sixteen figures, their claims tested", icon=":material/collections:")
+st.page_link("app_pages/ensemble.py", label="Many inputs, one output: what a layer leaves undetermined",
+             icon=":material/stacks:")
 st.page_link("app_pages/classes.py", label="Class images: what a trained model wants to see", icon=":material/pets:")
+st.page_link("app_pages/units.py", label="What a unit wants: MLP units, heads and channels visualised",
+             icon=":material/neurology:")
 st.page_link("app_pages/conditioning.py", label="Conditioning: the Jacobian spectrum of a layer, measured", icon=":material/ssid_chart:")
 st.page_link("app_pages/filters.py", label="Stem filters, before and after training", icon=":material/grid_on:")
 st.page_link("app_pages/layernorm.py", label="Layer norm: why ViT reconstructions look like patchwork", icon=":material/functions:")
