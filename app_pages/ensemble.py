@@ -4,7 +4,6 @@ import dashboard as ui
 from dashboard.ensemble import EnsembleLive, distances_figure
 from vitrep.config import make_config
 from vitrep.ensembles import UNDETERMINED, run_ensemble
-from vitrep.errors import VitrepError
 from vitrep.experiments.ensemble import ensemble_lines
 
 st.title("Many inputs, one output")
@@ -33,17 +32,12 @@ with right:
 if go_ and ref is not None and picked is not None:
     image, name = picked
     st.session_state.pop("en_result", None)
-    area = st.empty()
-    try:
+    with ui.attempt():
         cfg = make_config(ref, layer, remove=remove, blocks=blocks or None, **kw)
-        with area.container():
-            with ui.running("en_stop", lambda: EnsembleLive(seeds, cfg.steps)) as run:
-                e = run_ensemble(image, cfg, seeds, ui.memo(), run["progress"])
+        with ui.running("en_stop", lambda: EnsembleLive(seeds, cfg.steps)) as run:
+            e = run_ensemble(image, cfg, seeds, ui.memo(), run["progress"])
         if e is not None:
             st.session_state["en_result"] = (e, name)
-    except VitrepError as err:
-        area.empty()
-        ui.error(err)
 elif ui.stopped("en_stop"):
     st.warning("The ensemble was stopped; its members that finished are remembered.")
 

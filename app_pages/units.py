@@ -2,7 +2,6 @@ import streamlit as st
 
 import dashboard as ui
 from dashboard.units import KINDS, UnitsLive, caption, scores_figure
-from vitrep.errors import VitrepError
 from vitrep.experiments.units import UnitsRun, objectives_for, run
 from vitrep.units import make_units_config
 from vitrep.units.run import PUBLIC_MAX_ROWS, PUBLIC_UNIT_STEPS
@@ -42,15 +41,10 @@ def _run(cfg, image, top_, stop_key: str):
 if go_ and ref is not None and picked is not None:
     st.session_state.pop("un_result", None)
     st.session_state.pop("un_zoom", None)
-    area = st.empty()
-    try:
+    with ui.attempt():
         cfg = make_units_config(ref, objectives_for(kind, layer, [0]), remove=remove, blocks=blocks or None,
                                 param=param, steps=int(steps))
-        with area.container():
-            st.session_state["un_result"] = _run(cfg, picked[0], (kind, layer, int(top)), "un_stop")
-    except VitrepError as err:
-        area.empty()
-        ui.error(err)
+        st.session_state["un_result"] = _run(cfg, picked[0], (kind, layer, int(top)), "un_stop")
 elif ui.stopped("un_stop"):
     st.warning("The run was stopped; a finished run is remembered, a stopped one is not.")
 
@@ -80,15 +74,12 @@ if report is not None:
             longer = st.number_input("Steps", 1, MOST, min(MOST, u.config.steps * 4), key="un_zoom_steps")
             again = st.form_submit_button("Run this unit", type="primary")
         if again:
-            try:
+            with ui.attempt():
                 from dataclasses import replace
 
                 zc = make_units_config(u.config.model, [text], param=u.config.param, steps=int(longer))
                 zc = replace(zc, surgery=u.config.surgery)
-                with st.container():
-                    st.session_state["un_zoom_result"] = _run(zc, picked[0] if picked else None, None, "un_zoom_stop")
-            except VitrepError as err:
-                ui.error(err)
+                st.session_state["un_zoom_result"] = _run(zc, picked[0] if picked else None, None, "un_zoom_stop")
         zr = st.session_state.get("un_zoom_result")
         if zr is not None:
             zu = zr.data

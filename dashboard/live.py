@@ -12,7 +12,9 @@ import streamlit as st
 from vitrep.result import Progress
 from . import keys
 from .plots import curves_figure_from
-from .server import ON_GPU, queue_limit
+from vitrep.errors import VitrepError
+
+from .server import ON_GPU, error, queue_limit
 
 
 class QueueNote:
@@ -154,3 +156,16 @@ class Bar:
         self.bar.empty()
         if self.image is not None:
             self.image.empty()
+
+
+@contextlib.contextmanager
+def attempt():
+    """The area a run draws in: a user's error (a bad config, a refusal) empties it and shows its one sentence,
+    so nothing of the run (a Stop button, a bar) is left behind."""
+    area = st.empty()
+    try:
+        with area.container():
+            yield
+    except VitrepError as err:
+        area.empty()
+        error(err)

@@ -294,18 +294,25 @@ def test_figures_page_opens_on_figure_2_from_the_gallery(server, browser):
     page.close()
 
 
-def test_ensemble_page_in_a_real_browser(server, browser):
-    url, _ = server
-    page = _open(browser, url, "ensemble", "Run the ensemble")
+def _run_shorter(browser, url, path: str, button: str, steps: int, done: str):
+    """``path``'s first view, with ``steps`` steps and its first slider four notches down (8 -> 4), run until
+    the text ``done`` and a chart are drawn."""
+    page = _open(browser, url, path, button)
     box = page.get_by_label("Steps", exact=True)
-    box.fill("30")
+    box.fill(str(steps))
     box.press("Tab")
     page.get_by_role("slider").first.focus()
     for _ in range(4):
-        page.keyboard.press("ArrowLeft")  # 8 starts -> 4
-    page.get_by_role("button", name="Run the ensemble", exact=True).click()
-    page.get_by_text(re.compile(r"reconstructions from 4 starts end")).wait_for(timeout=300_000)
+        page.keyboard.press("ArrowLeft")
+    page.get_by_role("button", name=button, exact=True).click()
+    page.get_by_text(re.compile(done)).wait_for(timeout=300_000)
     page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=30_000)
+    return page
+
+
+def test_ensemble_page_in_a_real_browser(server, browser):
+    url, _ = server
+    page = _run_shorter(browser, url, "ensemble", "Run the ensemble", 30, r"reconstructions from 4 starts end")
     assert _errors_on(page) == []
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "ensemble_page.png"), full_page=True)
@@ -316,16 +323,7 @@ def test_units_page_in_a_real_browser(server, browser):
     """The first view's defaults (untrained ViT-B/32, MLP units of block 6), shorter: the top units appear with
     their images, and one opens closer."""
     url, _ = server
-    page = _open(browser, url, "units", "Visualise")
-    box = page.get_by_label("Steps", exact=True)
-    box.fill("16")
-    box.press("Tab")
-    page.get_by_role("slider").first.focus()
-    for _ in range(4):
-        page.keyboard.press("ArrowLeft")  # 8 units -> 4
-    page.get_by_role("button", name="Visualise", exact=True).click()
-    page.get_by_text(re.compile(r"top 4 mlp units at 6 on the image")).wait_for(timeout=300_000)
-    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=30_000)
+    page = _run_shorter(browser, url, "units", "Visualise", 16, r"top 4 mlp units at 6 on the image")
     page.get_by_role("button", name=re.compile("Look closer")).first.click()
     page.get_by_text(re.compile(r"Closer: mlp\(6, ")).wait_for(timeout=60_000)
     assert _errors_on(page) == []
