@@ -210,3 +210,15 @@ def test_a_swapped_stem_is_visualised_as_the_model_it_came_from(tmp_path):
     plain = visualise(make_units_config(make_ref("vit_custom", patch=P, width=32, depth=2, heads=2, size=64,
                                                  seed=207), ["channel('stem', 3)"], **kw))
     assert np.array_equal(swapped.images[0], own.images[0]) and not np.array_equal(plain.images[0], own.images[0])
+
+
+def test_the_transforms_repeat_exactly_and_leave_the_global_generator_alone(tiny_ref):
+    cfg = make_units_config(tiny_ref, ["mlp(1, 2)"], steps=5, jitter=4, scale=0.2, rotate=20.0)
+    torch.manual_seed(123)
+    a = visualise(cfg)
+    after = torch.rand(3)
+    torch.manual_seed(123)
+    b = visualise(cfg)
+    assert np.array_equal(a.images[0], b.images[0]) and torch.equal(after, torch.rand(3))
+    still = visualise(make_units_config(tiny_ref, ["mlp(1, 2)"], steps=5, **STILL))
+    assert not np.array_equal(a.images[0], still.images[0])  # the transforms did act

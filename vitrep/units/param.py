@@ -110,6 +110,6 @@ class Robustness:
     def __call__(self, x: torch.Tensor, n: int) -> torch.Tensor:
         if self.aug is None:
             return x
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed * 1_000_003 + n)
+        with torch.random.fork_rng(devices=[]):  # kornia draws on the CPU generator; CUDA's is left alone
+            torch.default_generator.manual_seed(self.seed * 1_000_003 + n)
             return self.aug(x)
