@@ -95,8 +95,7 @@ class ReconstructConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["surgery"] = {"remove": list(self.surgery.remove),
-                        "blocks": None if self.surgery.blocks is None else list(self.surgery.blocks)}
+        d["surgery"] = self.surgery.to_dict()
         d["model"] = self.model.to_dict()
         return d
 
@@ -113,10 +112,7 @@ class ReconstructConfig:
         if "model" not in d:
             raise ConfigError("The config has no model; give one such as {\"name\": \"vit_b_32\"}.")
         model = ModelRef.from_dict(d.pop("model"))
-        s = F.mapping(d.pop("surgery", None) or {}, "surgery", known=("remove", "blocks"))
-        blocks = s.get("blocks")
-        surgery = Surgery(F.names(s.get("remove", ()), "surgery.remove"),
-                          None if blocks is None else F.wholes(blocks, "surgery.blocks", 1, MAX_BLOCK))
+        surgery = Surgery.from_dict(d.pop("surgery", None))
         for name, value in d.items():
             check_field(name, value)
         return cls(model=model, surgery=surgery, **d)

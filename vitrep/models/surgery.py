@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
+from .. import fields as F
 from ..errors import ConfigError
 
 MAX_BLOCK = 4096  # no model has more blocks: a larger number is a mistake, not a range to build
@@ -33,6 +34,17 @@ class Surgery:
         if not self.remove or (self.blocks is not None and block not in self.blocks):
             return frozenset()
         return frozenset(self.remove)
+
+    def to_dict(self) -> dict:
+        return {"remove": list(self.remove), "blocks": None if self.blocks is None else list(self.blocks)}
+
+    @classmethod
+    def from_dict(cls, value) -> "Surgery":
+        """A surgery from JSON values (``to_dict``'s, or absent), each checked: a bad one is one sentence."""
+        s = F.mapping(value or {}, "surgery", known=("remove", "blocks"))
+        blocks = s.get("blocks")
+        return cls(F.names(s.get("remove", ()), "surgery.remove"),
+                   None if blocks is None else F.wholes(blocks, "surgery.blocks", 1, MAX_BLOCK))
 
     def describe(self) -> str:
         if not self.remove:

@@ -20,7 +20,7 @@ from .. import limits
 from ..errors import ConfigError
 from ..images import content_hash, to_uint8
 from ..models.registry import ModelRef, check_ref, make_ref, resolve_device
-from ..models.surgery import MAX_BLOCK, Surgery, make_surgery
+from ..models.surgery import Surgery, make_surgery
 from ..packing import pack, unpack
 from ..result import Progress, ProgressFn
 from ..running.memo import Memo, make_key, torch_release
@@ -53,20 +53,15 @@ class UnitsConfig:
     device: str = "auto"
 
     def to_dict(self) -> dict:
-        d = {**asdict(self), "model": self.model.to_dict(), "objectives": list(self.objectives)}
-        d["surgery"] = {"remove": list(self.surgery.remove),
-                        "blocks": None if self.surgery.blocks is None else list(self.surgery.blocks)}
-        return d
+        return {**asdict(self), "model": self.model.to_dict(), "objectives": list(self.objectives),
+                "surgery": self.surgery.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict) -> "UnitsConfig":
         vf.mapping(d, "The units config", known=[f.name for f in fields(cls)])
         d = dict(d)
         model = ModelRef.from_dict(d.pop("model"))
-        s = vf.mapping(d.pop("surgery", None) or {}, "surgery", known=("remove", "blocks"))
-        blocks = s.get("blocks")
-        surgery = Surgery(vf.names(s.get("remove", ()), "surgery.remove"),
-                          None if blocks is None else vf.wholes(blocks, "surgery.blocks", 1, MAX_BLOCK))
+        surgery = Surgery.from_dict(d.pop("surgery", None))
         return cls(model=model, surgery=surgery, objectives=tuple(d.pop("objectives")), **d)
 
 
