@@ -185,14 +185,6 @@ MAX_REPORT_EVERY = limits.MAX_STEPS
 BIG = sys.float_info.max  # finite is the only bound of a step size
 
 
-def _whole(lo: int, hi: int):
-    return lambda v, name: F.whole(v, name, lo, hi)
-
-
-def _number(lo: float, hi: float, optional: bool = False):
-    return lambda v, name: F.number(v, name, lo, hi, optional)
-
-
 def _choice(*names):
     return lambda v, name: F.text(v, name, names)
 
@@ -201,16 +193,16 @@ def _choice(*names):
 FIELD_CHECKS = {
     "tap": lambda v, name: F.text(v, name, max_len=100),
     "pos_embed": F.flag, "clamp": F.flag, "normalize": F.flag, "backoff": F.flag,
-    "steps": _whole(1, limits.MAX_STEPS),
+    "steps": F.whole_in(1, limits.MAX_STEPS),
     "optimizer": _choice("auto", *OPTIMIZERS),
     # a step size or scale too large diverges, and the result says so (status "diverged at step k")
-    "lr_start": _number(0.0, BIG, optional=True), "lr_end": _number(0.0, BIG, optional=True),
+    "lr_start": F.number_in(0.0, BIG, optional=True), "lr_end": F.number_in(0.0, BIG, optional=True),
     "loss": _choice(*LOSSES),
-    "loss_scale": _number(0.0, BIG),
-    "blur_start": _number(0.0, 100.0), "blur_end": _number(0.0, 100.0),
-    "init_mean": _number(-10.0, 10.0), "init_std": _number(0.0, 10.0),
-    "seed": _whole(0, limits.MAX_SEED),
-    "report_every": _whole(1, MAX_REPORT_EVERY),
+    "loss_scale": F.number_in(0.0, BIG),
+    "blur_start": F.number_in(0.0, 100.0), "blur_end": F.number_in(0.0, 100.0),
+    "init_mean": F.number_in(-10.0, 10.0), "init_std": F.number_in(0.0, 10.0),
+    "seed": F.whole_in(0, limits.MAX_SEED),
+    "report_every": F.whole_in(1, MAX_REPORT_EVERY),
     "device": lambda v, name: F.text(v, name, max_len=16),
     "resize": _choice("crop", "stretch"),
     "precision": _choice(*P.PRECISIONS),

@@ -58,6 +58,16 @@ def number(v: Any, name: str, lo: float, hi: float, optional: bool = False) -> O
     return f
 
 
+def whole_in(lo: int, hi: int):
+    """A checker ``(value, name)`` of :func:`whole` in ``[lo, hi]``: a config's table of field checks holds these."""
+    return lambda v, name: whole(v, name, lo, hi)
+
+
+def number_in(lo: float, hi: float, optional: bool = False):
+    """A checker ``(value, name)`` of :func:`number` in ``[lo, hi]`` (``None`` allowed where ``optional``)."""
+    return lambda v, name: number(v, name, lo, hi, optional)
+
+
 def flag(v: Any, name: str) -> bool:
     """A real bool: ``true`` or ``false`` (not ``"no"``, not ``0``)."""
     if not isinstance(v, bool):

@@ -78,22 +78,17 @@ class GenerateConfig:
         return cls(model=model, **d)
 
 
-def _whole(lo, hi):
-    return lambda v, name: vf.whole(v, name, lo, hi)
-
-
-def _number(lo, hi):
-    return lambda v, name: vf.number(v, name, lo, hi)
-
-
 # Every field's type and bounds (of every mode; public mode's step limit comes on top).
 GENERATE_CHECKS = {
-    "class_index": _whole(0, 999), "steps": _whole(1, limits.MAX_STEPS), "target": _number(-1e6, 1e6),
-    "lr_start": _number(0.0, sys.float_info.max), "lr_end": _number(0.0, sys.float_info.max),
-    "blur_start": _number(0.0, 100.0), "blur_mid": _number(0.0, 100.0), "jitter_blur_start": _number(0.0, 100.0),
-    "blur_end": _number(0.0, 100.0), "jitter_start": _whole(0, limits.MAX_STEPS), "jitter": _whole(0, 1024),
-    "normalize": vf.flag, "normalize_grad": vf.flag, "init_mean": _number(-10.0, 10.0), "init_std": _number(0.0, 10.0),
-    "seed": _whole(0, limits.MAX_SEED), "report_every": _whole(1, limits.MAX_STEPS),
+    "class_index": vf.whole_in(0, 999), "steps": vf.whole_in(1, limits.MAX_STEPS),
+    "target": vf.number_in(-1e6, 1e6),
+    "lr_start": vf.number_in(0.0, sys.float_info.max), "lr_end": vf.number_in(0.0, sys.float_info.max),
+    "blur_start": vf.number_in(0.0, 100.0), "blur_mid": vf.number_in(0.0, 100.0),
+    "jitter_blur_start": vf.number_in(0.0, 100.0), "blur_end": vf.number_in(0.0, 100.0),
+    "jitter_start": vf.whole_in(0, limits.MAX_STEPS), "jitter": vf.whole_in(0, 1024),
+    "normalize": vf.flag, "normalize_grad": vf.flag,
+    "init_mean": vf.number_in(-10.0, 10.0), "init_std": vf.number_in(0.0, 10.0),
+    "seed": vf.whole_in(0, limits.MAX_SEED), "report_every": vf.whole_in(1, limits.MAX_STEPS),
     "device": lambda v, name: vf.text(v, name, max_len=16),
 }
 

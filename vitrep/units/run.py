@@ -66,8 +66,7 @@ class UnitsConfig:
 
 
 def _checks() -> dict:
-    num = lambda lo, hi: (lambda v, n: vf.number(v, n, lo, hi))  # noqa: E731
-    whole = lambda lo, hi: (lambda v, n: vf.whole(v, n, lo, hi))  # noqa: E731
+    whole, num = vf.whole_in, vf.number_in
     return {"steps": whole(1, limits.MAX_STEPS), "lr": num(0.0, 100.0), "jitter": whole(0, 256),
             "scale": num(0.0, 0.9), "rotate": num(0.0, 180.0), "blur": vf.flag, "pos_embed": vf.flag,
             "seed": whole(0, limits.MAX_SEED), "report_every": whole(1, limits.MAX_STEPS),
