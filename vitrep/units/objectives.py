@@ -63,6 +63,7 @@ class Objective:
     """A score per row to maximise; ``text`` is its canonical form (configs, cache keys, labels)."""
 
     text: str = ""
+    needs_image = False  # a match: it reads the chosen image's activations (handed in by :meth:`bind`)
 
     def sites(self) -> frozenset:
         raise NotImplementedError
@@ -124,6 +125,7 @@ class Combined(Objective):
     def __init__(self, op: str, a: Objective, b: Objective) -> None:
         self.op, self.a, self.b = op, a, b
         self.text = f"({a.text} {op} {b.text})"
+        self.needs_image = a.needs_image or b.needs_image
 
     def sites(self):
         return self.a.sites() | self.b.sites()
@@ -220,6 +222,8 @@ class Direction(_AtTap):
 
 class Match(_AtTap):
     """Minus ‖φ(a) − φ(t)‖ at the tap, φ(t) the chosen image's output there (handed in by :meth:`bind`)."""
+
+    needs_image = True
 
     def __init__(self, tap: str) -> None:
         super().__init__(tap, f"match({tap!r})")

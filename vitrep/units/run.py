@@ -24,7 +24,7 @@ from ..models.surgery import Surgery, make_surgery
 from ..packing import pack, unpack
 from ..result import Progress, ProgressFn
 from ..running.memo import Memo, make_key, torch_release
-from .objectives import Match, parse
+from .objectives import parse
 from .param import PARAMS, Robustness, make_param
 from .sites import activations, check_sites
 
@@ -168,18 +168,19 @@ class Units:
                            "curves": self.curves}, indent=2) + "\n"
 
 
-def _objectives(c: UnitsConfig, lm, image: Optional[torch.Tensor]) -> list:
+def _objectives(c: UnitsConfig, lm, image: Optional[torch.Tensor]) -> tuple[list, frozenset]:
+    """The config's objectives read against ``lm``, a match's target bound; and every site they read."""
     objs = [parse(t, lm) for t in c.objectives]
     sites = frozenset().union(*(o.sites() for o in objs))
     check_sites(lm, sites)
-    if any(isinstance(o, Match) or "match(" in o.text for o in objs):
+    if any(o.needs_image for o in objs):
         if image is None:
             raise ConfigError("match(...) reconstructs an image: choose the image to match.")
         with torch.no_grad():
             target = activations(lm, image.to(lm.device), sites, c.surgery, c.pos_embed)
         for o in objs:
             o.bind(lambda s: target[s])
-    return objs
+    return objs, sites
 
 
 def _scores(objs, acts) -> torch.Tensor:
@@ -195,8 +196,7 @@ def visualise(c: UnitsConfig, image: Optional[torch.Tensor] = None, progress: Op
     from ..models.pool import load_model
 
     lm = lm or load_model(c.model, c.device)
-    objs = _objectives(c, lm, image)
-    sites = frozenset().union(*(o.sites() for o in objs))
+    objs, sites = _objectives(c, lm, image)
     rows, S = len(objs), lm.size
     param = make_param(c.param, rows, S, c.seed, c.steps, c.blur, lm.device)
     opt = torch.optim.Adam(param.params, lr=c.lr)
