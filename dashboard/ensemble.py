@@ -11,6 +11,8 @@ from plotly.subplots import make_subplots
 from vitrep.ensembles import spread_of
 from vitrep.result import Progress
 
+from .live import step_bar
+
 
 def distances_figure(steps, pairwise, m_g, m_r=None) -> go.Figure:
     """The members' mean pairwise input distance and their mean m_g (with m_r dashed) against step."""
@@ -41,10 +43,7 @@ class EnsembleLive:
         self.t0 = time.perf_counter()
 
     def __call__(self, p: Progress) -> None:
-        done = p.step / max(1, p.total)
-        left = (time.perf_counter() - self.t0) * (1 - done) / done if done > 0 else float("nan")
-        self.bar.progress(min(1.0, done), text=f"step {p.step}/{p.total} · {self.seeds} starts · "
-                                               + (f"~{left:.0f} s left" if left == left else "warming up"))
+        step_bar(self.bar, p, self.t0, f"{self.seeds} starts")
         if not p.images:
             return
         self.steps.append(p.step)

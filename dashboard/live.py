@@ -121,6 +121,14 @@ class Live:
             self.chart.empty()
 
 
+def step_bar(bar, p: Progress, t0: float, what: str) -> None:
+    """A batch run's bar: the share of steps done, "step k/n · ``what`` · ~N s left" (from ``t0``)."""
+    done = p.step / max(1, p.total)
+    left = (time.perf_counter() - t0) * (1 - done) / done if done > 0 else float("nan")
+    bar.progress(min(1.0, done), text=f"step {p.step}/{p.total} · {what} · "
+                                      + (f"~{left:.0f} s left" if left == left else "warming up"))
+
+
 @contextlib.contextmanager
 def running(stop_key: str, display: Optional[Callable[[], object]] = None):
     """The sequence every page that runs shares: a Stop button, the run's progress display (made by

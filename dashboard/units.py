@@ -9,6 +9,8 @@ import streamlit as st
 
 from vitrep.result import Progress
 
+from .live import step_bar
+
 KINDS = {"mlp": "MLP hidden unit (after the nonlinearity)", "head": "attention head (its output's energy)",
          "channel": "channel at a layer (mean over tokens or positions)",
          "neuron": "channel at the middle token or centre position"}
@@ -40,10 +42,7 @@ class UnitsLive:
         self.last, self.t0 = 0.0, time.perf_counter()
 
     def __call__(self, p: Progress) -> None:
-        done = p.step / max(1, p.total)
-        left = (time.perf_counter() - self.t0) * (1 - done) / done if done > 0 else float("nan")
-        self.bar.progress(min(1.0, done), text=f"step {p.step}/{p.total} · {len(self.names)} unit(s) · "
-                                               + (f"~{left:.0f} s left" if left == left else "warming up"))
+        step_bar(self.bar, p, self.t0, f"{len(self.names)} unit(s)")
         now = time.perf_counter()
         if p.images and (now - self.last > self.DRAW_EVERY or p.step == p.total):
             self.last = now
