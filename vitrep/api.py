@@ -65,7 +65,7 @@ def ensemble(image="cat", model="vit_b_32", layer=1, *, seeds: int = 8, weights:
     return run(EnsembleRun(cfg, seeds, image, out), _memo(cache_dir), progress=progress)
 
 
-def visualise(model="vit_b_32", layer=None, kind: str = "channel", units="0-7", *, objectives=None, image=None,
+def visualise(model="vit_b_32", layer=1, kind: str = "channel", units="0-7", *, objectives=None, image=None,
               top: Optional[int] = None, weights: str = "untrained", remove=None, blocks=None, out: str = "",
               cache_dir=None, progress: Optional[Callable] = None, **options) -> Report:
     """What units of ``model`` respond to (:mod:`vitrep.units`): ``kind`` units (channel, neuron, mlp, head,
@@ -76,8 +76,6 @@ def visualise(model="vit_b_32", layer=None, kind: str = "channel", units="0-7", 
     from .experiments.units import UnitsRun, objectives_for, run
     from .units import make_units_config, unit_range
 
-    if layer is None:
-        layer = 1
     if objectives is None:
         objectives = objectives_for(kind, layer, unit_range(units))
     cfg = make_units_config(model, objectives, weights=weights, remove=remove or (), blocks=blocks, **options)
