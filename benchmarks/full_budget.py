@@ -9,10 +9,11 @@ first rung whose verdicts (every claim, by every metric) equal those of the
 figure's run at the write-up's budget (``figureN_gd/distances.json`` here);
 ``ladder.json`` records every rung with its wall time.
 
-Figure 10 runs its untrained variant (ViT-L/16 at 224 px, encoders 1 and 12) at the write-up's n = 1,000;
-the others run ``--budget full``.  Each figure goes through the memo, so a stopped run resumes where it
-stopped, losing at most the batch under way.  Each folder gets the figure's files and ``provenance.json``
-(vitrep commit, torch, device, CPU model, date, wall time).  The results feed docs/findings.md.
+Figure 10 runs its untrained variant (ViT-L/16 at 224 px, encoders 1 and 12) at the write-up's n = 1,000,
+figure 12 its untrained half where the trained weights are missing; the others run ``--budget full``.
+Each figure goes through the memo, so a stopped run resumes where it stopped, losing at most the batch under
+way.  Each folder gets the figure's files and ``provenance.json`` (vitrep commit, torch, device, CPU model,
+date, wall time).  The results feed docs/findings.md.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 import torch
 
 from vitrep.figures import get_figure, run_figure
-from vitrep.figures.gallery import PLAN  # the write-up's budget per figure, as the gallery's staleness test reads it
+from vitrep.figures.gallery import PLAN, untrained_only  # the write-up's budget per figure, as the gallery reads it
 from vitrep.limits import cpu_model
 from vitrep.running.memo import get_memo
 
@@ -92,8 +93,6 @@ def publish(out: Path, gallery: Path) -> None:
         if "_ladder_" in src.name:
             continue
         n, opt = int(src.name[6:].split("_")[0]), src.name.split("_")[1]
-        if n not in PLAN:  # figure 12's untrained panel alone: a reconstruction, not a figure (docs/findings.md)
-            continue
         budget, steps = PLAN[n]
         fig = get_figure(n)
         dest = gallery / entry_name(fig, opt)
@@ -102,7 +101,8 @@ def publish(out: Path, gallery: Path) -> None:
         def computing(p):  # every panel must be a memo hit: a computation reports progress, so stop it at once
             raise SystemExit(f"{src.name}: the memo lacks its panels (something would be computed); not published")
 
-        run_figure(fig, dest, budget, memo=memo, optimizer=opt, steps=steps, progress=computing)
+        run_figure(fig, dest, budget, memo=memo, optimizer=opt, steps=steps, progress=computing,
+                   untrained_only=untrained_only(fig, budget))
         prov = json.loads(prov_path.read_text())
         prov["judged_with"] = head()
         (dest / "provenance.json").write_text(json.dumps(prov, indent=1) + "\n")
@@ -142,7 +142,7 @@ def main() -> None:
         print(f"{datetime.now():%H:%M:%S} figure {n} ({fig.name}) {budget}{f' --steps {steps}' if steps else ''} "
               f"{a.optimizer} ...", flush=True)
         summary = run_figure(fig, out, budget, memo=memo, optimizer=a.optimizer, steps=steps,
-                             say=lambda m: print("  " + m, flush=True))
+                             say=lambda m: print("  " + m, flush=True), untrained_only=untrained_only(fig, budget))
         took = time.perf_counter() - t0
         (out / "provenance.json").write_text(json.dumps(provenance(took, budget, steps), indent=1) + "\n")
         print(f"{datetime.now():%H:%M:%S} figure {n} done in {took / 60:.1f} min", flush=True)

@@ -11,11 +11,11 @@ from vitrep.figures import gallery as G
 ENTRIES = G.entries()
 
 
-def _fake_entry(root, number=13, optimizer="gd"):
+def _fake_entry(root, number=13, optimizer="gd", untrained_only=False):
     """An entry of figure ``number`` whose stored panels are what today's catalogue runs (nothing computed)."""
     fig = get_figure(number)
     budget, steps = G.PLAN[fig.figure]
-    cells = figure_cells(fig, budget, optimizer=optimizer, steps=steps)
+    cells = figure_cells(fig, budget, optimizer=optimizer, steps=steps, untrained_only=untrained_only)
     path = root / G.entry_name(fig, optimizer)
     path.mkdir(parents=True)
     rows = [{"label": c.labels["panel"], "optimizer": c.labels["optimizer"], "kind": "reconstruct",
@@ -24,7 +24,7 @@ def _fake_entry(root, number=13, optimizer="gd"):
                "images": {"rocket": "rocket"}, "panels": rows,
                "verdicts": [{"claim": 1, "optimizer": optimizer, "verdict": "HELD", "words": "HELD by distance (L2)",
                              "by_metric": {"L2": "HELD"}, "line": "HELD by distance (L2) (plain GD), figure 13 ..."}],
-               "claims": 1, "disagreements": []}
+               "claims": 1, "disagreements": [], "untrained_only": untrained_only}
     (path / "distances.json").write_text(json.dumps(summary))
     (path / "provenance.json").write_text(json.dumps({"cpu": "test CPU", "seconds": 600, "vitrep_commit": "abc",
                                                       "torch": "2.14.1", "device": "cpu", "date": "2026-12-07"}))
@@ -125,3 +125,26 @@ def test_the_gallery_holds_the_untrained_figures_computed_so_far():
     for e in ENTRIES:
         steps = {r["steps"] for r in e.summary["panels"] if r["kind"] == "reconstruct"}
         assert steps == {{13: 10_000, 10: 1_000}.get(e.figure, 1_500)}, (e.path.name, steps)  # the write-up's budget
+
+
+def test_figure_12_without_its_trained_weights_is_built_as_its_untrained_half(tmp_path, monkeypatch):
+    """Figure 12 reads a trained and an untrained panel; without the trained weights the gallery builds the
+    untrained one alone, its claim NOT CHECKED for the weights, and the entry stays fresh where they appear."""
+    from vitrep.figures import run as R
+    from vitrep.figures import run_figure
+
+    fig = get_figure(12)
+    monkeypatch.setattr(R, "trained_missing", lambda panels: "vit_l_16-852ce7e3.pth is not on this machine")
+    assert G.untrained_only(fig, "full") and not G.untrained_only(get_figure(2), "full")
+    assert not G.untrained_only(get_figure(7), "full")  # every panel needs them: nothing to build without them
+    s = run_figure(fig, tmp_path / "f12", "full", steps=3, untrained_only=True)
+    assert [r["label"] for r in s["panels"]] == ["untrained attention only"] and s["untrained_only"]
+    assert s["variant"] == "its untrained half: trained attention only needs trained weights"
+    (v,) = s["verdicts"]
+    assert v["verdict"] == "NOT CHECKED" and v["reason"].startswith("trained weights missing: trained attention only")
+    monkeypatch.setattr(R, "trained_missing", lambda panels: "")  # a machine with the weights
+    assert not G.untrained_only(fig, "full")
+    e = _fake_entry(tmp_path / "g", 12, untrained_only=True)
+    assert G.stale(e) == [] and [r["steps"] for r in e.summary["panels"]] == [20_000]
+    whole = _fake_entry(tmp_path / "h", 12)
+    assert [r["label"] for r in whole.summary["panels"]] == ["untrained attention only", "trained attention only"]

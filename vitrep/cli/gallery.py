@@ -22,7 +22,8 @@ def add(sub) -> None:
     g.add_argument("--optimizer", default=None, help="show: gd or adam (default: every entry of the figure); "
                                                      "build: gd (default) or adam")
     g.add_argument("--figures", nargs="*", type=str, default=None,
-                   help="build: the figures (default: the untrained ones, 2 3 13 16 10)")
+                   help="build: the figures (default: the untrained ones, 2 3 13 16 10 12; figure 12 "
+                        "as its untrained half where the trained weights are not on this machine)")
     g.add_argument("--images", nargs="*", default=None, help="build: your images instead of the bundled ones")
     g.add_argument("--budget", choices=("full",), default="full", help="build: the write-up's budget (the only one)")
     g.add_argument("--out", default=None, help="show: copy the entry's files here; build: the gallery folder")

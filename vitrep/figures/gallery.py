@@ -35,8 +35,10 @@ GALLERY = ROOT / "gallery"
 COMPARED = ("model", "tap", "surgery", "steps", "optimizer", "lr_start", "lr_end", "blur_start", "blur_end", "loss",
             "loss_scale", "pos_embed", "normalize", "seed", "init_mean", "init_std", "clamp", "precision")
 # the untrained figures the gallery covers, each at the write-up's budget: (budget, steps override); figure 10
-# runs its untrained variant (ViT-L/16 at 224 px, encoders 1 and 12) at the write-up's n = 1,000
-PLAN = {2: ("full", None), 3: ("full", None), 13: ("full", None), 16: ("full", None), 10: ("demo", 1000)}
+# runs its untrained variant (ViT-L/16 at 224 px, encoders 1 and 12) at the write-up's n = 1,000, figure 12 its
+# untrained half where the trained weights cannot be had (:func:`untrained_only`)
+PLAN = {2: ("full", None), 3: ("full", None), 13: ("full", None), 16: ("full", None), 10: ("demo", 1000),
+        12: ("full", None)}
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,8 @@ def stale(entry: Entry) -> list[str]:
     try:
         with describing():  # compared, never run: a public server's step cap is no staleness
             cells = figure_cells(fig, budget, optimizer="both" if len(entry.optimizers) > 1 else entry.optimizers[0],
-                                 images=list(entry.images), steps=steps)
+                                 images=list(entry.images), steps=steps,
+                                 untrained_only=bool(entry.summary.get("untrained_only")))
     except ConfigError as e:
         return [str(e)]
     today = {(c.labels["panel"], c.labels["optimizer"]): c.config.to_dict() for c in cells}
@@ -171,6 +174,17 @@ def provenance(seconds: float, device: str) -> dict:
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": round(seconds, 1)}
 
 
+def untrained_only(fig: Figure, budget: str) -> bool:
+    """Whether a build of ``fig`` on this machine runs its untrained half: some of its panels need trained
+    weights that cannot be had here, and some do not (figure 12 offline).  A figure all of whose panels need
+    them is not built without them (the run says which file is missing)."""
+    from .run import trained_missing, untrained_half
+
+    panels = [p for p in fig.panels_for(budget) if p.kind == "reconstruct"]
+    dropped = untrained_half(panels)
+    return 0 < len(dropped) < len(panels) and bool(trained_missing(panels))
+
+
 def entry_name(fig: Figure, optimizer: str) -> str:
     return f"figure{fig.figure:02d}-{fig.name}-{optimizer}"
 
@@ -186,10 +200,12 @@ def build(figures: Sequence[int] = tuple(PLAN), optimizer: str = "gd", root: Opt
         fig = get_figure(n)
         budget, steps = PLAN.get(fig.figure, ("full", None))
         path = Path(GALLERY if root is None else root) / entry_name(fig, optimizer)
-        say(f"figure {fig.figure} ({fig.name}), {budget}{f' at {steps:,} steps' if steps else ''}, {optimizer}")
+        half = untrained_only(fig, budget)
+        say(f"figure {fig.figure} ({fig.name}), {budget}{f' at {steps:,} steps' if steps else ''}, {optimizer}"
+            + (", its untrained half (the trained weights are not on this machine)" if half else ""))
         t0 = time.perf_counter()
         summary = run_figure(fig, path, budget, memo=memo, device=device, optimizer=optimizer, steps=steps,
-                             images=images, executor=executor, say=say, progress=progress)
+                             images=images, executor=executor, say=say, progress=progress, untrained_only=half)
         if summary["stopped"]:
             say(f"figure {fig.figure} stopped; its finished panels are in the memo, build again to resume")
             break

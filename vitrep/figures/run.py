@@ -72,7 +72,7 @@ def panel_config(p: Panel, steps: int, weights_file: Optional[str] = None, devic
                        **dict(p.options))
 
 
-def _trained_missing(panels: Sequence[Panel]) -> str:
+def trained_missing(panels: Sequence[Panel]) -> str:
     """The sentence for the first trained weights file these panels need that cannot be had, else ''."""
     for name in dict.fromkeys(p.model for p in panels if p.needs_trained):
         try:
@@ -82,20 +82,37 @@ def _trained_missing(panels: Sequence[Panel]) -> str:
     return ""
 
 
-def figure_panels(fig: Figure, budget: str, weights_file: Optional[str] = None) -> tuple[list[Panel], str]:
+def figure_panels(fig: Figure, budget: str, weights_file: Optional[str] = None,
+                  untrained_only: bool = False) -> tuple[list[Panel], str]:
     """The panels a run at ``budget`` shows, and a note when they are a variant of the paper's setup.
 
     A figure with ``untrained_variant`` whose trained weights cannot be had
     (and no checkpoint stands in) runs its panels untrained, and says so.
+    ``untrained_only``: the figure's untrained half, its panels that need
+    trained weights left out (figure 12 in the gallery of a machine without
+    them; :func:`untrained_half`).
     """
     panels = fig.panels_for(budget)
     note = fig.demo_note if budget != "full" and fig.demo_panels else ""
+    if untrained_only:
+        dropped = untrained_half(panels)
+        panels = [p for p in panels if p.label not in dropped]
+        if not panels or not dropped:
+            raise ConfigError(f"Figure {fig.figure} has no untrained half to run alone: "
+                              f"{'every' if not panels else 'no'} panel of it needs trained weights.")
+        note = ((note + "; ") if note else "") + (f"its untrained half: {', '.join(dropped)} "
+                                                  f"need{'s' if len(dropped) == 1 else ''} trained weights")
     if fig.untrained_variant and not weights_file and any(p.needs_trained for p in panels):
-        missing = _trained_missing(panels)
+        missing = trained_missing(panels)
         if missing:
             panels = [replace(p, swaps="") if p.swaps and p.swap_from == "trained" else p for p in panels]
             note = f"untrained variant (the trained stem is missing): {missing}"
     return panels, note
+
+
+def untrained_half(panels: Sequence[Panel]) -> list[str]:
+    """The labels of the panels a run of a figure's untrained half leaves out: those that need trained weights."""
+    return [p.label for p in panels if p.needs_trained]
 
 
 def image_map(fig: Figure, images: Optional[Sequence[str]]) -> dict[str, str]:
@@ -113,13 +130,14 @@ def _shown(panels: Sequence[Panel], mapping: dict) -> list[Panel]:
 
 def figure_cells(fig: Figure, budget: str = "demo", weights_file: Optional[str] = None, device: str = "auto",
                  optimizer: str = "gd", images: Optional[Sequence[str]] = None, loaded: Optional[dict] = None,
-                 steps: Optional[int] = None) -> list[Cell]:
+                 steps: Optional[int] = None, untrained_only: bool = False) -> list[Cell]:
     """The grid of the figure's reconstruction panels at ``budget``, per optimizer in panel order
-    (``loaded``: images read so far; ``steps`` overrides every panel's)."""
+    (``loaded``: images read so far; ``steps`` overrides every panel's; ``untrained_only``: its untrained half)."""
     check_budget(budget)
     mapping = image_map(fig, images)
     loaded = {} if loaded is None else loaded
-    panels = [p for p in _shown(figure_panels(fig, budget, weights_file)[0], mapping) if p.kind == "reconstruct"]
+    panels = [p for p in _shown(figure_panels(fig, budget, weights_file, untrained_only)[0], mapping)
+              if p.kind == "reconstruct"]
     cells = []
     for opt in optimizers_of(optimizer):
         for p in panels:
@@ -174,14 +192,16 @@ def _methods(claim, kinds: dict, opts: list[str]) -> list[str]:
 
 
 def verdicts_of(fig: Figure, rows: dict[str, dict], opts: list[str], left_out: Sequence[str] = (),
-                budget: str = "") -> list[Verdict]:
-    """One verdict per claim and optimizer; ``rows`` maps an optimizer (or ``none``/``ngd``) to ``{label: row}``."""
+                budget: str = "", no_weights: Sequence[str] = ()) -> list[Verdict]:
+    """One verdict per claim and optimizer; ``rows`` maps an optimizer (or ``none``/``ngd``) to ``{label: row}``
+    (``no_weights``: the trained panels a run of the untrained half left out)."""
     kinds = {p.label: p.kind for p in fig.panels + tuple(fig.demo_panels)}
     full = {p.label: p.steps for p in fig.panels + tuple(fig.demo_panels) if p.kind == "reconstruct"}
     out = []
     for n, claim in enumerate(fig.claims, 1):
         for opt in _methods(claim, kinds, opts):
-            out.append(judge_claim(fig.figure, n, claim, rows.get(opt, {}), opt, left_out, budget, full))
+            out.append(judge_claim(fig.figure, n, claim, rows.get(opt, {}), opt, left_out, budget, full,
+                                   no_weights))
     return out
 
 
@@ -231,6 +251,7 @@ class _Run:
     variant: str
     out: Path
     steps: Optional[int]
+    untrained_only: bool = False
 
     @property
     def recon(self) -> list[Panel]:
@@ -253,7 +274,8 @@ def _compute(run: _Run, weights_file, memo, device, say, progress, images, optim
     fig, budget = run.fig, run.budget
     if run.recon:
         say(f"reconstructing {len(run.recon)} panel(s) under {' and '.join(METHODS[o] for o in run.opts)}")
-        cells = figure_cells(fig, budget, weights_file, device, optimizer, images, steps=run.steps)
+        cells = figure_cells(fig, budget, weights_file, device, optimizer, images, steps=run.steps,
+                             untrained_only=run.untrained_only)
         grid = run_grid(cells, memo, progress=progress, on_wait=on_wait, queue_limit=queue_limit, executor=executor)
         for c, r in zip(grid.cells, grid.results):
             if r is not None:
@@ -330,7 +352,7 @@ def run_figure(fig: Figure, out: Path, budget: str = "demo", weights_file: Optio
                memo: Optional[Memo] = None, device: str = "auto", say: Optional[Callable[[str], None]] = None,
                progress: Optional[Callable[[Progress], Optional[bool]]] = None,
                images: Optional[Sequence[str]] = None, optimizer: str = "gd", steps: Optional[int] = None,
-               on_wait=None, queue_limit: Optional[int] = None, executor=None) -> dict:
+               on_wait=None, queue_limit: Optional[int] = None, executor=None, untrained_only: bool = False) -> dict:
     """Run the figure's panels at ``budget``; write each panel's PNG, ``contact_sheet.png`` and ``distances.json``.
 
     ``optimizer``: ``gd`` (the paper's plain gradient descent, the default),
@@ -340,7 +362,9 @@ def run_figure(fig: Figure, out: Path, budget: str = "demo", weights_file: Optio
     and may return True to stop (the summary then says ``"stopped": true``
     and no claim is judged).  ``executor`` (e.g.
     :class:`vitrep.running.distributed.RayExecutor`) runs the reconstructions
-    elsewhere.  Returns the summary written to ``distances.json``.
+    elsewhere.  ``untrained_only`` runs the figure's untrained half, leaving
+    out the panels that need trained weights (their claims are NOT CHECKED,
+    saying so).  Returns the summary written to ``distances.json``.
     """
     check_budget(budget)
     opts = optimizers_of(optimizer)
@@ -349,13 +373,13 @@ def run_figure(fig: Figure, out: Path, budget: str = "demo", weights_file: Optio
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     mapping = image_map(fig, images)
-    variant_panels, variant = figure_panels(fig, budget, weights_file)
+    variant_panels, variant = figure_panels(fig, budget, weights_file, untrained_only)
     panels = _shown(variant_panels, mapping)
     if weights_file and fig.needs_trained:
         variant = (variant + "; " if variant else "") + "trained weights stood in by the checkpoint file " \
             + Path(weights_file).name
     run = _Run(fig, budget, opts, panels, {p.image: _image_label(mapping[p.image]) for p in panels
-                                           if p.kind == "reconstruct"}, variant, out, steps)
+                                           if p.kind == "reconstruct"}, variant, out, steps, untrained_only)
     results, stopped = _compute(run, weights_file, memo, device, say or (lambda msg: None), progress, images,
                                 optimizer, on_wait, queue_limit, executor)
     if memo is not None and not stopped:  # this machine's own costs, for the next expected time
@@ -363,12 +387,14 @@ def run_figure(fig: Figure, out: Path, budget: str = "demo", weights_file: Optio
                                       if isinstance(results.get((p.label, o)), Result)])
     tiles, rows, by_method = _layout(run, results, _Judge(device))
     left = [p.label for p in fig.left_out(budget)]
-    verdicts = [] if stopped else verdicts_of(fig, by_method, opts, left, budget)
+    no_weights = untrained_half(fig.panels_for(budget)) if untrained_only else []
+    verdicts = [] if stopped else verdicts_of(fig, by_method, opts, left, budget, no_weights)
     disagree = disagreements(verdicts)
     _sheet(run, tiles, verdicts, disagree)
     summary = {"preset": fig.name, "figure": fig.figure, "title": fig.title, "budget": budget, "steps": steps,
                "quick": budget == "quick", "stopped": stopped, "optimizers": opts, "note": BUDGET_NOTES[budget],
-               "variant": variant, "left_out": left, "images": dict(run.shown), "weights_file": weights_file,
+               "variant": variant, "left_out": left, "untrained_only": untrained_only, "images": dict(run.shown),
+               "weights_file": weights_file,
                "claims": len(fig.claims), "verdicts": [v.to_dict() for v in verdicts], "disagreements": disagree,
                "panels": rows}
     (out / "distances.json").write_text(json.dumps(summary, indent=2) + "\n")

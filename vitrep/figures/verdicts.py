@@ -253,11 +253,14 @@ def run_note(claim: Claim, rows: dict, full_steps: Optional[dict] = None) -> str
 
 
 def judge_claim(figure: int, number: int, claim: Claim, rows: dict, optimizer: str,
-                left_out: Sequence[str] = (), budget: str = "", full_steps: Optional[dict] = None) -> Verdict:
+                left_out: Sequence[str] = (), budget: str = "", full_steps: Optional[dict] = None,
+                no_weights: Sequence[str] = ()) -> Verdict:
     """The verdict on ``claim`` over ``rows`` (``{label: row}`` of one optimizer's run).
 
     ``left_out``: the figure's panels this budget leaves out (a claim reading
-    one is NOT CHECKED, budget too small).  ``full_steps``: each panel's steps
+    one is NOT CHECKED, budget too small).  ``no_weights``: the trained panels
+    a run of the figure's untrained half left out (a claim reading one is NOT
+    CHECKED, trained weights missing).  ``full_steps``: each panel's steps
     at the write-up's budget, for the note that a run was shorter.
     """
     v = lambda verdict, reason="", evidence=None: Verdict(figure, number, optimizer, verdict, claim.quote,  # noqa: E731
@@ -271,6 +274,10 @@ def judge_claim(figure: int, number: int, claim: Claim, rows: dict, optimizer: s
     missing = [label for label in claim.reads if label not in rows]
     if missing:
         out = [m for m in missing if m in left_out]
+        need = [m for m in missing if m in no_weights]
+        if need:
+            return v(NOT_CHECKED, f"trained weights missing: {', '.join(need)} not run (this run is the figure's "
+                                  f"untrained half; with the trained weights the whole figure runs)")
         if out:
             return v(NOT_CHECKED, f"budget too small: {', '.join(out)} left out of the {budget} budget "
                                   f"(the full budget runs {'it' if len(out) == 1 else 'them'})")
