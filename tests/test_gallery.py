@@ -130,7 +130,7 @@ def test_the_gallery_holds_the_untrained_figures_computed_so_far():
 def test_figure_12_without_its_trained_weights_is_built_as_its_untrained_half(tmp_path, monkeypatch):
     """Figure 12 reads a trained and an untrained panel; without the trained weights the gallery builds the
     untrained one alone, its claim NOT CHECKED for the weights, and the entry stays fresh where they appear."""
-    from vitrep.figures import run as R
+    from vitrep.figures import panels as R
     from vitrep.figures import run_figure
 
     fig = get_figure(12)

@@ -113,7 +113,7 @@ def find(figure, image: Optional[str] = None, optimizer: Optional[str] = None,
 
 def stale(entry: Entry) -> list[str]:
     """What today's catalogue would run differently from the entry's stored panels (empty: up to date)."""
-    from .run import figure_cells
+    from .panels import figure_cells
 
     fig = get_figure(entry.figure)
     budget, steps = PLAN.get(fig.figure, (entry.budget, entry.steps))  # today's plan for the figure
@@ -178,7 +178,7 @@ def untrained_only(fig: Figure, budget: str) -> bool:
     """Whether a build of ``fig`` on this machine runs its untrained half: some of its panels need trained
     weights that cannot be had here, and some do not (figure 12 offline).  A figure all of whose panels need
     them is not built without them (the run says which file is missing)."""
-    from .run import trained_missing, untrained_half
+    from .panels import trained_missing, untrained_half
 
     panels = [p for p in fig.panels_for(budget) if p.kind == "reconstruct"]
     dropped = untrained_half(panels)
@@ -248,7 +248,7 @@ def local_only(fig: Figure, budget: str, optimizer: str = "gd", weights_file: Op
     click (:func:`vitrep.models.sizes.check_row`), as the run would be."""
     from ..models.sizes import MemoryBudgetError, check_row
 
-    from .run import figure_panels, optimizers_of, panel_config
+    from .panels import figure_panels, optimizers_of, panel_config
 
     panels, _ = figure_panels(fig, budget, weights_file)
     for p in panels:

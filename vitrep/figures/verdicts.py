@@ -252,6 +252,19 @@ def run_note(claim: Claim, rows: dict, full_steps: Optional[dict] = None) -> str
     return " ".join(notes)
 
 
+def _missing(missing: list[str], left_out: Sequence[str], no_weights: Sequence[str], budget: str) -> str:
+    """Why a claim reading panels that are not in the run is NOT CHECKED."""
+    need = [m for m in missing if m in no_weights]
+    if need:
+        return (f"trained weights missing: {', '.join(need)} not run (this run is the figure's untrained half; "
+                f"with the trained weights the whole figure runs)")
+    out = [m for m in missing if m in left_out]
+    if out:
+        return (f"budget too small: {', '.join(out)} left out of the {budget} budget "
+                f"(the full budget runs {'it' if len(out) == 1 else 'them'})")
+    return f"panels missing: {', '.join(missing)}"
+
+
 def judge_claim(figure: int, number: int, claim: Claim, rows: dict, optimizer: str,
                 left_out: Sequence[str] = (), budget: str = "", full_steps: Optional[dict] = None,
                 no_weights: Sequence[str] = ()) -> Verdict:
@@ -273,15 +286,7 @@ def judge_claim(figure: int, number: int, claim: Claim, rows: dict, optimizer: s
                               f"{METHODS.get(optimizer, optimizer)} (run with --optimizer gd)")
     missing = [label for label in claim.reads if label not in rows]
     if missing:
-        out = [m for m in missing if m in left_out]
-        need = [m for m in missing if m in no_weights]
-        if need:
-            return v(NOT_CHECKED, f"trained weights missing: {', '.join(need)} not run (this run is the figure's "
-                                  f"untrained half; with the trained weights the whole figure runs)")
-        if out:
-            return v(NOT_CHECKED, f"budget too small: {', '.join(out)} left out of the {budget} budget "
-                                  f"(the full budget runs {'it' if len(out) == 1 else 'them'})")
-        return v(NOT_CHECKED, f"panels missing: {', '.join(missing)}")
+        return v(NOT_CHECKED, _missing(missing, left_out, no_weights, budget))
     still = []
     checked = claim.reads if claim.must_move is None else claim.must_move
     for label in checked:
