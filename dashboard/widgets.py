@@ -384,7 +384,8 @@ def _more_inputs(key: str, pre: dict) -> dict:
                             help=HELP["clamp"])
     kw["backoff"] = st.toggle("Step back at a blow-up (return to the best image at a quarter of the step)",
                               default_of("backoff"), key=f"{key}_backoff", help=HELP["backoff"])
-    kinds = list(OPTIONS["precision"].metadata["choices"])
+    kinds = [k for k in OPTIONS["precision"].metadata["choices"]  # TF32 only where a GPU can run it
+             if k != "tf32" or torch.cuda.is_available()]
     kw["precision"] = st.selectbox("Precision of the model's products", kinds,
                                    index=kinds.index(default_of("precision")), key=f"{key}_precision",
                                    help=HELP["precision"])

@@ -142,3 +142,46 @@ def test_fidelity_slice_bf16_within_0_3_db_and_same_success(cat224, name, arch, 
     assert b.config.precision == "bf16" and a.status == b.status == "done"
     assert abs(a.final["psnr"] - b.final["psnr"]) <= 0.3, (a.final, b.final)
     assert a.success == b.success
+
+
+def test_tf32_off_a_gpu_is_one_sentence_and_auto_takes_it_only_on_measured_gpus(monkeypatch):
+    with pytest.raises(ConfigError) as e:
+        make_config("vit_custom", 2, steps=3, precision="tf32", seed=108, device="cpu")
+    text = e.value.say("cli")
+    assert text == ("Precision tf32 cannot run here: TF32 runs on CUDA GPUs of the Ampere generation or newer, not "
+                    "on the CPU; precision auto runs fp32 on it (--precision auto).")
+    gpu = torch.device("cuda")
+    monkeypatch.setattr(P, "cuda_tf32", lambda d: True)
+    monkeypatch.setattr(P, "gpu_name", lambda d: "NVIDIA H100 80GB HBM3")
+    assert P.resolve("tf32", False, gpu) == "tf32" and P.resolve("fp32", False, gpu) == "fp32"
+    assert P.resolve("auto", True, gpu) == "fp32"  # not in precision_gpus.json: not measured, so float32
+    monkeypatch.setattr(P, "tf32_held", lambda: frozenset({"NVIDIA H100 80GB HBM3"}))
+    assert P.resolve("auto", True, gpu) == "tf32"
+    monkeypatch.setattr(P, "cuda_tf32", lambda d: False)  # a GPU without TF32 units
+    assert P.resolve("auto", True, gpu) == "fp32"
+    with pytest.raises(ConfigError, match=r"this GPU \(NVIDIA H100 80GB HBM3\) has no TF32 units"):
+        P.resolve("tf32", False, gpu)
+
+
+def test_every_gpu_auto_takes_tf32_on_has_a_passing_record():
+    """A GPU enters precision_gpus.json only with benchmarks/gpu_precision.py's record of it holding the rule."""
+    import json
+    from pathlib import Path
+
+    listed = json.loads(P.GPUS_FILE.read_text())["tf32_holds"]
+    for name, record in listed.items():
+        doc = json.loads((Path(__file__).parents[1] / record).read_text())
+        assert doc["gpu"] == name and doc["rule"]["holds"], (name, record)
+
+
+def test_the_one_fidelity_rule():
+    row = lambda psnr, ssim, ok=True: {"psnr": psnr, "ssim": ssim, "success": ok}  # noqa: E731
+    base = [row(20.0, 0.60), row(25.0, 0.80, False)]
+    assert P.fidelity(base, [row(20.29, 0.609), row(24.8, 0.791, False)])["holds"]
+    assert not P.fidelity(base, [row(20.31, 0.60), row(25.0, 0.80, False)])["holds"]  # PSNR 0.31 dB off
+    assert not P.fidelity(base, [row(20.0, 0.6101), row(25.0, 0.80, False)])["holds"]  # SSIM 0.0101 off
+    assert not P.fidelity(base, [row(20.0, 0.60), row(25.0, 0.80, True)])["holds"]  # a success more
+    got = P.fidelity(base, base, ["HELD", "NOT HELD"], ["HELD", "HELD"])
+    assert not got["holds"] and not got["same_verdicts"] and got["max_abs_dpsnr"] == 0
+    with pytest.raises(ValueError):
+        P.fidelity(base, base[:1])

@@ -59,8 +59,9 @@ class ReconstructConfig:
     not).  ``pos_embed`` adds a ViT's positional embedding as the model does
     (False = the paper's figures).  ``precision``: ``bf16`` runs the model's
     products in bfloat16 (image, loss, blur, optimizer and metrics stay
-    float32; :mod:`vitrep.precision`); ``auto`` takes bf16 only where it was
-    measured faster and faithful; :func:`validate` resolves it to what runs.
+    float32; :mod:`vitrep.precision`), ``tf32`` a CUDA GPU's products in TF32;
+    ``auto`` takes either only where it was measured faster and faithful;
+    :func:`validate` resolves it to what runs.
     """
 
     model: ModelRef
@@ -90,8 +91,9 @@ class ReconstructConfig:
     backoff: bool = _opt(True, "at a blow-up, return to the best image and go on at a quarter of the step; "
                                "off: do not step back", flag="backoff")
     precision: str = _opt("fp32", "the model's products: fp32; bf16 (bfloat16 products, fp32 image, loss and "
-                                  "metrics; CPUs with AMX or AVX-512 BF16); auto: bf16 only where it was measured "
-                                  "faster and faithful", choices=P.PRECISIONS)
+                                  "metrics; CPUs with AMX or AVX-512 BF16); tf32 (TF32 products on a CUDA GPU of "
+                                  "the Ampere generation or newer); auto: bf16 or tf32 only where measured faster "
+                                  "and faithful", choices=P.PRECISIONS)
 
     def to_dict(self) -> dict:
         d = asdict(self)

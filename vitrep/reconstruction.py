@@ -71,11 +71,12 @@ def reconstruct_many(images: Sequence[torch.Tensor] | torch.Tensor, configs: Seq
     ``images[i]`` (``(1, 3, H, W)`` or ``(3, H, W)``, [0,1]) is reconstructed
     from ``configs[i].tap`` with ``configs[i].surgery``; taps, surgery, seeds,
     init, normalisation and positional embedding may differ per row.
-    ``tf32`` lets a GPU use TF32 matrix products (benchmarks/precision.py
-    measures what that changes; runs of the engine are full float32).  The
-    configs' ``precision`` (resolved by :func:`validate`) sets the model's
-    products: in bf16 the targets, the baseline and every step's forward are
-    the bf16 model's; the image, losses, update and metrics are float32.
+    ``tf32`` lets a GPU use TF32 matrix products whatever the configs say
+    (benchmarks/gpu_precision.py measures what that changes).  The configs'
+    ``precision`` (resolved by :func:`validate`) sets the model's products:
+    in bf16 the targets, the baseline and every step's forward are the bf16
+    model's, in tf32 a GPU's products are TF32; the image, losses, update
+    and metrics are float32.
     """
     configs = _shared(configs)
     c0 = configs[0]
@@ -84,7 +85,8 @@ def reconstruct_many(images: Sequence[torch.Tensor] | torch.Tensor, configs: Seq
     B, _, H, W = img.shape
     paths = [tap_path(lm, c.tap, c.surgery, c.pos_embed, c.normalize) for c in configs]
     shift, a = pixel_starts(configs, H, W)
-    with fastops.compute(c0.precision):  # the targets and the bar from the model the descent runs
+    tf32 = tf32 or c0.precision == "tf32"
+    with float32(dev, tf32), fastops.compute(c0.precision):  # the targets and the bar from the model the descent runs
         objective = EmbeddingMatch(img, paths, shift.to(dev), c0.loss, c0.loss_scale)
     a = a.to(dev)
     schedule = Schedule(c0.steps, (c0.lr_start, c0.lr_end), (c0.blur_start, c0.blur_end))

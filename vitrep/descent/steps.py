@@ -63,9 +63,9 @@ def blur(x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
 def float32(dev: torch.device, tf32: bool = False):
     """Full float32 on a CUDA GPU for the duration (TF32 off, whatever the process set).
 
-    ``tf32=True`` lets TF32 matrix products run: benchmarks/precision.py passes
-    it (through ``reconstruct_many(tf32=True)``) to measure what TF32 would
-    change; a config never does.
+    ``tf32=True`` lets TF32 matrix products run: a config whose precision
+    resolved to ``tf32`` (:mod:`vitrep.precision`) passes it, through
+    :func:`vitrep.reconstruction.reconstruct_many`.
     """
     if dev.type != "cuda":
         yield
