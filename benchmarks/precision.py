@@ -17,8 +17,9 @@ timing is asserted anywhere.  Untrained models (nothing can be downloaded).
   (benchmarks/results/precision_profile.txt).
 - fidelity: 3 seeds x 3 images (cat, coffee, astronaut) at ViT-B/32 encoders
   1, 4, 12, ResNet-50 layer2 and Mixer block 4, under GD and Adam (each
-  calibrated): bf16's final PSNR within 0.3 dB of fp32's and the same success
-  (m_g < m_r) in every row.  A family that fails anywhere stays fp32 under
+  calibrated), judged by the one fidelity rule (:func:`vitrep.precision.fidelity`):
+  bf16's final PSNR within 0.3 dB and SSIM within 0.01 of fp32's and the same
+  success (m_g < m_r) in every row.  A family that fails anywhere stays fp32 under
   ``auto`` (its family adapter's ``auto_bf16``, vitrep/models/families).
 - ttq (time to quality, the headline): seconds until m_g < m_r, and until the
   PSNR that the seed's own GD loop reaches in ``--ttq-seed-steps`` steps, for
@@ -182,17 +183,19 @@ def fidelity(steps: int) -> list[dict]:
                                     precision=p) for _ in IMAGES for s in range(3)]
                 runs[p] = reconstruct_many(rows_img, cfgs)
                 secs[p] = runs[p][0].seconds
-            dpsnr = [b.final["psnr"] - a.final["psnr"] for a, b in zip(runs["fp32"], runs["bf16"])]
-            same = [a.success == b.success for a, b in zip(runs["fp32"], runs["bf16"])]
+            fin = {p: [{**r.final, "success": r.success} for r in runs[p]] for p in runs}
+            rule = P.fidelity(fin["fp32"], fin["bf16"])  # the one rule (no verdicts here: single panels)
+            dpsnr = [b["psnr"] - a["psnr"] for a, b in zip(fin["fp32"], fin["bf16"])]
             row = {"model": name, "layer": str(layer), "optimizer": opt, "steps": steps, "rows": len(dpsnr),
-                   "max_abs_dpsnr": max(abs(d) for d in dpsnr), "dpsnr": dpsnr,
-                   "psnr_fp32": [a.final["psnr"] for a in runs["fp32"]],
+                   "max_abs_dpsnr": rule["max_abs_dpsnr"], "dpsnr": dpsnr, "max_abs_dssim": rule["max_abs_dssim"],
+                   "dssim": [b["ssim"] - a["ssim"] for a, b in zip(fin["fp32"], fin["bf16"])],
+                   "psnr_fp32": [a["psnr"] for a in fin["fp32"]],
                    "success_fp32": sum(a.success for a in runs["fp32"]),
-                   "success_bf16": sum(b.success for b in runs["bf16"]), "same_success": all(same),
-                   "seconds": secs, "bf16_speed": secs["fp32"] / secs["bf16"]}
-            row["pass"] = row["max_abs_dpsnr"] <= 0.3 and row["same_success"]
+                   "success_bf16": sum(b.success for b in runs["bf16"]), "same_success": rule["same_success"],
+                   "seconds": secs, "bf16_speed": secs["fp32"] / secs["bf16"], "pass": rule["holds"]}
             out.append(row)
-            print(f"  {name} {layer} {opt}: max |dPSNR| {row['max_abs_dpsnr']:.3f} dB, success fp32 "
+            print(f"  {name} {layer} {opt}: max |dPSNR| {row['max_abs_dpsnr']:.3f} dB, max |dSSIM| "
+                  f"{row['max_abs_dssim']:.4f}, success fp32 "
                   f"{row['success_fp32']}/9 bf16 {row['success_bf16']}/9, {'PASS' if row['pass'] else 'FAIL'}; "
                   f"bf16 {row['bf16_speed']:.2f}x", flush=True)
     return out

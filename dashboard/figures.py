@@ -41,5 +41,10 @@ def gallery_entries(found: list[Entry]) -> None:
             old = stale_sentence(e, command=False)
             if old:
                 st.warning(old)
+            if e.summary.get("variant"):  # a variant of the write-up's setup: said before its verdicts
+                st.caption(e.summary["variant"][0].upper() + e.summary["variant"][1:] + "."
+                           + (" On a machine with the trained weights the whole figure can be added to the "
+                              "gallery (docs/gallery.md in the repository says how)."
+                              if e.summary.get("untrained_only") else ""))
             verdicts(e.summary)
             st.image(str(Path(e.path) / "contact_sheet.png"), width="stretch")

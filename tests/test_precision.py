@@ -74,7 +74,9 @@ def test_auto_bf16_is_what_the_fidelity_grid_measured():
     for name, family in FAMILIES.items():
         mine = rows.get(name, [])
         held = (bool(mine) and {r["optimizer"] for r in mine} == {"gd", "adam"} and all(r["rows"] == 9 for r in mine)
-                and all(r["max_abs_dpsnr"] <= 0.3 and r["same_success"] and r["bf16_speed"] > 1 for r in mine))
+                and all(r["max_abs_dpsnr"] <= P.FIDELITY_PSNR_DB and r["same_success"] and r["bf16_speed"] > 1
+                        # SSIM joined the rule after this record was made: judged wherever the record has it
+                        and r.get("max_abs_dssim", 0.0) <= P.FIDELITY_SSIM for r in mine))
         assert family.auto_bf16 == held, (name, [(r["layer"], r["optimizer"], r["max_abs_dpsnr"]) for r in mine])
     assert not FAMILIES["resnet"].auto_bf16  # its Adam row moved 0.35 dB
 

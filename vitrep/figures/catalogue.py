@@ -213,7 +213,7 @@ FIGURES: dict[str, Figure] = {f.name: f for f in [
            _figure_10("vit_l_16_512", (1, 4, 8, 12, 24), 1000, "stem"), cols=5,
            demo_panels=_figure_10("vit_l_16", (1, 12), 1000, ""),
            demo_note="demo variant: untrained ViT-L/16 at 224 px with its untrained stem, encoders 1 and 12 (the "
-                     "paper: 512 px, a trained stem, encoders up to 24; run --budget full)",
+                     "paper: 512 px, a trained stem, encoders up to 24, which the full budget runs)",
            untrained_variant=True),
     Figure("no-residuals", 11, "Encoder 4 without residuals: attention only vs MLP only",
            "ViT-L/16, trained and untrained; attention alone passes little of the input.",
