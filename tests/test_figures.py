@@ -75,3 +75,17 @@ def test_sweep_grid(tmp_path):
     assert {r["layer"] for r in rows} == {"encoder-1", "encoder-2", "only-encoder-3"}
     assert {r["surgery"] for r in rows} == {"none", "attention"}
     assert (tmp_path / "contact_sheet.png").is_file()
+
+
+def test_a_caption_wider_than_its_tile_wraps_instead_of_being_cut():
+    """Figure 13's caption 'm_g 1.1 < m_r (loose pass) 5.23' is wider than a tile: it was cut to '5.'."""
+    import numpy as np
+
+    from vitrep.sheets import contact_sheet
+
+    tile = np.zeros((224, 224, 3), np.uint8)
+    short = contact_sheet([(tile, "a\nb\nc")], "t")
+    long = contact_sheet([(tile, "ln_1 + attention\nm_g 1.1 < m_r (loose pass) 5.23\n|a-a_g| 465 SSIM 0.39")], "t")
+    assert long.height == short.height + 18  # one more caption line: the bar's value on a line of its own
+    ink = np.asarray(long.convert("L"))[-40:, :] < 128  # the last two caption rows
+    assert ink[:18].any() and ink[18:].any()

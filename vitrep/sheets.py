@@ -25,7 +25,9 @@ def contact_sheet(tiles: Sequence[tuple[np.ndarray, str]], title: str = "", cols
                   tile: int = 224, caption_lines: int = 3, subtitle: str | Sequence[str] = "") -> Image.Image:
     """``tiles`` of (uint8 image, caption with newlines) -> one labelled grid image.
 
-    Captions are 15 px type (legible at normal zoom); ``subtitle`` (a line or
+    Captions are 15 px type (legible at normal zoom), each line wrapped to the
+    tile's width (never cut); every cell has room for the longest caption,
+    at least ``caption_lines`` lines; ``subtitle`` (a line or
     several: a figure's verdicts) is wrapped under the title, each line
     coloured by its verdict (HELD green, NOT HELD red, the rest dark grey).
     """
@@ -36,6 +38,9 @@ def contact_sheet(tiles: Sequence[tuple[np.ndarray, str]], title: str = "", cols
     line_h, pad = 18, 10
     width = max(cols * (tile + pad) + pad, 760)  # room for the title and the finding on a one-panel figure
     chars = int(tile / 7.6)  # characters of 15 px type that fit under a tile
+    captions = [[part for line in caption.split("\n") for part in (textwrap.wrap(line, width=chars) or [""])]
+                for _, caption in tiles]
+    caption_lines = max([caption_lines] + [len(c) for c in captions])
     heading = textwrap.wrap(title, width=int(width / 10.5)) if title else []
     lines = [subtitle] if isinstance(subtitle, str) else list(subtitle)
     sub = [(part, _colour(line)) for line in lines if line for part in textwrap.wrap(line, width=int(width / 8.4))]
@@ -48,7 +53,7 @@ def contact_sheet(tiles: Sequence[tuple[np.ndarray, str]], title: str = "", cols
         draw.text((pad, 8 + j * 26), line, fill="black", font=tfont)
     for j, (line, colour) in enumerate(sub):
         draw.text((pad, top + j * line_h), line, fill=colour, font=font)
-    for i, (img, caption) in enumerate(tiles):
+    for i, ((img, _), caption) in enumerate(zip(tiles, captions)):
         r, c = divmod(i, cols)
         x, y = pad + c * (tile + pad), head + pad + r * cell_h
         im = Image.fromarray(img)
@@ -57,6 +62,6 @@ def contact_sheet(tiles: Sequence[tuple[np.ndarray, str]], title: str = "", cols
             f = tile // max(im.size)
             im = im.resize((im.width * f, im.height * f), Image.Resampling.NEAREST)
         sheet.paste(im, (x + (tile - im.width) // 2, y + (tile - im.height) // 2))
-        for j, line in enumerate(caption.split("\n")[:caption_lines]):
-            draw.text((x, y + tile + 2 + j * line_h), line[:chars], fill="black", font=font)
+        for j, line in enumerate(caption):
+            draw.text((x, y + tile + 2 + j * line_h), line, fill="black", font=font)
     return sheet
