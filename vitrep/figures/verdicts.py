@@ -283,7 +283,7 @@ def judge_claim(figure: int, number: int, claim: Claim, rows: dict, optimizer: s
                               "(run the demo budget)")
     if claim.on_m and optimizer != "gd":
         return v(NOT_CHECKED, f"a claim about minimising m under plain gradient descent, and this run used "
-                              f"{METHODS.get(optimizer, optimizer)} (run with --optimizer gd)")
+                              f"{METHODS.get(optimizer, optimizer)} (a plain-GD run judges it)")
     missing = [label for label in claim.reads if label not in rows]
     if missing:
         return v(NOT_CHECKED, _missing(missing, left_out, no_weights, budget))
