@@ -1,7 +1,7 @@
 """The arithmetic a run's products use: ``fp32``, ``bf16``, ``tf32``, or ``auto`` (a faster one only where it was
 measured to pay and to hold :func:`fidelity`, the one rule for every device).
 
-``bf16`` (docs/precision.md): every linear layer's and convolution's product
+``bf16`` (docs/performance.md, "Precision"): every linear layer's and convolution's product
 in bfloat16 with float32 accumulation, on weights cast once per model and kept
 beside it (:func:`vitrep.fast.linear.compute`); the image being optimised, the
 loss, the blur, the optimizer state and every metric stay float32.  It runs on

@@ -117,7 +117,7 @@ class Family:
     calibration: str = ""  # the calibration table's family for the default step sizes (default: name)
     takes_any_size: bool = False  # an input size option applies to a fixed architecture
     # precision ``auto`` takes bf16 for this family on an AMX CPU: only once benchmarks/precision.py measured its
-    # bf16 runs faster and faithful (the fidelity bar, docs/precision.md): the torchvision ViTs and the Mixer so far
+    # bf16 runs faster and faithful (the fidelity rule, docs/performance.md): the torchvision ViTs and the Mixer so far
     auto_bf16: bool = False
     specs: tuple[ModelSpec, ...] = ()
 
