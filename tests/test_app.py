@@ -290,6 +290,25 @@ def test_figures_default_to_the_papers_method_and_show_both_side_by_side():
     assert sorted(m.value for m in at.success) == sorted(gallery_held)  # nothing HELD on a run that did not move
 
 
+def test_figure_12_opens_on_its_untrained_half_from_the_gallery():
+    """Without the trained weights the gallery holds figure 12's untrained half: the page says so and how to add
+    the whole figure, and its claim is NOT CHECKED for the weights, in the dashboard's words (no CLI flag)."""
+    at = page("app_pages/figures.py")
+    at.selectbox(key="pr_name").set_value("single-attention")
+    at.run()
+    assert not at.exception
+    assert "At the write-up's budget, from the gallery" in [h.value for h in at.subheader]
+    said = [c.value for c in at.caption if c.value.startswith("Its untrained half")]
+    assert said and said[0] == ("Its untrained half: trained attention only needs trained weights. On a machine "
+                                "with the trained weights the whole figure can be added to the gallery "
+                                "(docs/gallery.md in the repository says how).")
+    lines = [m.value for m in at.info if m.value.startswith("NOT CHECKED")]
+    assert any(line.startswith("NOT CHECKED (plain GD), figure 12 claim 1: trained weights missing: trained "
+                               "attention only not run") for line in lines), lines
+    shown = " ".join(said + lines)
+    assert not any(flag in shown for flag in ("--optimizer", "--budget", "--weights"))
+
+
 def test_a_timm_model_by_name_in_the_model_picker():
     at = page("app_pages/reconstruct.py")
     at.selectbox(key="rc_model").set_value("timm model by name…")

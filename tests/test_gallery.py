@@ -115,16 +115,17 @@ def test_a_public_server_does_not_call_an_entry_stale_for_its_step_cap(tmp_path,
     assert limits.public_mode()  # and the cap still holds outside the comparison
 
 
-def test_the_gallery_holds_the_untrained_figures_computed_so_far():
-    """What the gallery ships (docs/gallery.md): figures 2, 3, 10 (its untrained variant), 13 and 16 under plain GD,
-    2, 3 and 13 under Adam too."""
+def test_the_gallery_holds_every_untrained_figure_under_both_optimizers():
+    """What the gallery ships (docs/gallery.md): figures 2, 3, 10 (its untrained variant), 12 (its untrained half),
+    13 and 16, each under plain GD and Adam, at the write-up's budget."""
     have = {(e.figure, o) for e in ENTRIES for o in e.optimizers}
-    for figure, optimizer in ((2, "gd"), (3, "gd"), (10, "gd"), (13, "gd"), (16, "gd"), (2, "adam"), (3, "adam"),
-                              (13, "adam")):
-        assert (figure, optimizer) in have, f"no gallery entry for figure {figure} under {optimizer}"
+    for figure in (2, 3, 10, 12, 13, 16):
+        for optimizer in ("gd", "adam"):
+            assert (figure, optimizer) in have, f"no gallery entry for figure {figure} under {optimizer}"
     for e in ENTRIES:
         steps = {r["steps"] for r in e.summary["panels"] if r["kind"] == "reconstruct"}
-        assert steps == {{13: 10_000, 10: 1_000}.get(e.figure, 1_500)}, (e.path.name, steps)  # the write-up's budget
+        assert steps == {{13: 10_000, 10: 1_000, 12: 20_000}.get(e.figure, 1_500)}, (e.path.name, steps)
+        assert e.summary.get("untrained_only", False) == (e.figure == 12), e.path.name
 
 
 def test_figure_12_without_its_trained_weights_is_built_as_its_untrained_half(tmp_path, monkeypatch):
