@@ -149,3 +149,13 @@ def test_figure_12_without_its_trained_weights_is_built_as_its_untrained_half(tm
     assert G.stale(e) == [] and [r["steps"] for r in e.summary["panels"]] == [20_000]
     whole = _fake_entry(tmp_path / "h", 12)
     assert [r["label"] for r in whole.summary["panels"]] == ["untrained attention only", "trained attention only"]
+
+
+def test_the_list_counts_a_split_verdict_as_split(tmp_path):
+    """A claim HELD by one metric and NOT HELD by the other is neither: `vitrep gallery` says 'split'."""
+    e = _fake_entry(tmp_path)
+    summary = json.loads((e.path / "distances.json").read_text())
+    summary["verdicts"][0]["by_metric"] = {"L2": "HELD", "SSIM": "NOT HELD"}
+    (e.path / "distances.json").write_text(json.dumps(summary))
+    (split,) = G.entries(tmp_path)
+    assert "  1 split  [" in split.line() and "HELD  [" not in split.line()

@@ -79,8 +79,9 @@ class Entry:
     def line(self) -> str:
         """One line for ``vitrep gallery``: figure, image, optimizer, budget, verdicts, provenance."""
         counts = {}
-        for v in self.verdicts:
-            counts[v["verdict"]] = counts.get(v["verdict"], 0) + 1
+        for v in self.verdicts:  # a claim its metrics judge differently is counted as split, not by its first
+            kind = "split" if len(set((v.get("by_metric") or {}).values())) > 1 else v["verdict"]
+            counts[kind] = counts.get(kind, 0) + 1
         said = ", ".join(f"{n} {k}" for k, n in counts.items()) or "no claim (panels only)"
         return (f"figure {self.figure:>2}  {', '.join(self.images):<12} {'+'.join(self.optimizers):<8} "
                 f"{self.budget} ({self.steps_text()})  {said}  [{self.made_on()}]")
