@@ -126,6 +126,7 @@ def test_the_gallery_holds_every_untrained_figure_under_both_optimizers():
         steps = {r["steps"] for r in e.summary["panels"] if r["kind"] == "reconstruct"}
         assert steps == {{13: 10_000, 10: 1_000, 12: 20_000}.get(e.figure, 1_500)}, (e.path.name, steps)
         assert e.summary.get("untrained_only", False) == (e.figure == 12), e.path.name
+    assert [e.optimizers for e in G.find(2)] == [("gd",), ("adam",)]  # the write-up's method first, on the page too
 
 
 def test_figure_12_without_its_trained_weights_is_built_as_its_untrained_half(tmp_path, monkeypatch):

@@ -98,10 +98,11 @@ def _load(path: Path) -> Optional[Entry]:
 
 
 def entries(root: Optional[Path] = None) -> list[Entry]:
-    """Every entry under ``root`` (default :data:`GALLERY`), by figure then optimizer."""
+    """Every entry under ``root`` (default :data:`GALLERY`), by figure, then plain GD before Adam."""
     root = Path(GALLERY if root is None else root)
     found = [e for p in sorted(root.glob("*/")) if (e := _load(p)) is not None] if root.is_dir() else []
-    return sorted(found, key=lambda e: (e.figure, e.optimizers, e.images))
+    order = {"gd": 0, "adam": 1}  # the write-up's method first
+    return sorted(found, key=lambda e: (e.figure, tuple(order.get(o, 2) for o in e.optimizers), e.images))
 
 
 def find(figure, image: Optional[str] = None, optimizer: Optional[str] = None,
