@@ -38,6 +38,8 @@ def gallery_entries(found: list[Entry]) -> None:
             st.markdown(f"**{' and '.join(METHODS[o] for o in e.optimizers)}**, the write-up's budget, "
                         f"{e.steps_text()}")
             st.caption(e.made_on()[0].upper() + e.made_on()[1:] + ".")
+            if e.time_note():
+                st.caption(e.time_note())
             old = stale_sentence(e, command=False)
             if old:
                 st.warning(old)

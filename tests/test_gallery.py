@@ -160,3 +160,11 @@ def test_the_list_counts_a_split_verdict_as_split(tmp_path):
     (e.path / "distances.json").write_text(json.dumps(summary))
     (split,) = G.entries(tmp_path)
     assert "  1 split  [" in split.line() and "HELD  [" not in split.line()
+
+
+def test_a_paused_or_resumed_run_says_what_its_minutes_mean():
+    """Figure 16 under Adam was resumed from an earlier start's batches: its 24 minutes say so."""
+    (e,) = G.find(16, optimizer="adam")
+    assert e.time_note().startswith("About the 24 min: the wall time of the run that finished it")
+    (g,) = G.find(16, optimizer="gd")
+    assert g.time_note() == ""

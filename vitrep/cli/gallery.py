@@ -53,6 +53,8 @@ def command(a) -> int:
                               "; `python -m vitrep gallery` lists what it has.")
         for e in found:
             print(f"{e.line()}")
+            if e.time_note():
+                print(e.time_note())
             old = G.stale_sentence(e)
             if old:
                 print(old)

@@ -76,6 +76,11 @@ class Entry:
         return (f"computed on {p.get('device', 'cpu')} ({p.get('cpu', 'unrecorded CPU')}) in {self.minutes:.0f} min"
                 f"; torch {p.get('torch', '?')}, vitrep {p.get('vitrep_commit', '?')}, {p.get('date', '?')[:10]}")
 
+    def time_note(self) -> str:
+        """What the wall time leaves out or takes in (a paused or resumed run), as its provenance says; or ''."""
+        note = self.provenance.get("note", "")
+        return f"About the {self.minutes:.0f} min: {note}." if note else ""
+
     def line(self) -> str:
         """One line for ``vitrep gallery``: figure, image, optimizer, budget, verdicts, provenance."""
         counts = {}
