@@ -30,6 +30,7 @@ import torch
 
 from vitrep.figures import get_figure, run_figure
 from vitrep.figures.gallery import PLAN, untrained_only  # the write-up's budget per figure, as the gallery reads it
+from vitrep.figures.verdicts import verdict_set
 from vitrep.limits import cpu_model
 from vitrep.running.memo import get_memo
 
@@ -52,12 +53,6 @@ def provenance(seconds: float, budget: str, steps) -> dict:
 
 
 LADDER = (150, 300, 600, 1500)
-
-
-def verdict_set(summary: dict) -> list:
-    """Every claim's verdict by every metric, the thing a cheaper budget must reproduce."""
-    return [(v["claim"], v["optimizer"], v["verdict"], sorted((v.get("by_metric") or {}).items()))
-            for v in summary["verdicts"]]
 
 
 def ladder(n: int, out: Path, memo) -> dict:

@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from vitrep import precision as P  # noqa: E402
 from vitrep.figures import get_figure, run_figure  # noqa: E402
 from vitrep.figures.gallery import PLAN  # noqa: E402
+from vitrep.figures.verdicts import verdict_set  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,9 +74,7 @@ def main(argv=None) -> int:
         ref, t_ref = run("fp32", a.steps, a.device, Path(tmp))
         got, t_got = run(a.b, a.steps, a.device, Path(tmp))
     lines = lambda s: [v["line"][:200] for v in s["verdicts"]]  # noqa: E731
-    verdict = lambda s: [(v["claim"], v["verdict"], sorted((v.get("by_metric") or {}).items()))  # noqa: E731
-                         for v in s["verdicts"]]
-    rule = P.fidelity(finals(ref), finals(got), verdict(got), verdict(ref))
+    rule = P.fidelity(finals(ref), finals(got), verdict_set(got), verdict_set(ref))
     doc = {"gpu": name, "torch": torch.__version__, "capability": list(torch.cuda.get_device_capability(dev))
            if dev.type == "cuda" else None, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "figure": 2, "steps": a.steps, "precisions": ["fp32", a.b], "rule": rule,

@@ -355,6 +355,13 @@ def _rounded(evidence: dict) -> dict:
     return {k: r3(x) if isinstance(x, float) else x for k, x in evidence.items()}
 
 
+def verdict_set(summary: dict) -> list:
+    """Every claim's verdict by every metric in a run's ``distances.json`` summary: what another run (a cheaper
+    budget, another precision) must reproduce to give the same verdicts."""
+    return [(v["claim"], v["optimizer"], v["verdict"], sorted((v.get("by_metric") or {}).items()))
+            for v in summary["verdicts"]]
+
+
 def disagreements(verdicts: Sequence[Verdict]) -> list[str]:
     """A sentence for every claim on which plain GD and Adam reached different verdicts (both judged)."""
     by: dict = {}
